@@ -1,0 +1,3 @@
+"""MMFA Studio: controllable one-shot face animation."""
+
+__version__ = "0.1.0"

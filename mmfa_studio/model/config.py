@@ -1,0 +1,123 @@
+"""Typed model configuration. One YAML file per model size lives in ``mmfa_studio/configs``.
+
+A YAML file has a ``model:`` section (read here) and a ``train:`` section (read by ``mmfa_studio.train``).
+Checkpoints embed the model section, so a checkpoint always rebuilds the network it was saved from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+Variant = Literal["hybrid", "volumetric"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Every architecture choice of an MMFA model.
+
+    ``hybrid`` is the CPU-friendly variant (posed 3D keypoints drive 2D dense motion that warps both the
+    appearance features and the full-resolution source image); ``volumetric`` is the paper's
+    face-vid2vid-style 3D feature volume with 3D dense motion, for GPUs.
+    """
+
+    variant: Variant = "hybrid"
+    image_size: int = 256  # generator output, H = W
+    num_keypoints: int = 15  # K
+    # Keypoint detector and motion encoder look at a downscaled copy of the image.
+    detector_size: int = 128
+    detector_channels: int = 32
+    detector_max_channels: int = 256
+    detector_blocks: int = 4
+    heatmap_size: int = 32  # resolution of the keypoint heatmaps (soft-argmax)
+    motion_channels: int = 32
+    motion_max_channels: int = 256
+    motion_blocks: int = 5
+    pose_bins: int = 66
+    pose_max_degrees: float = 99.0
+    # Expression: motion-encoder feature → VAE latent z → deformation δ (K×3).
+    expression_dim: int = 64
+    latent_dim: int = 16
+    vae_hidden: int = 128
+    # Appearance features (hybrid: C×S×S, volumetric: C×D×S×S with S = feature_size).
+    feature_size: int = 64
+    appearance_channels: int = 64
+    volume_channels: int = 32
+    volume_depth: int = 16
+    # Dense motion network (an hourglass at feature_size).
+    dense_motion_channels: int = 32
+    dense_motion_max_channels: int = 128
+    dense_motion_blocks: int = 3
+    dense_motion_compress: int = 4  # channels of the source appearance fed to the dense motion network
+    keypoint_sigma: float = 0.01  # variance of the Gaussian heatmaps in normalised units
+    # Generator: residual blocks at feature_size, then upsampling to image_size; one RGB output per scale.
+    generator_res_blocks: int = 3
+    generator_channels: tuple[int, ...] = (64, 32, 16)  # at feature_size, ×2, ×4 ...
+    # Multi-scale patch discriminator.
+    discriminator_scales: tuple[float, ...] = (1.0, 0.5)
+    discriminator_channels: int = 32
+    discriminator_max_channels: int = 256
+    discriminator_layers: int = 4
+
+    def __post_init__(self) -> None:
+        if self.variant not in ("hybrid", "volumetric"):
+            raise ValueError(f"model.variant must be 'hybrid' or 'volumetric', not {self.variant!r}")
+        upsamplings = len(self.generator_channels) - 1
+        if self.feature_size * 2**upsamplings != self.image_size:
+            raise ValueError(
+                f"feature_size {self.feature_size} × 2^{upsamplings} (generator_channels has "
+                f"{len(self.generator_channels)} entries) must equal image_size {self.image_size}"
+            )
+        if self.image_size % self.detector_size and self.detector_size % self.image_size:
+            raise ValueError("detector_size and image_size must divide one another")
+
+    @property
+    def upsamplings(self) -> int:
+        return len(self.generator_channels) - 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ValueError(f"unknown model config keys: {', '.join(unknown)}")
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**values)
+
+
+def resolve_config_path(name_or_path: str | Path) -> Path:
+    """A config given by path, or by the name of a bundled one ('tiny', 'cpu', 'vox256')."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") and path.exists():
+        return path
+    bundled = CONFIG_DIR / f"{name_or_path}.yaml"
+    if bundled.exists():
+        return bundled
+    names = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+    raise FileNotFoundError(f"config {str(name_or_path)!r} not found (bundled configs: {names})")
+
+
+def load_yaml(name_or_path: str | Path) -> dict[str, Any]:
+    path = resolve_config_path(name_or_path)
+    with open(path, encoding="utf-8") as f:
+        data = yaml.safe_load(f) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def load_model_config(name_or_path: str | Path) -> ModelConfig:
+    """The ``model:`` section of a config file as a :class:`ModelConfig`."""
+    return ModelConfig.from_dict(load_yaml(name_or_path).get("model", {}))
+
+
+__all__ = ["ModelConfig", "Variant", "load_model_config", "load_yaml", "resolve_config_path", "CONFIG_DIR"]

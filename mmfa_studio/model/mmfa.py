@@ -1,0 +1,163 @@
+"""The MMFA model: encode a source once, then render it under any head pose and expression.
+
+    source image ─► appearance encoder ─► features F_s            (cached)
+                 ─► keypoint detector  ─► canonical x_c          (cached, identity only)
+                 ─► motion encoder     ─► R_s, t_s, s_s, f_s ─► VAE ─► δ_s
+    target motion (R, t, s, δ) ─► x_d = s·R·(x_c + δ) + t
+    (x_s, x_d, J = A_s·A_d⁻¹) ─► dense motion ─► flow, occlusion ─► warp F_s ─► generator ─► image
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from .appearance import AppearanceEncoder
+from .config import ModelConfig
+from .dense_motion import DenseMotion, DenseMotion2D, DenseMotion3D
+from .expression_vae import ExpressionCode, ExpressionVAE
+from .generator import Generator, GeneratorOutput
+from .keypoint_detector import CanonicalKeypointDetector
+from .keypoints import compose_keypoints, keypoint_jacobians, rotation_matrix
+from .motion_encoder import HeadMotion, MotionEncoder
+
+
+@dataclass
+class TargetMotion:
+    """What a frame is rendered with: pose (degrees, model conventions) and expression deformation."""
+
+    yaw: Tensor  # B
+    pitch: Tensor  # B
+    roll: Tensor  # B
+    translation: Tensor  # B×3
+    scale: Tensor  # B
+    delta: Tensor  # B×K×3
+
+    @classmethod
+    def from_encoding(cls, motion: HeadMotion, expression: ExpressionCode) -> "TargetMotion":
+        return cls(motion.yaw, motion.pitch, motion.roll, motion.translation, motion.scale, expression.delta)
+
+    def with_changes(self, **changes: Tensor) -> "TargetMotion":
+        return replace(self, **changes)
+
+
+@dataclass
+class SourceEncoding:
+    """Everything about a source image that does not depend on the target motion (batch B)."""
+
+    image: Tensor  # B×3×H×W in [0, 1]
+    appearance: Tensor  # B×C×S×S (hybrid) or B×C×D×S×S (volumetric)
+    canonical: Tensor  # x_c, B×K×3
+    motion: HeadMotion  # the source's own pose and expression feature
+    expression: ExpressionCode  # the source's expression (z = μ)
+    keypoints: Tensor  # x_s, B×K×3
+    jacobian: Tensor  # A_s = s_s·R_s, B×3×3
+
+    @property
+    def own_motion(self) -> TargetMotion:
+        return TargetMotion.from_encoding(self.motion, self.expression)
+
+
+@dataclass
+class RenderResult:
+    output: GeneratorOutput
+    motion: DenseMotion
+    keypoints: Tensor  # driving keypoints x_d, B×K×3
+
+    @property
+    def image(self) -> Tensor:
+        return self.output.image
+
+
+@dataclass
+class TrainingForward:
+    source: SourceEncoding
+    driving_motion: HeadMotion
+    driving_expression: ExpressionCode
+    driving_canonical: Tensor  # x_c of the driving frame (same identity), for the canonical consistency
+    render: RenderResult
+
+
+class MMFA(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.appearance_encoder = AppearanceEncoder(cfg)
+        self.keypoint_detector = CanonicalKeypointDetector(cfg)
+        self.motion_encoder = MotionEncoder(cfg)
+        self.expression_vae = ExpressionVAE(cfg.expression_dim, cfg.latent_dim, cfg.vae_hidden, cfg.num_keypoints)
+        if cfg.variant == "hybrid":
+            self.dense_motion: nn.Module = DenseMotion2D(cfg)
+            gen_in = cfg.appearance_channels
+        else:
+            self.dense_motion = DenseMotion3D(cfg)
+            self.project = nn.Conv2d(cfg.volume_channels * cfg.volume_depth, cfg.generator_channels[0], 1)
+            gen_in = cfg.generator_channels[0]
+        self.generator = Generator(cfg, gen_in)
+
+    # -- encoding ---------------------------------------------------------------------------------
+    def encode_motion(self, image: Tensor) -> tuple[HeadMotion, ExpressionCode]:
+        """B×3×H×W → pose and expression (z sampled in training mode, μ otherwise)."""
+        motion = self.motion_encoder(image)
+        return motion, self.expression_vae(motion.expression)
+
+    def encode_source(self, image: Tensor) -> SourceEncoding:
+        """B×3×H×W in [0, 1] (H = image_size) → :class:`SourceEncoding`."""
+        if image.shape[-1] != self.cfg.image_size or image.shape[-2] != self.cfg.image_size:
+            raise ValueError(f"source must be B×3×{self.cfg.image_size}×{self.cfg.image_size}, got {tuple(image.shape)}")
+        motion, expression = self.encode_motion(image)
+        canonical = self.keypoint_detector(image)
+        kp, jac = self.pose_keypoints(canonical, TargetMotion.from_encoding(motion, expression))
+        return SourceEncoding(
+            image=image, appearance=self.appearance_encoder(image), canonical=canonical,
+            motion=motion, expression=expression, keypoints=kp, jacobian=jac,
+        )
+
+    @staticmethod
+    def pose_keypoints(canonical: Tensor, target: TargetMotion) -> tuple[Tensor, Tensor]:
+        """x = s·R·(x_c + δ) + t (B×K×3) and its linear part A = s·R (B×3×3)."""
+        rotation = rotation_matrix(target.yaw, target.pitch, target.roll)
+        kp = compose_keypoints(canonical, target.delta, rotation, target.translation, target.scale)
+        return kp, keypoint_jacobians(rotation, target.scale)
+
+    # -- rendering --------------------------------------------------------------------------------
+    def render(self, source: SourceEncoding, target: TargetMotion, all_scales: bool = True) -> RenderResult:
+        """Render the source under ``target`` motion. Batch sizes must match (or the source has B = 1)."""
+        kp_d, jac_d = self.pose_keypoints(source.canonical, target)
+        b = kp_d.shape[0]
+        src = source if source.image.shape[0] == b else _expand_source(source, b)
+        jacobian = src.jacobian @ torch.linalg.inv(jac_d.float()).to(jac_d.dtype)  # J = A_s·A_d⁻¹
+        if self.cfg.variant == "hybrid":
+            motion = self.dense_motion(src.image, src.keypoints, kp_d, jacobian)
+            warped = F.grid_sample(src.appearance, motion.flow.to(src.appearance.dtype), align_corners=False, padding_mode="border")
+            image_flow = motion.flow
+        else:
+            motion = self.dense_motion(src.appearance, src.keypoints, kp_d, jacobian)
+            warped = F.grid_sample(src.appearance, motion.flow.to(src.appearance.dtype), align_corners=False, padding_mode="border")
+            warped = self.project(warped.flatten(1, 2))
+            # The 2D image warp takes the depth-averaged (x, y) of the 3D flow.
+            image_flow = motion.flow[..., :2].mean(dim=1)
+        features = warped * motion.occlusion.to(warped.dtype)
+        output = self.generator(features, src.image, image_flow, all_scales=all_scales)
+        return RenderResult(output=output, motion=motion, keypoints=kp_d)
+
+    def forward(self, source_image: Tensor, driving_image: Tensor) -> TrainingForward:
+        """Training pass: reconstruct the driving frame from the source frame of the same clip."""
+        source = self.encode_source(source_image)
+        motion, expression = self.encode_motion(driving_image)
+        render = self.render(source, TargetMotion.from_encoding(motion, expression))
+        return TrainingForward(
+            source=source, driving_motion=motion, driving_expression=expression,
+            driving_canonical=self.keypoint_detector(driving_image), render=render,
+        )
+
+
+def _expand_source(source: SourceEncoding, b: int) -> SourceEncoding:
+    if source.image.shape[0] != 1:
+        raise ValueError(f"cannot render a batch of {b} from a batch of {source.image.shape[0]} sources")
+    ex = lambda t: t.expand(b, *t.shape[1:])  # noqa: E731 - views, no copies
+    return replace(source, image=ex(source.image), appearance=ex(source.appearance), keypoints=ex(source.keypoints),
+                   jacobian=ex(source.jacobian), canonical=ex(source.canonical))
