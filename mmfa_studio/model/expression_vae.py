@@ -32,8 +32,9 @@ class ExpressionVAE(nn.Module):
             nn.Linear(latent_dim, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden), nn.LeakyReLU(0.2),
             nn.Linear(hidden, num_keypoints * 3),
         )
-        # δ starts at zero so an untrained model renders the canonical keypoints.
-        nn.init.zeros_(self.decoder[-1].weight)
+        # δ starts near zero so an untrained model renders about the canonical keypoints (not exactly zero,
+        # which would block the gradient to the decoder's inner layers at the first step).
+        nn.init.normal_(self.decoder[-1].weight, std=1e-3)
         nn.init.zeros_(self.decoder[-1].bias)
 
     def encode(self, feature: Tensor) -> tuple[Tensor, Tensor]:
@@ -79,7 +80,7 @@ def interpolate(z0: Tensor, z1: Tensor, t: float | Tensor, mode: str = "linear")
     if t.dim() == 1:
         t = t[:, None]
     if mode == "linear":
-        return z0 + (z1 - z0) * t
+        return torch.lerp(z0, z1, t)  # exact at both ends
     if mode != "slerp":
         raise ValueError(f"interpolation mode must be 'linear' or 'slerp', not {mode!r}")
     n0, n1 = z0.norm(dim=-1, keepdim=True), z1.norm(dim=-1, keepdim=True)

@@ -126,23 +126,31 @@ class MMFA(nn.Module):
     # -- rendering --------------------------------------------------------------------------------
     def render(self, source: SourceEncoding, target: TargetMotion, all_scales: bool = True) -> RenderResult:
         """Render the source under ``target`` motion. Batch sizes must match (or the source has B = 1)."""
+        src, kp_d, motion = self.estimate_motion(source, target)
+        features, image_flow = self.warp_features(src, motion)
+        output = self.generator(features, src.image, image_flow, all_scales=all_scales)
+        return RenderResult(output=output, motion=motion, keypoints=kp_d)
+
+    # The three stages of render(), separately callable for benchmarks.
+    def estimate_motion(self, source: SourceEncoding, target: TargetMotion) -> tuple[SourceEncoding, Tensor, DenseMotion]:
+        """Driving keypoints x_d (B×K×3) and the dense motion from source to target."""
         kp_d, jac_d = self.pose_keypoints(source.canonical, target)
         b = kp_d.shape[0]
         src = source if source.image.shape[0] == b else _expand_source(source, b)
         jacobian = src.jacobian @ torch.linalg.inv(jac_d.float()).to(jac_d.dtype)  # J = A_s·A_d⁻¹
+        driver = src.image if self.cfg.variant == "hybrid" else src.appearance
+        return src, kp_d, self.dense_motion(driver, src.keypoints, kp_d, jacobian)
+
+    def warp_features(self, src: SourceEncoding, motion: DenseMotion) -> tuple[Tensor, Tensor]:
+        """Warped, occlusion-masked appearance features (B×C×S×S) and the 2D flow for the image warp."""
+        warped = F.grid_sample(src.appearance, motion.flow.to(src.appearance.dtype), align_corners=False, padding_mode="border")
         if self.cfg.variant == "hybrid":
-            motion = self.dense_motion(src.image, src.keypoints, kp_d, jacobian)
-            warped = F.grid_sample(src.appearance, motion.flow.to(src.appearance.dtype), align_corners=False, padding_mode="border")
             image_flow = motion.flow
         else:
-            motion = self.dense_motion(src.appearance, src.keypoints, kp_d, jacobian)
-            warped = F.grid_sample(src.appearance, motion.flow.to(src.appearance.dtype), align_corners=False, padding_mode="border")
             warped = self.project(warped.flatten(1, 2))
             # The 2D image warp takes the depth-averaged (x, y) of the 3D flow.
             image_flow = motion.flow[..., :2].mean(dim=1)
-        features = warped * motion.occlusion.to(warped.dtype)
-        output = self.generator(features, src.image, image_flow, all_scales=all_scales)
-        return RenderResult(output=output, motion=motion, keypoints=kp_d)
+        return warped * motion.occlusion.to(warped.dtype), image_flow
 
     def forward(self, source_image: Tensor, driving_image: Tensor) -> TrainingForward:
         """Training pass: reconstruct the driving frame from the source frame of the same clip."""

@@ -1,0 +1,36 @@
+"""``mmfa-studio bench``: per-stage model timings for both variants on this device."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..atomic import write_text_atomic
+
+
+def register(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("bench", help="time each stage of a re-render (both variants, fp32 and reduced precision)")
+    p.add_argument("--config", default="cpu", help="model config whose sizes are timed (default: cpu)")
+    p.add_argument("--device", default="auto", help="auto (cuda → mps → cpu), cpu, cuda, …")
+    p.add_argument("--variant", choices=["hybrid", "volumetric", "both"], default="both")
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args) -> int:
+    from ..bench import format_table, results_json, run_benchmarks
+    from ..model.config import resolve_config_path
+    from . import UserError
+
+    try:
+        resolve_config_path(args.config)
+    except FileNotFoundError as exc:
+        raise UserError(str(exc)) from None
+    variants = ("hybrid", "volumetric") if args.variant == "both" else (args.variant,)
+    results = run_benchmarks(args.config, args.device, variants, repeats=args.repeats)
+    print(format_table(results))
+    if args.json:
+        write_text_atomic(args.json, json.dumps(results_json(results), indent=2))
+    return 0

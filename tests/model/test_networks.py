@@ -1,0 +1,129 @@
+from dataclasses import replace
+
+import pytest
+import torch
+
+from mmfa_studio.model import MMFA, MultiScaleDiscriminator, TargetMotion
+from mmfa_studio.model.dense_motion import sparse_motions
+from mmfa_studio.model.blocks import make_coordinate_grid
+
+
+def config_at(tiny_config, variant, size):
+    # 64 px and 128 px versions of the tiny config (the generator has two upsamplings).
+    return replace(tiny_config, variant=variant, image_size=size, feature_size=size // 4, detector_size=size,
+                   heatmap_size=size // 4)
+
+
+@pytest.mark.parametrize("variant", ["hybrid", "volumetric"])
+@pytest.mark.parametrize("size", [64, 128])
+def test_shapes_of_every_network(tiny_config, variant, size):
+    cfg = config_at(tiny_config, variant, size)
+    torch.manual_seed(0)
+    model = MMFA(cfg).eval()
+    b, k, s = 2, cfg.num_keypoints, cfg.feature_size
+    image = torch.rand(b, 3, size, size)
+    with torch.no_grad():
+        feats = model.appearance_encoder(image)
+        expected = (b, cfg.appearance_channels, s, s) if variant == "hybrid" else (b, cfg.volume_channels, cfg.volume_depth, s, s)
+        assert feats.shape == expected
+        kp = model.keypoint_detector(image)
+        assert kp.shape == (b, k, 3) and kp.abs().max() <= 1
+        motion = model.motion_encoder(image)
+        assert motion.yaw.shape == motion.pitch.shape == motion.roll.shape == motion.scale.shape == (b,)
+        assert motion.translation.shape == (b, 3) and motion.expression.shape == (b, cfg.expression_dim)
+        assert motion.pose_logits.shape == (b, 3, cfg.pose_bins)
+        code = model.expression_vae(motion.expression)
+        assert code.mu.shape == code.logvar.shape == code.z.shape == (b, cfg.latent_dim)
+        assert code.delta.shape == (b, k, 3)
+        source = model.encode_source(image)
+        result = model.render(source, source.own_motion)
+        flow_shape = (b, s, s, 2) if variant == "hybrid" else (b, cfg.volume_depth, s, s, 3)
+        assert result.motion.flow.shape == flow_shape
+        assert result.motion.occlusion.shape == (b, 1, s, s)
+        assert result.motion.masks.shape[:2] == (b, k + 1)
+        assert torch.allclose(result.motion.masks.sum(1), torch.ones(()), atol=1e-5)
+        assert [p.shape[-1] for p in result.output.pyramid] == [s, 2 * s, 4 * s]
+        assert result.image.shape == (b, 3, size, size)
+        assert 0 <= result.image.min() and result.image.max() <= 1
+        d = MultiScaleDiscriminator(cfg)(result.image)
+        assert len(d.logits) == len(cfg.discriminator_scales) and d.logits[1].shape[-1] < d.logits[0].shape[-1]
+        assert len(d.features[0]) == cfg.discriminator_layers
+
+
+def test_posed_source_keypoints_follow_composition(tiny_config):
+    torch.manual_seed(0)
+    model = MMFA(tiny_config).eval()
+    with torch.no_grad():
+        src = model.encode_source(torch.rand(1, 3, 64, 64))
+        kp, _ = model.pose_keypoints(src.canonical, src.own_motion)
+    assert torch.allclose(kp, src.keypoints)
+
+
+def test_sparse_motion_of_unchanged_keypoints_is_identity():
+    grid = make_coordinate_grid((8, 8), torch.zeros(1))
+    kp = torch.rand(1, 4, 2) * 2 - 1
+    motions = sparse_motions(grid, kp, kp, torch.eye(2)[None])
+    assert torch.allclose(motions, grid.expand(1, 5, 8, 8, 2), atol=1e-6)
+
+
+def test_sparse_motion_follows_a_translation():
+    grid = make_coordinate_grid((8, 8), torch.zeros(1))
+    kp_s = torch.zeros(1, 1, 2)
+    kp_d = torch.tensor([[[0.25, 0.0]]])  # driving keypoint moved right → sample the source further left
+    motions = sparse_motions(grid, kp_s, kp_d, torch.eye(2)[None])
+    assert torch.allclose(motions[0, 1], grid - torch.tensor([0.25, 0.0]), atol=1e-6)
+
+
+@pytest.mark.parametrize("variant", ["hybrid", "volumetric"])
+def test_gradients_reach_every_learnable_parameter(tiny_config, variant):
+    cfg = replace(tiny_config, variant=variant)
+    torch.manual_seed(0)
+    model = MMFA(cfg).train()
+    disc = MultiScaleDiscriminator(cfg)
+    src, drv = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    out = model(src, drv)
+    # The zero-initialised heads (pose, δ decoder) get gradients through the rendered image, the keypoints and
+    # the VAE statistics, as the training losses use them.
+    loss = sum(p.mean() for p in out.render.output.pyramid)
+    loss = loss + out.driving_expression.mu.pow(2).mean() + out.driving_expression.logvar.exp().mean()
+    loss = loss + out.render.keypoints.pow(2).mean() + out.driving_canonical.mean() + out.source.keypoints.mean()
+    loss = loss + sum(l.mean() for l in disc(out.render.image).logits)
+    loss.backward()
+    missing = [n for n, p in list(model.named_parameters()) + list(disc.named_parameters()) if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing, f"no gradient reaches: {missing}"
+
+
+@pytest.mark.parametrize("variant", ["hybrid", "volumetric"])
+def test_random_model_renders_a_frame_on_cpu_for_an_edited_pose(tiny_config, variant):
+    torch.manual_seed(0)
+    model = MMFA(replace(tiny_config, variant=variant)).eval()
+    with torch.inference_mode():
+        src = model.encode_source(torch.rand(1, 3, 64, 64))
+        edit = src.own_motion.with_changes(yaw=src.motion.yaw + 20, scale=src.motion.scale * 1.1)
+        a = model.render(src, edit, all_scales=False).image
+        b = model.render(src, edit, all_scales=False).image
+        c = model.render(src, src.own_motion, all_scales=False).image
+    assert a.shape == (1, 3, 64, 64) and torch.isfinite(a).all()
+    assert torch.equal(a, b)  # deterministic
+    assert not torch.equal(a, c)  # the edit changes the frame
+
+
+def test_batch_render_from_a_single_source(tiny_config):
+    torch.manual_seed(0)
+    model = MMFA(tiny_config).eval()
+    with torch.inference_mode():
+        src = model.encode_source(torch.rand(1, 3, 64, 64))
+        own = src.own_motion
+        yaw = torch.tensor([0.0, 15.0, -15.0])
+        batch = TargetMotion(yaw, own.pitch.expand(3), own.roll.expand(3), own.translation.expand(3, 3),
+                             own.scale.expand(3), own.delta.expand(3, -1, -1))
+        frames = model.render(src, batch, all_scales=False).image
+        single = model.render(src, own.with_changes(yaw=torch.tensor([15.0])), all_scales=False).image
+    assert frames.shape == (3, 3, 64, 64)
+    assert torch.allclose(frames[1:2], single, atol=1e-5)
+
+
+def test_source_of_wrong_size_is_refused(tiny_config):
+    model = MMFA(tiny_config).eval()
+    with pytest.raises(ValueError, match="64"):
+        model.encode_source(torch.rand(1, 3, 32, 32))
