@@ -1,0 +1,21 @@
+"""Face tracking for MMFA Studio: detection, landmarks, head pose, alignment crops, paste-back, smoothing.
+
+Floor 1: depends on numpy/OpenCV/MediaPipe only (no torch, no Qt). Head-pose angles follow the model's
+conventions (``mmfa_studio/model/keypoints.py``).
+"""
+
+from .crop import (CROP_OFFSET, CROP_SCALE, CropSmoother, CropTransform, box_transform, crop_at, crop_box, crop_face,
+                   face_mask, paste_back, select_face)
+from .image import ImageError, load_image
+from .measures import ExpressionMeasures, expression_measures
+from .pose import euler_from_matrix, head_pose
+from .smoothing import OneEuroSmoother
+from .tracker import (FaceAlignmentTracker, FaceTracker, MediaPipeTracker, create_tracker, face_alignment_available)
+from .types import Face, HeadPose, NoFaceError
+
+__all__ = [
+    "load_image", "ImageError", "create_tracker", "Face", "HeadPose", "FaceTracker", "MediaPipeTracker",
+    "FaceAlignmentTracker", "face_alignment_available", "NoFaceError", "crop_face", "crop_at", "crop_box",
+    "box_transform", "CropTransform", "paste_back", "face_mask", "select_face", "OneEuroSmoother", "CropSmoother",
+    "expression_measures", "ExpressionMeasures", "head_pose", "euler_from_matrix", "CROP_SCALE", "CROP_OFFSET",
+]

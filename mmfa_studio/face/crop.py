@@ -1,0 +1,214 @@
+"""Square, axis-aligned, face-centred crops (the framing of the training data), their inverse, and paste-back.
+
+Crops are never de-rotated: the model controls roll explicitly, so a tilted head stays tilted in the crop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from .smoothing import OneEuroSmoother
+from .types import Face, NoFaceError
+
+# The training-data framing: the crop side is CROP_SCALE × the longer side of the face-mesh box (hairline to
+# chin), its centre CROP_OFFSET × that side below/right of the box centre (negative y = up, showing some hair).
+CROP_SCALE = 1.7
+CROP_OFFSET = (0.0, -0.08)
+
+
+@dataclass
+class CropTransform:
+    """The similarity that made a crop. matrix: 2×3, original pixel → crop pixel (pixel centres at integers);
+    size: crop side in pixels; source_shape: (H, W) of the original image."""
+
+    matrix: np.ndarray
+    size: int
+    source_shape: tuple[int, int]
+
+    @property
+    def inverse(self) -> np.ndarray:
+        """2×3 crop pixel → original pixel."""
+        return cv2.invertAffineTransform(self.matrix)
+
+    @staticmethod
+    def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+        pts = np.asarray(points, dtype=np.float64)
+        return pts[..., :2] @ matrix[:, :2].T + matrix[:, 2]
+
+    def to_crop(self, points: np.ndarray) -> np.ndarray:
+        """N×2 original pixels → N×2 crop pixels."""
+        return self._apply(self.matrix, points)
+
+    def to_original(self, points: np.ndarray) -> np.ndarray:
+        """N×2 crop pixels → N×2 original pixels."""
+        return self._apply(self.inverse, points)
+
+    @property
+    def box(self) -> np.ndarray:
+        """(cx, cy, side) of the crop square in original pixels."""
+        corners = self.to_original(np.array([[-0.5, -0.5], [self.size - 0.5, self.size - 0.5]]))
+        (x0, y0), (x1, y1) = corners
+        return np.array([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0])
+
+
+def crop_box(face: Face, scale: float = CROP_SCALE, offset: tuple[float, float] = CROP_OFFSET) -> np.ndarray:
+    """(cx, cy, side) in pixels of the square crop around ``face`` (see CROP_SCALE/CROP_OFFSET)."""
+    face_side = face.size
+    cx, cy = face.centre
+    return np.array([cx + offset[0] * face_side, cy + offset[1] * face_side, scale * face_side], dtype=np.float64)
+
+
+def box_transform(box: np.ndarray, size: int, source_shape: tuple[int, ...]) -> CropTransform:
+    cx, cy, side = (float(v) for v in box)
+    if side <= 0:
+        raise ValueError(f"crop side must be positive, got {side}")
+    s = size / side
+    x0, y0 = cx - side / 2, cy - side / 2
+    # pixel centres at integers: crop pixel j covers original [x0 + j/s, x0 + (j+1)/s)
+    matrix = np.array([[s, 0.0, s * (0.5 - x0) - 0.5], [0.0, s, s * (0.5 - y0) - 0.5]])
+    return CropTransform(matrix, int(size), (int(source_shape[0]), int(source_shape[1])))
+
+
+def crop_at(image: np.ndarray, box: np.ndarray, size: int = 256) -> tuple[np.ndarray, CropTransform]:
+    """Crop the square ``box`` = (cx, cy, side) (original pixels, sub-pixel) to size×size×3 uint8.
+
+    Outside the image the border pixels are repeated. Strong downscaling first area-averages the region,
+    so an 8000 px photo gives an un-aliased 256 px crop.
+    """
+    transform = box_transform(box, size, image.shape)
+    m = transform.matrix
+    s = m[0, 0]
+    if s >= 0.5:
+        crop = cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return crop, transform
+    h, w = image.shape[:2]
+    (x0, y0), (x1, y1) = transform.to_original(np.array([[-1.0, -1.0], [size, size]]))
+    pad = 2.0 / s
+    ix0, iy0 = int(np.clip(np.floor(x0 - pad), 0, w - 1)), int(np.clip(np.floor(y0 - pad), 0, h - 1))
+    ix1, iy1 = int(np.clip(np.ceil(x1 + pad), ix0 + 1, w)), int(np.clip(np.ceil(y1 + pad), iy0 + 1, h))
+    roi = image[iy0:iy1, ix0:ix1]
+    q = s * 1.25  # pre-shrink so the remaining warp downsamples by only 0.8
+    nw, nh = max(1, round(roi.shape[1] * q)), max(1, round(roi.shape[0] * q))
+    small = cv2.resize(roi, (nw, nh), interpolation=cv2.INTER_AREA)
+    qx, qy = nw / roi.shape[1], nh / roi.shape[0]
+    # small pixel x' ↔ original x = (x' + 0.5)/qx - 0.5 + ix0; compose with the crop transform
+    m2 = np.array([
+        [s / qx, 0.0, s * (0.5 / qx - 0.5 + ix0) + m[0, 2]],
+        [0.0, s / qy, s * (0.5 / qy - 0.5 + iy0) + m[1, 2]],
+    ])
+    crop = cv2.warpAffine(small, m2, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return crop, transform
+
+
+def crop_face(image: np.ndarray, face: Face, size: int = 256, scale: float = CROP_SCALE,
+              offset: tuple[float, float] = CROP_OFFSET) -> tuple[np.ndarray, CropTransform]:
+    """The aligned size×size×3 uint8 crop of ``face`` and its transform (the framing ``prepare`` uses)."""
+    return crop_at(image, crop_box(face, scale, offset), size)
+
+
+def select_face(faces: list[Face], index: int = 0, where: str = "image") -> Face:
+    """The ``index``-th face (0 = largest); NoFaceError naming ``where`` when there is no such face."""
+    if not faces:
+        raise NoFaceError(f"no face found in {where}")
+    if not 0 <= index < len(faces):
+        raise NoFaceError(f"face {index} requested but only {len(faces)} face(s) found in {where}")
+    return faces[index]
+
+
+# --- paste-back ----------------------------------------------------------------------------------------------
+def face_mask(size: int, feather: float = 0.15, margin: float = 0.02) -> np.ndarray:
+    """size×size float32 blend mask: 1 over most of the crop, smoothly 0 at its border (rounded square).
+
+    feather: width of the ramp as a fraction of the crop side; margin: fully transparent rim.
+    """
+    t = (np.arange(size, dtype=np.float32) + 0.5) / size
+    edge = np.minimum(t, 1.0 - t)  # distance to the nearest border, 0…0.5
+    ramp = np.clip((edge - margin) / max(feather, 1e-6), 0.0, 1.0)
+    ramp = ramp * ramp * (3.0 - 2.0 * ramp)  # smoothstep: no kink where the ramp meets 0 or 1
+    return np.outer(ramp, ramp)
+
+
+def paste_back(original: np.ndarray, crop: np.ndarray, transform: CropTransform, feather: float = 0.15,
+               mask: np.ndarray | None = None, match_colour: bool = True) -> np.ndarray:
+    """Blend a (rendered) crop back into the full-resolution ``original``; returns a new array of its shape.
+
+    mask: optional size×size float mask in crop pixels (default :func:`face_mask`). With ``match_colour`` a
+    smooth colour-offset field, measured where the mask fades out, pulls the crop's colours onto the original's
+    so no seam shows at the crop border while the crop's detail is kept.
+    """
+    if crop.shape[:2] != (transform.size, transform.size):
+        raise ValueError(f"crop is {crop.shape[:2]}, the transform expects {transform.size}×{transform.size}")
+    h, w = original.shape[:2]
+    size = transform.size
+    corners = transform.to_original(np.array([[-0.5, -0.5], [size - 0.5, size - 0.5]]))
+    x0, y0 = np.floor(corners.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(corners.max(axis=0)).astype(int)
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1 + 1), min(h, y1 + 1)
+    result = original.copy()
+    if x1 <= x0 or y1 <= y0:
+        return result
+    inv = transform.inverse.copy()
+    inv[:, 2] -= (x0, y0)
+    roi_w, roi_h = x1 - x0, y1 - y0
+    mask = face_mask(size, feather) if mask is None else np.asarray(mask, dtype=np.float32)
+    warped = cv2.warpAffine(crop, inv, (roi_w, roi_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    alpha = cv2.warpAffine(mask, inv, (roi_w, roi_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    roi = original[y0:y1, x0:x1].astype(np.float32)
+    pasted = warped.astype(np.float32)
+    if match_colour:
+        pasted += _colour_offset(roi, pasted, alpha)
+    a = alpha[..., None]
+    result[y0:y1, x0:x1] = np.clip(roi * (1.0 - a) + pasted * a + 0.5, 0, 255).astype(original.dtype)
+    return result
+
+
+def _colour_offset(roi: np.ndarray, pasted: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Smooth per-pixel colour offset (original − pasted), measured on the mask's fade band.
+
+    Normalised convolution at low resolution: cheap even for a face several thousand pixels wide.
+    """
+    band = (4.0 * alpha * (1.0 - alpha)).astype(np.float32)  # peaks where the mask fades, 0 inside and outside
+    if band.sum() < 1e-3:
+        return np.zeros_like(pasted)
+    h, w = alpha.shape
+    k = 64.0 / max(h, w)
+    sw, sh = max(4, round(w * k)), max(4, round(h * k))
+    diff = (roi - pasted) * band[..., None]
+    small_diff = cv2.resize(diff, (sw, sh), interpolation=cv2.INTER_AREA)
+    small_band = cv2.resize(band, (sw, sh), interpolation=cv2.INTER_AREA)
+    sigma = max(sw, sh) / 6.0
+    num = cv2.GaussianBlur(small_diff, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+    den = cv2.GaussianBlur(small_band, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+    offset = num / np.maximum(den, 1e-4)[..., None]
+    return cv2.resize(offset, (w, h), interpolation=cv2.INTER_LINEAR).reshape(pasted.shape)
+
+
+# --- online smoothing for video and webcam --------------------------------------------------------------------
+@dataclass
+class CropSmoother:
+    """Online One-Euro smoothing of crop boxes (cx, cy, side) for video/webcam.
+
+    Works in units of the first box's side, so the same settings suit any resolution. min_cutoff (Hz) sets
+    how hard a still face is held; beta how quickly the box follows real motion.
+    """
+
+    min_cutoff: float = 0.4
+    beta: float = 2.0
+    _filter: OneEuroSmoother = field(init=False, repr=False)
+    _unit: float | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._filter = OneEuroSmoother(self.min_cutoff, self.beta, d_cutoff=1.0)
+
+    def reset(self) -> None:
+        self._filter.reset()
+        self._unit = None
+
+    def __call__(self, box: np.ndarray, t: float) -> np.ndarray:
+        box = np.asarray(box, dtype=np.float64)
+        if self._unit is None:
+            self._unit = float(box[2])
+        return self._filter(box / self._unit, t) * self._unit
