@@ -1,0 +1,148 @@
+"""The editing panel: one labelled slider (with unit and reset) per motion parameter and expression dimension."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+from superqt import QLabeledDoubleSlider
+from superqt.utils import signals_blocked
+
+from .state import EXPRESSION_RANGE, POSE_PARAMS, STRENGTH, ParamSpec
+
+
+class ParamSlider(QWidget):
+    """``Name (unit)  [====o====] 12.5  ↺`` — emits ``edited(value)`` only for user changes."""
+
+    edited = Signal(float)
+
+    def __init__(self, spec: ParamSpec, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.spec = spec
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.label = QLabel(f"{spec.label} ({spec.unit})" if spec.unit else spec.label)
+        self.label.setMinimumWidth(92)
+        self.label.setToolTip(spec.tooltip)
+        self.slider = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(spec.minimum, spec.maximum)
+        self.slider.setDecimals(spec.decimals)
+        self.slider.setSingleStep(10 ** -spec.decimals if spec.decimals else 1.0)
+        self.slider.setValue(spec.default)
+        self.slider.setToolTip(spec.tooltip)
+        self.reset = QToolButton()
+        self.reset.setText("↺")
+        self.reset.setToolTip(f"Reset {spec.label.lower()} to {spec.default:g}")
+        layout.addWidget(self.label)
+        layout.addWidget(self.slider, 1)
+        layout.addWidget(self.reset)
+        self.slider.valueChanged.connect(lambda v: self.edited.emit(float(v)))
+        self.reset.clicked.connect(lambda: self.slider.setValue(spec.default))
+
+    def value(self) -> float:
+        return float(self.slider.value())
+
+    def set_value_silently(self, value: float) -> None:
+        with signals_blocked(self.slider):
+            self.slider.setValue(min(max(value, self.spec.minimum), self.spec.maximum))
+
+
+class EditorPanel(QWidget):
+    """Pose, scale, translation and expression controls. Purely a view: emits edits, shows the state."""
+
+    valueEdited = Signal(str, float)  # motion field name, value
+    expressionEdited = Signal(int, float)  # latent index, value
+    expressionFromPhotoRequested = Signal()
+    randomExpressionRequested = Signal()
+    neutralExpressionRequested = Signal()
+    sourceExpressionRequested = Signal()
+    resetAllRequested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        outer = QVBoxLayout(self)
+        pose_box = QGroupBox("Head pose")
+        pose_layout = QVBoxLayout(pose_box)
+        self.sliders: dict[str, ParamSlider] = {}
+        for spec in POSE_PARAMS:
+            row = ParamSlider(spec)
+            row.edited.connect(lambda v, n=spec.name: self.valueEdited.emit(n, v))
+            self.sliders[spec.name] = row
+            pose_layout.addWidget(row)
+        reset_all = QPushButton("Reset pose")
+        reset_all.clicked.connect(self.resetAllRequested)
+        pose_layout.addWidget(reset_all)
+        outer.addWidget(pose_box)
+
+        expr_box = QGroupBox("Expression")
+        expr_layout = QVBoxLayout(expr_box)
+        buttons = QGridLayout()
+        self.from_photo_button = QPushButton("From photo…")
+        self.from_photo_button.setToolTip("Copy the expression of another photo")
+        self.random_button = QPushButton("Random")
+        self.random_button.setToolTip("Sample an expression from the model's prior (Ctrl+R)")
+        self.neutral_button = QPushButton("Neutral")
+        self.neutral_button.setToolTip("The prior's mean expression (all latents 0)")
+        self.source_button = QPushButton("Source's own")
+        self.source_button.setToolTip("The expression of the source photo")
+        buttons.addWidget(self.from_photo_button, 0, 0)
+        buttons.addWidget(self.random_button, 0, 1)
+        buttons.addWidget(self.neutral_button, 1, 0)
+        buttons.addWidget(self.source_button, 1, 1)
+        self.from_photo_button.clicked.connect(self.expressionFromPhotoRequested)
+        self.random_button.clicked.connect(self.randomExpressionRequested)
+        self.neutral_button.clicked.connect(self.neutralExpressionRequested)
+        self.source_button.clicked.connect(self.sourceExpressionRequested)
+        expr_layout.addLayout(buttons)
+        strength = ParamSlider(STRENGTH)
+        strength.edited.connect(lambda v: self.valueEdited.emit(STRENGTH.name, v))
+        self.sliders[STRENGTH.name] = strength
+        expr_layout.addWidget(strength)
+        self.latent_container = QWidget()
+        self.latent_layout = QVBoxLayout(self.latent_container)
+        self.latent_layout.setContentsMargins(0, 0, 0, 0)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.latent_container)
+        scroll.setMinimumHeight(160)
+        expr_layout.addWidget(scroll, 1)
+        outer.addWidget(expr_box, 1)
+        self.latent_sliders: list[ParamSlider] = []
+        self.setEnabled(False)
+
+    def set_latent_dim(self, dim: int) -> None:
+        """Build one slider per expression latent dimension (called when a model is loaded)."""
+        for row in self.latent_sliders:
+            row.setParent(None)
+            row.deleteLater()
+        self.latent_sliders = []
+        for i in range(dim):
+            spec = ParamSpec(f"z{i}", f"z{i + 1}", "σ", -EXPRESSION_RANGE, EXPRESSION_RANGE, 0.0, 2,
+                             f"Expression latent {i + 1} in standard deviations of the prior")
+            row = ParamSlider(spec)
+            row.edited.connect(lambda v, i=i: self.expressionEdited.emit(i, v))
+            self.latent_layout.addWidget(row)
+            self.latent_sliders.append(row)
+        self.latent_layout.addStretch(1)
+
+    def sync(self, motion: Any, expression: Sequence[float] | None) -> None:
+        """Show ``motion`` (and the effective expression latent) without emitting edits."""
+        if motion is None:
+            return
+        for name, row in self.sliders.items():
+            row.set_value_silently(float(getattr(motion, name)))
+        if expression is not None:
+            for row, value in zip(self.latent_sliders, expression):
+                row.set_value_silently(float(value))
