@@ -1,0 +1,31 @@
+"""The animation engine (floor 2): checkpoint loading, source cache, motions, rendering, reenactment, video I/O.
+
+    from mmfa_studio.engine import Engine, Motion
+    engine = Engine.load()                       # bundled model; device auto (CUDA → MPS → CPU), precision auto
+    source = engine.prepare_source("me.jpg")     # detect, crop, encode once
+    frame = engine.render(source, Motion(yaw=15, pitch=-5), paste_back=True)
+
+See ``core.py`` (Engine), ``motion.py`` (Motion semantics, keyframes), ``reenact.py`` (Reenactor),
+``frames.py`` (frame sources) and ``video.py`` (VideoExporter).
+"""
+
+from mmfa_studio.face import Face, HeadPose
+
+from .core import (DEVICES, PRECISIONS, Engine, FaceMotion, InvalidMotionError, PreparedSource, RenderedFrame,
+                   cpu_has_fast_bf16, resolve_device, resolve_precision)
+from .errors import EngineError, ExportCancelled, ModelLoadError, NoFaceFoundError, SourceImageError, VideoError
+from .frames import (SAMPLE_PORTRAIT, CameraSource, FrameSource, ImageFolderSource, SyntheticSource, VideoFileSource,
+                     open_frame_source)
+from .motion import EXPRESSION_LIMIT, INTERPOLATION_MODES, MOTION_RANGES, Keyframe, KeyframeAnimation, Motion, parse_expression_list
+from .reenact import MODES, TRANSFERS, ReenactResult, Reenactor
+from .video import VideoExporter, VideoInfo, exact_fps, probe_video
+
+__all__ = [
+    "Engine", "Motion", "PreparedSource", "RenderedFrame", "EngineError", "Reenactor", "ReenactResult", "FrameSource",
+    "open_frame_source", "VideoExporter", "FaceMotion", "InvalidMotionError", "ModelLoadError", "NoFaceFoundError",
+    "SourceImageError", "VideoError", "ExportCancelled", "Keyframe", "KeyframeAnimation", "MOTION_RANGES",
+    "EXPRESSION_LIMIT", "INTERPOLATION_MODES", "parse_expression_list", "CameraSource", "VideoFileSource",
+    "ImageFolderSource", "SyntheticSource", "SAMPLE_PORTRAIT", "VideoInfo", "probe_video", "exact_fps", "MODES",
+    "TRANSFERS", "DEVICES", "PRECISIONS", "resolve_device", "resolve_precision", "cpu_has_fast_bf16", "Face",
+    "HeadPose",
+]

@@ -1,0 +1,310 @@
+"""What a frame is rendered with: the user-facing :class:`Motion` and keyframe animation.
+
+A :class:`Motion` is plain numbers (degrees, factors, normalised units, an expression latent) so it can be
+stored in JSON (keyframes, projects), shown on sliders and validated with a one-line message per field.
+
+Semantics (applied by :meth:`mmfa_studio.engine.Engine.render`):
+
+* ``relative=True`` (the default): yaw/pitch/roll and tx/ty/tz **add** to the source's own pose,
+  ``scale`` **multiplies** the source's scale. ``Motion()`` is the zero edit: the source as it is.
+* ``relative=False``: the numbers are the absolute pose (model conventions, see ``model/keypoints.py``:
+  +yaw turns the face to the image right, +pitch tilts it up, +roll turns it clockwise on screen).
+* ``expression``: a latent z (length = the model's ``latent_dim``), or ``None`` for the source's own.
+  The rendered deformation is δ = decode(z_src + strength · (z − z_src)): strength 0 keeps the source's
+  expression, 1 uses z, values between blend in latent space, values above 1 exaggerate the change.
+  With ``expression=None`` the source's own δ is used unchanged (so the zero edit is exact).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# Allowed ranges, (low, high) inclusive; sliders in the app can use them directly. Angles beyond these are
+# outside what the motion encoder's ±99° bins and the keypoint composition (unique for |yaw| < 90°) handle.
+MOTION_RANGES: dict[str, tuple[float, float]] = {
+    "yaw": (-90.0, 90.0),
+    "pitch": (-90.0, 90.0),
+    "roll": (-180.0, 180.0),
+    "scale": (0.25, 4.0),
+    "tx": (-2.0, 2.0),
+    "ty": (-2.0, 2.0),
+    "tz": (-2.0, 2.0),
+    "expression_strength": (-2.0, 3.0),
+}
+# A latent component beyond this many prior standard deviations is a typo, not an expression.
+EXPRESSION_LIMIT = 10.0
+INTERPOLATION_MODES = ("linear", "slerp")
+
+
+@dataclass(frozen=True)
+class Motion:
+    """A head pose and expression to render the source with (see the module docstring for semantics)."""
+
+    yaw: float = 0.0
+    pitch: float = 0.0
+    roll: float = 0.0
+    scale: float = 1.0
+    tx: float = 0.0
+    ty: float = 0.0
+    tz: float = 0.0
+    expression: tuple[float, ...] | None = None
+    expression_strength: float = 1.0
+    relative: bool = True
+
+    def __post_init__(self) -> None:
+        # Normalise numpy arrays / lists to a tuple of floats so the dataclass stays hashable and comparable.
+        if self.expression is not None and not isinstance(self.expression, tuple):
+            object.__setattr__(self, "expression", tuple(float(v) for v in np.asarray(self.expression).ravel()))
+
+    def validate(self, latent_dim: int | None = None) -> "Motion":
+        """Raise ``ValueError`` naming the first bad field and its allowed range; returns ``self``."""
+        for name, (low, high) in MOTION_RANGES.items():
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise ValueError(f"{name} must be a number, not {value!r}")
+            if not math.isfinite(value) or not low <= value <= high:
+                raise ValueError(f"{name} = {value:g} is out of range [{low:g}, {high:g}]")
+        if self.expression is not None:
+            if len(self.expression) == 0:
+                raise ValueError("expression is empty (give the latent's values, or none for the source's own)")
+            if latent_dim is not None and len(self.expression) != latent_dim:
+                raise ValueError(f"expression has {len(self.expression)} values; this model's latent has {latent_dim}")
+            for i, v in enumerate(self.expression):
+                if not math.isfinite(v) or abs(v) > EXPRESSION_LIMIT:
+                    raise ValueError(f"expression[{i}] = {v:g} is out of range [{-EXPRESSION_LIMIT:g}, {EXPRESSION_LIMIT:g}]")
+        return self
+
+    def is_identity(self) -> bool:
+        """True for the zero edit (relative, no change): renders the source as it is."""
+        return self == Motion()
+
+    @staticmethod
+    def lerp(a: "Motion", b: "Motion", t: float, expression_mode: str = "linear") -> "Motion":
+        """The motion a fraction ``t`` (0 → a, 1 → b) of the way from ``a`` to ``b``.
+
+        Numbers interpolate linearly; expression latents linearly or spherically (``expression_mode``
+        'linear' | 'slerp', as :func:`mmfa_studio.model.interpolate`). When only one side has a latent the
+        other keeps the source's own expression, so the expression is faded by its strength instead.
+        ``relative`` comes from ``a`` (both should agree).
+        """
+        if expression_mode not in INTERPOLATION_MODES:
+            raise ValueError(f"expression interpolation must be 'linear' or 'slerp', not {expression_mode!r}")
+        mix = lambda x, y: x + (y - x) * t  # noqa: E731
+        numbers = {name: mix(getattr(a, name), getattr(b, name)) for name in ("yaw", "pitch", "roll", "tx", "ty", "tz")}
+        # Scale multiplies, so it interpolates geometrically (halfway between 0.5 and 2 is 1).
+        scale = a.scale * (b.scale / a.scale) ** t
+        if a.expression is not None and b.expression is not None:
+            expression = _interpolate_latent(np.asarray(a.expression), np.asarray(b.expression), t, expression_mode)
+            strength = mix(a.expression_strength, b.expression_strength)
+        elif a.expression is None and b.expression is None:
+            expression, strength = None, mix(a.expression_strength, b.expression_strength)
+        else:
+            # Source expression ↔ latent: fade the latent in by its strength (strength 0 = source's own).
+            expression = a.expression if a.expression is not None else b.expression
+            sa = a.expression_strength if a.expression is not None else 0.0
+            sb = b.expression_strength if b.expression is not None else 0.0
+            strength = mix(sa, sb)
+        return Motion(scale=scale, expression=None if expression is None else tuple(map(float, expression)),
+                      expression_strength=strength, relative=a.relative, **numbers)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (expression as a list or null)."""
+        data = asdict(self)
+        data["expression"] = None if self.expression is None else list(self.expression)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Motion":
+        """Inverse of :meth:`to_dict`; missing fields take their defaults, unknown ones are refused."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a motion must be a JSON object, not {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown motion field(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        values: dict[str, Any] = {}
+        for name, value in data.items():
+            if name == "relative":
+                if not isinstance(value, bool):
+                    raise ValueError(f"relative must be true or false, not {value!r}")
+                values[name] = value
+            elif name == "expression":
+                if value is not None:
+                    if not isinstance(value, (list, tuple)) or not all(_is_number(v) for v in value):
+                        raise ValueError("expression must be a list of numbers or null")
+                    value = tuple(float(v) for v in value)
+                values[name] = value
+            else:
+                if not _is_number(value):
+                    raise ValueError(f"{name} must be a number, not {value!r}")
+                values[name] = float(value)
+        return cls(**values)
+
+    def with_changes(self, **changes: Any) -> "Motion":
+        return replace(self, **changes)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _interpolate_latent(z0: np.ndarray, z1: np.ndarray, t: float, mode: str) -> np.ndarray:
+    # The model's interpolate() is the one definition of linear/slerp; import here keeps motion.py torch-light.
+    import torch
+
+    from mmfa_studio.model import interpolate
+
+    out = interpolate(torch.as_tensor(z0, dtype=torch.float64)[None], torch.as_tensor(z1, dtype=torch.float64)[None], float(t), mode)
+    return out[0].numpy()
+
+
+# -- keyframes -------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Keyframe:
+    time: float  # seconds from the start
+    motion: Motion
+
+
+@dataclass(frozen=True)
+class KeyframeAnimation:
+    """Motions at times; :meth:`motion_at` interpolates between them (held before the first / after the last).
+
+    JSON form (a file for ``mmfa-studio animate``)::
+
+        {"fps": 25, "duration": 4.0, "interpolation": "linear",       # all three optional
+         "keyframes": [{"time": 0.0, "motion": {}},
+                       {"time": 1.5, "motion": {"yaw": 20, "pitch": -5}},
+                       {"time": 3.0, "motion": {"yaw": -20, "expression": [0.5, -1.2, ...]}}]}
+
+    or just the list of keyframes. ``motion`` takes the fields of :class:`Motion` (missing = default);
+    ``interpolation`` ('linear' | 'slerp') applies to expression latents; ``duration`` defaults to the last
+    keyframe's time.
+    """
+
+    keyframes: tuple[Keyframe, ...]
+    fps: float = 25.0
+    duration: float | None = None
+    interpolation: str = "linear"
+
+    def __post_init__(self) -> None:
+        if not self.keyframes:
+            raise ValueError("an animation needs at least one keyframe")
+        times = [k.time for k in self.keyframes]
+        if any(not math.isfinite(t) or t < 0 for t in times):
+            raise ValueError("keyframe times must be finite and ≥ 0 seconds")
+        if any(b <= a for a, b in zip(times, times[1:])):
+            raise ValueError("keyframe times must increase strictly")
+        if not (math.isfinite(self.fps) and 1 <= self.fps <= 240):
+            raise ValueError(f"fps = {self.fps:g} is out of range [1, 240]")
+        if self.duration is not None and not (math.isfinite(self.duration) and 0 <= self.duration <= 3600):
+            raise ValueError(f"duration = {self.duration:g} s is out of range [0, 3600]")
+        if self.interpolation not in INTERPOLATION_MODES:
+            raise ValueError(f"interpolation must be 'linear' or 'slerp', not {self.interpolation!r}")
+
+    @property
+    def total_duration(self) -> float:
+        return self.keyframes[-1].time if self.duration is None else self.duration
+
+    @property
+    def frame_count(self) -> int:
+        """Frames at ``fps`` covering [0, duration] (both ends included)."""
+        return int(math.floor(self.total_duration * self.fps + 1e-9)) + 1
+
+    def motion_at(self, time: float) -> Motion:
+        keys = self.keyframes
+        if time <= keys[0].time:
+            return keys[0].motion
+        if time >= keys[-1].time:
+            return keys[-1].motion
+        i = int(np.searchsorted([k.time for k in keys], time, side="right")) - 1
+        a, b = keys[i], keys[i + 1]
+        return Motion.lerp(a.motion, b.motion, (time - a.time) / (b.time - a.time), self.interpolation)
+
+    def motions(self) -> list[Motion]:
+        """One motion per output frame."""
+        return [self.motion_at(i / self.fps) for i in range(self.frame_count)]
+
+    def validate(self, latent_dim: int | None = None) -> "KeyframeAnimation":
+        for i, key in enumerate(self.keyframes):
+            try:
+                key.motion.validate(latent_dim)
+            except ValueError as exc:
+                raise ValueError(f"keyframe {i} (time {key.time:g} s): {exc}") from None
+        return self
+
+    @classmethod
+    def from_json(cls, data: Any) -> "KeyframeAnimation":
+        """Parse the JSON form (see the class docstring); ``ValueError`` with a one-line message."""
+        options: dict[str, Any] = {}
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - {"keyframes", "fps", "duration", "interpolation"})
+            if unknown:
+                raise ValueError(f"unknown key(s) in the keyframe file: {', '.join(unknown)}")
+            for key in ("fps", "duration"):
+                if key in data:
+                    if not _is_number(data[key]):
+                        raise ValueError(f"{key} must be a number")
+                    options[key] = float(data[key])
+            if "interpolation" in data:
+                options["interpolation"] = data["interpolation"]
+            data = data.get("keyframes")
+        if not isinstance(data, list):
+            raise ValueError("keyframes must be a list of {\"time\": seconds, \"motion\": {...}}")
+        keyframes = []
+        for i, item in enumerate(data):
+            if not isinstance(item, dict) or "time" not in item:
+                raise ValueError(f"keyframe {i} must be an object with a 'time' (and a 'motion')")
+            extra = sorted(set(item) - {"time", "motion"})
+            if extra:
+                raise ValueError(f"keyframe {i}: unknown key(s) {', '.join(extra)}")
+            if not _is_number(item["time"]):
+                raise ValueError(f"keyframe {i}: time must be a number of seconds")
+            try:
+                motion = Motion.from_dict(item.get("motion", {}))
+            except ValueError as exc:
+                raise ValueError(f"keyframe {i}: {exc}") from None
+            keyframes.append(Keyframe(float(item["time"]), motion))
+        return cls(tuple(keyframes), **options)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "KeyframeAnimation":
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"keyframe file {path} does not exist")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path} is not valid JSON: {exc}") from None
+        try:
+            return cls.from_json(data)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"fps": self.fps, "duration": self.duration, "interpolation": self.interpolation,
+                "keyframes": [{"time": k.time, "motion": k.motion.to_dict()} for k in self.keyframes]}
+
+
+def parse_expression_list(text: str) -> tuple[float, ...]:
+    """'0.1,-2,3e-1' → (0.1, -2.0, 0.3); ``ValueError`` naming the bad item."""
+    items = [s.strip() for s in text.replace(";", ",").split(",")]
+    if not items or items == [""]:
+        raise ValueError("expression list is empty")
+    values = []
+    for i, s in enumerate(items):
+        try:
+            values.append(float(s))
+        except ValueError:
+            raise ValueError(f"expression item {i + 1} ({s!r}) is not a number") from None
+    return tuple(values)
+
+
+__all__ = ["Motion", "MOTION_RANGES", "EXPRESSION_LIMIT", "Keyframe", "KeyframeAnimation", "parse_expression_list",
+           "INTERPOLATION_MODES"]

@@ -1,0 +1,216 @@
+"""Reenactment: drive a prepared source with the face in a video or live frames.
+
+Per frame: track the driving face → crop it → read its motion with the model's motion encoder (pose, scale,
+translation, expression z) → turn that into a :class:`Motion` for the source → render.
+
+* ``mode="relative"`` (default, as LivePortrait): the driving face's *changes* since a neutral reference frame
+  are applied to the source — angles and translation add, scale multiplies, and the expression moves in
+  latent space: z = z_src + (z_drv − z_ref). The reference is the first frame with a face unless
+  :meth:`Reenactor.set_reference` gives one; ``set_reference(None)`` resets it to the next frame. The head's
+  movement inside the frame (the crop box moving and growing) is added to the translation and scale, since
+  each crop is face-centred and the model alone cannot see it.
+* ``mode="absolute"``: the driving face's pose and expression are used as they are (cross-identity: the
+  source takes the driver's exact head angles).
+* ``transfer``: "both", "pose" (the source keeps its expression) or "expression" (the source keeps its pose).
+* ``smoothing``: None/0 = off, up to 1 = strong; a One-Euro filter per group (angles, scale + translation,
+  expression), causal, so it works live.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mmfa_studio.face import CropSmoother, Face, FaceTracker, HeadPose, OneEuroSmoother, create_tracker, crop_at, crop_box
+
+from .core import Engine, FaceMotion, PreparedSource, RenderedFrame
+from .errors import NoFaceFoundError
+from .motion import EXPRESSION_LIMIT, MOTION_RANGES, Motion
+
+MODES = ("relative", "absolute")
+TRANSFERS = ("both", "pose", "expression")
+
+
+@dataclass
+class ReenactResult:
+    frame: RenderedFrame
+    driving_pose: HeadPose | None  # the driving face's pose as the model reads it (None: no face)
+    driving_expression: np.ndarray | None  # its expression z (Z,)
+    face_found: bool
+    motion: Motion  # what the source was rendered with
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """A driving face: the model's reading of its crop plus where the crop box sits in the frame."""
+
+    motion: FaceMotion
+    centre: np.ndarray  # (2,) crop box centre, frame pixels
+    size: float  # crop box side, frame pixels
+    face: Face
+
+
+def _smoother_settings(smoothing: float) -> tuple[float, float]:
+    """smoothing ∈ (0, 1] → One-Euro min cut-off (Hz): 0.5 → 1 Hz, 1 → 0.1 Hz; lighter below 0.5."""
+    return 10.0 ** (1.0 - 2.0 * smoothing), 0.0
+
+
+class Reenactor:
+    """Drive ``source`` with driving frames. Not thread-safe: use from the engine's worker thread.
+
+    ``tracker``: a video-mode face tracker (default: a new MediaPipe tracker in tracking mode, closed by
+    :meth:`close`). ``fps``: the frame rate used as the smoothing clock when :meth:`process` gets no timestamp.
+    """
+
+    def __init__(self, engine: Engine, source: PreparedSource, mode: str = "relative", transfer: str = "both",
+                 smoothing: float | None = 0.5, paste_back: bool = False, tracker: FaceTracker | None = None,
+                 fps: float = 30.0):
+        if mode not in MODES:
+            raise ValueError(f"mode must be 'relative' or 'absolute', not {mode!r}")
+        if transfer not in TRANSFERS:
+            raise ValueError(f"transfer must be 'both', 'pose' or 'expression', not {transfer!r}")
+        if smoothing is not None and not 0.0 <= smoothing <= 1.0:
+            raise ValueError(f"smoothing = {smoothing:g} is out of range [0, 1]")
+        if not fps > 0:
+            raise ValueError("fps must be positive")
+        self.engine, self.source = engine, source
+        self.mode, self.transfer, self.paste_back = mode, transfer, paste_back
+        self.fps = float(fps)
+        self._tracker = tracker
+        self._own_tracker = tracker is None
+        self._reference: _Reading | None = None
+        self._frame_index = 0
+        self._last: ReenactResult | None = None
+        self.smoothing = smoothing or 0.0
+        if self.smoothing > 0:
+            cutoff, _ = _smoother_settings(self.smoothing)
+            # beta lets fast moves through with little lag; scaled to each group's units per second.
+            self._smoothers = [OneEuroSmoother(cutoff, beta=0.02), OneEuroSmoother(cutoff, beta=1.0),
+                               OneEuroSmoother(cutoff, beta=0.5)]
+        else:
+            self._smoothers = []
+        self._crop_smoother = CropSmoother() if self.smoothing > 0 else None
+
+    @property
+    def tracker(self) -> FaceTracker:
+        if self._tracker is None:
+            self._tracker = create_tracker("auto", video=True, max_faces=1)
+        return self._tracker
+
+    def close(self) -> None:
+        if self._tracker is not None and self._own_tracker:
+            self._tracker.close()
+            self._tracker = None
+
+    def __enter__(self) -> "Reenactor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reference --------------------------------------------------------------------------------------
+    def set_reference(self, frame_rgb: np.ndarray | None) -> None:
+        """Use this frame's face as the neutral reference (relative mode); ``None``: the next frame's face.
+
+        Also restarts the smoothing. ``NoFaceFoundError`` if the given frame has no face.
+        """
+        self._reset_smoothing()
+        if frame_rgb is None:
+            self._reference = None
+            return
+        reading = self._read(frame_rgb)
+        if reading is None:
+            raise NoFaceFoundError("no face in the reference frame")
+        self._reference = reading
+
+    @property
+    def has_reference(self) -> bool:
+        return self._reference is not None
+
+    def _reset_smoothing(self) -> None:
+        for smoother in self._smoothers:
+            smoother.reset()
+        if self._crop_smoother is not None:
+            self._crop_smoother.reset()
+
+    # -- per frame --------------------------------------------------------------------------------------
+    def _read(self, frame: np.ndarray, t: float | None = None) -> _Reading | None:
+        faces = self.tracker.detect(frame)
+        if not faces:
+            return None
+        face = faces[0]
+        box = crop_box(face)  # (cx, cy, side): the training framing
+        if self._crop_smoother is not None and t is not None:
+            box = self._crop_smoother(box, t)  # a steady crop keeps the model's reading steady
+        crop, _ = crop_at(frame, box, self.engine.image_size)
+        motion = self.engine.read_crop_motion(crop)
+        return _Reading(motion=motion, centre=np.asarray(box[:2], dtype=np.float64), size=float(box[2]), face=face)
+
+    def process(self, frame_rgb: np.ndarray, timestamp: float | None = None) -> ReenactResult:
+        """Render the source driven by one H×W×3 uint8 RGB frame.
+
+        ``timestamp`` (seconds) clocks the smoothing; by default frame n is at n / fps. With no face in the
+        frame the last result is returned again (``face_found=False``).
+        """
+        t = self._frame_index / self.fps if timestamp is None else float(timestamp)
+        self._frame_index += 1
+        reading = self._read(frame_rgb, t)
+        if reading is None:
+            if self._last is None:
+                rendered = self.engine.render(self.source, Motion(), paste_back=self.paste_back)
+                self._last = ReenactResult(rendered, None, None, False, Motion())
+            return ReenactResult(self._last.frame, None, None, False, self._last.motion)
+        if self._reference is None:
+            self._reference = reading
+        motion = self._smooth(self.motion_for(reading), t)
+        rendered = self.engine.render(self.source, motion, paste_back=self.paste_back)
+        self._last = ReenactResult(rendered, reading.motion.pose, reading.motion.expression, True, motion)
+        return self._last
+
+    def motion_for(self, reading: _Reading) -> Motion:
+        """The source's motion for one driving reading (before smoothing)."""
+        d, src = reading.motion, self.source.motion
+        if self.mode == "absolute":
+            pose = dict(yaw=d.yaw, pitch=d.pitch, roll=d.roll, scale=d.scale,
+                        tx=float(d.translation[0]), ty=float(d.translation[1]), tz=float(d.translation[2]))
+            z = d.expression
+            relative = False
+        else:
+            ref = self._reference
+            assert ref is not None
+            r = ref.motion
+            # The crop box's own motion in the frame, in crop widths; the source crop has the same framing,
+            # so it maps straight onto the source's normalised units (crop width = 2).
+            box_shift = 2.0 * (reading.centre - ref.centre) / max(ref.size, 1.0)
+            pose = dict(yaw=d.yaw - r.yaw, pitch=d.pitch - r.pitch, roll=d.roll - r.roll,
+                        scale=(d.scale / r.scale) * (reading.size / max(ref.size, 1.0)),
+                        tx=float(d.translation[0] - r.translation[0] + box_shift[0]),
+                        ty=float(d.translation[1] - r.translation[1] + box_shift[1]),
+                        tz=float(d.translation[2] - r.translation[2]))
+            z = src.expression + (d.expression - r.expression)
+            relative = True
+        if self.transfer == "expression":
+            # Keep the source's own pose: zero change (relative) or its absolute pose.
+            pose = (dict(yaw=0.0, pitch=0.0, roll=0.0, scale=1.0, tx=0.0, ty=0.0, tz=0.0) if relative else
+                    dict(yaw=src.yaw, pitch=src.pitch, roll=src.roll, scale=src.scale, tx=float(src.translation[0]),
+                         ty=float(src.translation[1]), tz=float(src.translation[2])))
+        expression = None if self.transfer == "pose" else tuple(float(v) for v in np.clip(z, -EXPRESSION_LIMIT, EXPRESSION_LIMIT))
+        clipped = {k: float(np.clip(v, *MOTION_RANGES[k])) for k, v in pose.items()}
+        return Motion(expression=expression, relative=relative, **clipped)
+
+    def _smooth(self, motion: Motion, t: float) -> Motion:
+        if not self._smoothers:
+            return motion
+        angles = self._smoothers[0](np.array([motion.yaw, motion.pitch, motion.roll]), t)
+        # Scale is smoothed in log space so that shrinking and growing behave alike.
+        place = self._smoothers[1](np.array([np.log(motion.scale), motion.tx, motion.ty, motion.tz]), t)
+        expression = motion.expression
+        if expression is not None:
+            expression = tuple(float(v) for v in self._smoothers[2](np.asarray(expression), t))
+        return Motion(yaw=float(angles[0]), pitch=float(angles[1]), roll=float(angles[2]),
+                      scale=float(np.exp(place[0])), tx=float(place[1]), ty=float(place[2]), tz=float(place[3]),
+                      expression=expression, relative=motion.relative)
+
+
+__all__ = ["Reenactor", "ReenactResult", "MODES", "TRANSFERS"]
