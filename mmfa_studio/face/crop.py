@@ -15,8 +15,8 @@ from .types import Face, NoFaceError
 
 # The training-data framing: the crop side is CROP_SCALE × the longer side of the face-mesh box (hairline to
 # chin), its centre CROP_OFFSET × that side below/right of the box centre (negative y = up, showing some hair).
-CROP_SCALE = 1.7
-CROP_OFFSET = (0.0, -0.08)
+CROP_SCALE = 1.6
+CROP_OFFSET = (0.0, -0.05)
 
 
 @dataclass

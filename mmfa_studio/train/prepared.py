@@ -15,6 +15,7 @@ Random access costs one seek + one small image decode per frame.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -141,10 +142,15 @@ def read_frames(index: PreparedIndex, clip: ClipInfo, frame_indices: Sequence[in
 
 def encode_frame(rgb: np.ndarray, codec: str = "webp", quality: int = 85) -> bytes:
     """One size×size×3 RGB crop → encoded bytes for a .frames file."""
-    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
     if codec == "webp":
-        ok, buf = cv2.imencode(".webp", bgr, [cv2.IMWRITE_WEBP_QUALITY, int(quality)])
-    elif codec == "jpg":
+        # Pillow's libwebp "method 2": 2.5x faster than OpenCV's fixed method 4 at the same size (~4 KB at 256 px)
+        from PIL import Image
+
+        buffer = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(rgb)).save(buffer, "WEBP", quality=int(quality), method=2)
+        return buffer.getvalue()
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    if codec == "jpg":
         ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     else:
         raise ValueError(f"unknown codec {codec!r} (webp or jpg)")
