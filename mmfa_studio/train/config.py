@@ -1,0 +1,162 @@
+"""Typed training configuration: the ``train:`` section of a config YAML (the ``model:`` section is
+:class:`mmfa_studio.model.ModelConfig`).
+
+Every field has a default, so a YAML only names what it changes. Unknown keys are an error (a typo must not
+silently train with a default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ..model.config import ModelConfig, load_yaml
+
+AmpMode = Literal["auto", "bf16", "fp16", "off"]
+
+
+@dataclass
+class LossWeights:
+    """Weight of each loss term (0 switches a term off; its network path is then skipped where possible)."""
+
+    perceptual: float = 10.0  # multi-scale VGG perceptual loss on the reconstruction
+    pyramid_l1: float = 1.0  # L1 of the generator's smaller outputs against the downscaled driving frame
+    gan: float = 1.0  # hinge GAN, generator side
+    feature_matching: float = 10.0  # L1 between discriminator features of real and generated frames
+    equivariance: float = 10.0  # posed keypoints follow a known warp of the driving frame
+    equivariance_pose: float = 1.0  # roll/scale follow the warp's rotation/scale (radians / log-scale units)
+    keypoint_prior: float = 10.0  # keypoints at least keypoint_min_distance apart, mean depth at depth_target
+    deformation_prior: float = 5.0  # mean |δ|
+    canonical: float = 1.0  # canonical keypoints of source and driving (same identity) agree
+    kl: float = 0.01  # VAE KL, reached after the annealing ramp
+    expression: float = 1.0  # expression code invariant to pose/appearance changes of the same frame
+    head_pose: float = 0.0  # cross-entropy + L1 against prepare's pseudo-labels (0 = off)
+
+
+@dataclass
+class Augmentation:
+    """Strengths of the data augmentation (the same random draw is applied to source and driving)."""
+
+    flip: float = 0.5  # probability of a horizontal flip of both frames
+    brightness: float = 0.15  # ± multiplicative
+    contrast: float = 0.15
+    saturation: float = 0.15
+    hue: float = 0.02  # ± fraction of the colour circle
+    scale: float = 0.06  # ± relative zoom
+    shift: float = 0.04  # ± fraction of the image size
+    # The expression objective's augmented copy of the driving frame (never flipped: see losses.py).
+    expression_scale: float = 0.08
+    expression_shift: float = 0.06
+    expression_rotation: float = 10.0  # ± degrees, in-plane
+    expression_colour: float = 0.2  # brightness/contrast/saturation strength of its colour jitter
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 8  # per process
+    lr_generator: float = 2e-4
+    lr_discriminator: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    weight_decay: float = 0.0
+    grad_clip: float = 10.0  # max global grad norm (0 = off)
+    steps: int = 100_000  # total optimisation steps (the CLI's --max-steps/--minutes can stop earlier)
+    warmup_steps: int = 200  # linear learning-rate warm-up
+    schedule: Literal["constant", "cosine"] = "constant"  # after warm-up
+    image_size: int | None = None  # train at this size instead of model.image_size (feature_size scaled alike)
+    progressive: list[tuple[int, int]] = field(default_factory=list)  # [[step, size], …]: switch size at step
+    amp: AmpMode = "auto"  # auto: bf16 where supported (CPU and CUDA), else fp16 on CUDA, else off
+    channels_last: bool = True
+    ema_decay: float = 0.999
+    ema_start: int = 0  # steps before the EMA starts following (it copies the weights until then)
+    checkpoint_minutes: float = 10.0
+    log_every: int = 20
+    image_every: int = 500  # TensorBoard image grid every N steps
+    seed: int = 0
+    num_workers: int = 2
+    max_frame_gap: int = 0  # largest |source − driving| frame distance in a pair (0 = anywhere in the clip)
+    discriminator_start: int = 0  # GAN and feature-matching terms start at this step
+    kl_anneal_start: int = 0
+    kl_anneal_steps: int = 2000  # KL weight ramps linearly from 0 to loss.kl over these steps
+    keypoint_min_distance: float = 0.1
+    depth_target: float = 0.33
+    equivariance_affine: float = 0.05  # std of the random affine warp's perturbation
+    equivariance_tps: float = 0.005  # std of the thin-plate-spline control-point displacements
+    equivariance_tps_points: int = 5  # control-point grid (n×n)
+    perceptual_backbone: Literal["vgg16-st", "none"] = "vgg16-st"  # none: multi-scale L1 (no pretrained net)
+    perceptual_weights: str | None = None  # path to vgg_shift_tolerant.pth (default: the stlpips package's)
+    perceptual_layers: tuple[int, ...] = (1, 2, 3, 4)  # VGG16 stages whose last ReLU is compared (1..5)
+    perceptual_scales: tuple[float, ...] = (1.0, 0.5, 0.25)  # image pyramid the perceptual loss sees
+    loss: LossWeights = field(default_factory=LossWeights)
+    augment: Augmentation = field(default_factory=Augmentation)
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError("train.batch_size must be ≥ 1")
+        if self.amp not in ("auto", "bf16", "fp16", "off"):
+            raise ValueError(f"train.amp must be auto, bf16, fp16 or off, not {self.amp!r}")
+        if self.perceptual_backbone not in ("vgg16-st", "none"):
+            raise ValueError(f"train.perceptual_backbone must be 'vgg16-st' or 'none', not {self.perceptual_backbone!r}")
+        if not set(self.perceptual_layers) <= {1, 2, 3, 4, 5}:
+            raise ValueError("train.perceptual_layers must be VGG stages 1..5")
+        self.progressive = [(int(s), int(r)) for s, r in self.progressive]
+
+    # -- resolution ------------------------------------------------------------------------------
+    def size_at(self, step: int, model: ModelConfig) -> int:
+        """The training image size at ``step`` (progressive schedule, else image_size, else the model's)."""
+        size = self.image_size or model.image_size
+        for start, s in sorted(self.progressive):
+            if step >= start:
+                size = s
+        return size
+
+    def largest_size(self, model: ModelConfig) -> int:
+        return max([self.image_size or model.image_size] + [s for _, s in self.progressive])
+
+    # -- (de)serialisation --------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        def plain(v: Any) -> Any:
+            if isinstance(v, tuple | list):
+                return [plain(x) for x in v]
+            return v
+
+        out = {k: plain(v) for k, v in dataclasses.asdict(self).items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        data = dict(data or {})
+        loss = _build(LossWeights, data.pop("loss", {}) or {}, "train.loss")
+        augment = _build(Augmentation, data.pop("augment", {}) or {}, "train.augment")
+        tuples = {"betas", "perceptual_layers", "perceptual_scales"}
+        values = {k: tuple(v) if k in tuples and isinstance(v, list) else v for k, v in data.items()}
+        return _build(cls, values, "train", loss=loss, augment=augment)
+
+
+def _build(kind: type, values: dict[str, Any], where: str, **extra: Any) -> Any:
+    known = {f.name for f in dataclasses.fields(kind)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown {where} config keys: {', '.join(unknown)}")
+    return kind(**values, **extra)
+
+
+def scaled_model_config(model: ModelConfig, image_size: int) -> ModelConfig:
+    """The same architecture at another image size: feature_size scales with it, so every weight keeps its
+    shape (all networks are convolutional) and a model trained at 128 px loads at 256 px."""
+    if image_size == model.image_size:
+        return model
+    ratio = model.image_size // model.feature_size
+    if image_size % ratio or image_size < ratio:
+        raise ValueError(f"image size {image_size} must be a multiple of {ratio} (image_size / feature_size)")
+    return dataclasses.replace(model, image_size=image_size, feature_size=image_size // ratio)
+
+
+def load_train_config(name_or_path: str | Path) -> tuple[ModelConfig, TrainConfig]:
+    """The ``model:`` and ``train:`` sections of a bundled config name or a YAML path."""
+    data = load_yaml(name_or_path)
+    return ModelConfig.from_dict(data.get("model", {}) or {}), TrainConfig.from_dict(data.get("train", {}) or {})
+
+
+__all__ = ["AmpMode", "Augmentation", "LossWeights", "TrainConfig", "load_train_config", "scaled_model_config"]

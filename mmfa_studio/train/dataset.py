@@ -1,0 +1,219 @@
+"""Training pairs: a source and a driving frame of the same clip, augmented alike.
+
+Every sample is a pure function of (seed, global sample number): the sampler hands out consecutive numbers
+(interleaved over DDP ranks), so a resumed run draws exactly the pairs an uninterrupted run would have drawn,
+whatever the number of data-loader workers. Only the two frames of a pair are decoded (``read_frames``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from .config import Augmentation
+
+
+class ClipLike(Protocol):
+    id: str
+    frames: int
+    pose: np.ndarray | None  # frames×3 (yaw, pitch, roll) degrees, NaN where unknown; or None
+
+
+class FrameStore(Protocol):
+    """Clips and random access to their frames (``prepared.py``'s format, or frames held in memory)."""
+
+    clips: Sequence[ClipLike]
+    size: int
+
+    def read(self, clip: ClipLike, frame_indices: Sequence[int]) -> np.ndarray:
+        """N×size×size×3 uint8 RGB."""
+        ...
+
+
+class PreparedStore:
+    """A dataset written by ``mmfa-studio prepare`` (see :mod:`mmfa_studio.train.prepared`)."""
+
+    def __init__(self, root: str | Path):
+        try:
+            from . import prepared  # imported here: the trainer must import without it (e.g. for tests)
+        except ImportError as exc:
+            raise ValueError(f"the prepared-data reader is not available ({exc})") from None
+
+        self._prepared = prepared
+        self.index = prepared.load_index(Path(root))
+        self.clips = [c for c in self.index.clips if c.frames >= 1]
+        self.size = int(self.index.size)
+        if not self.clips:
+            raise ValueError(f"training data {root} holds no clips with frames")
+
+    def read(self, clip: ClipLike, frame_indices: Sequence[int]) -> np.ndarray:
+        return self._prepared.read_frames(self.index, clip, list(frame_indices))
+
+
+@dataclass
+class ArrayClip:
+    id: str
+    frames: int
+    pose: np.ndarray | None = None
+
+
+class ArrayStore:
+    """Clips held in memory as N×S×S×3 uint8 arrays (tests, benchmarks)."""
+
+    def __init__(self, videos: dict[str, np.ndarray], poses: dict[str, np.ndarray] | None = None):
+        if not videos:
+            raise ValueError("no clips given")
+        self.videos = videos
+        self.size = int(next(iter(videos.values())).shape[1])
+        poses = poses or {}
+        self.clips = [ArrayClip(k, int(v.shape[0]), poses.get(k)) for k, v in videos.items()]
+
+    def read(self, clip: ClipLike, frame_indices: Sequence[int]) -> np.ndarray:
+        return self.videos[clip.id][list(frame_indices)]
+
+
+@dataclass
+class PairSample:
+    source: torch.Tensor  # 3×H×W float in [0, 1]
+    driving: torch.Tensor  # 3×H×W
+    source_pose: torch.Tensor  # 3 (yaw, pitch, roll) degrees, model conventions; 0 where unknown
+    driving_pose: torch.Tensor  # 3
+    has_pose: torch.Tensor  # bool scalar: both frames have a pseudo-label
+
+
+def sample_rng(seed: int, number: int) -> np.random.Generator:
+    return np.random.default_rng([seed, number, 0x6D6D6661])
+
+
+def colour_jitter(rng: np.random.Generator, brightness: float, contrast: float, saturation: float, hue: float) -> tuple:
+    """Random colour-jitter parameters (the same tuple is then applied to both frames)."""
+    return (
+        1.0 + rng.uniform(-brightness, brightness),
+        1.0 + rng.uniform(-contrast, contrast),
+        1.0 + rng.uniform(-saturation, saturation),
+        rng.uniform(-hue, hue),
+    )
+
+
+def apply_colour(image: np.ndarray, params: tuple) -> np.ndarray:
+    """H×W×3 float32 RGB in [0, 1] → jittered copy (brightness, contrast, saturation, hue)."""
+    b, c, s, h = params
+    out = image * b
+    mean = out.mean()
+    out = (out - mean) * c + mean
+    grey = out @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    out = (out - grey[..., None]) * s + grey[..., None]
+    if h:
+        hsv = cv2.cvtColor(np.clip(out, 0, 1).astype(np.float32), cv2.COLOR_RGB2HSV)
+        hsv[..., 0] = (hsv[..., 0] + h * 360.0) % 360.0
+        out = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    return np.clip(out, 0.0, 1.0)
+
+
+def affine_matrix(size: int, scale: float, shift: tuple[float, float], flip: bool, rotation: float = 0.0) -> np.ndarray:
+    """2×3 pixel-space matrix: zoom by ``scale`` and rotate (degrees) about the centre, shift by a fraction
+    of the size, optionally mirror horizontally."""
+    centre = (size - 1) / 2.0
+    m = cv2.getRotationMatrix2D((centre, centre), rotation, scale)
+    m[:, 2] += np.array(shift) * size
+    if flip:  # x → size−1−x after the zoom
+        m[0, :] *= -1
+        m[0, 2] += size - 1
+    return m
+
+
+def warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """H×W×3 float [0, 1] → 3×H×W float32 tensor."""
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32))
+
+
+class PairDataset(Dataset):
+    """Map-style dataset indexed by *global sample number* (use :class:`ResumableSampler`).
+
+    Each sample: a random clip (weighted by its frame count), two frames at most ``max_gap`` apart
+    (0 = any two), the same flip/zoom/shift/colour jitter on both, resized to ``size``.
+    """
+
+    def __init__(self, store: FrameStore, size: int, augment: Augmentation, seed: int = 0, max_gap: int = 0):
+        if not store.clips:
+            raise ValueError("the dataset holds no clips")
+        self.store, self.size, self.augment, self.seed, self.max_gap = store, size, augment, seed, max_gap
+        frames = np.array([max(1, c.frames) for c in store.clips], dtype=np.float64)
+        self.clip_weights = frames / frames.sum()
+
+    def __len__(self) -> int:
+        return 2**62  # samples are numbered, not enumerated
+
+    def pair_indices(self, rng: np.random.Generator) -> tuple[int, int, int]:
+        ci = int(rng.choice(len(self.store.clips), p=self.clip_weights))
+        n = self.store.clips[ci].frames
+        a = int(rng.integers(n))
+        if self.max_gap and self.max_gap < n:
+            lo, hi = max(0, a - self.max_gap), min(n - 1, a + self.max_gap)
+            b = int(rng.integers(lo, hi + 1))
+        else:
+            b = int(rng.integers(n))
+        return ci, a, b
+
+    def __getitem__(self, number: int) -> PairSample:
+        rng = sample_rng(self.seed, int(number))
+        ci, a, b = self.pair_indices(rng)
+        clip = self.store.clips[ci]
+        frames = self.store.read(clip, [a, b])  # 2×S×S×3 uint8
+        aug = self.augment
+        flip = bool(rng.random() < aug.flip)
+        scale = 1.0 + rng.uniform(-aug.scale, aug.scale)
+        shift = (rng.uniform(-aug.shift, aug.shift), rng.uniform(-aug.shift, aug.shift))
+        colour = colour_jitter(rng, aug.brightness, aug.contrast, aug.saturation, aug.hue)
+        src_size = frames.shape[1]
+        matrix = affine_matrix(src_size, scale, shift, flip)
+        if src_size != self.size:  # resize in the same warp
+            matrix = matrix * (self.size / src_size)
+        images = []
+        for frame in frames:
+            warped = warp(frame, matrix, self.size).astype(np.float32) / 255.0
+            images.append(to_tensor(apply_colour(warped, colour)))
+        poses, has = [], True
+        for i in (a, b):
+            p = None if clip.pose is None else np.asarray(clip.pose[i], dtype=np.float32)
+            if p is None or not np.all(np.isfinite(p)):
+                has, p = False, np.zeros(3, np.float32)
+            elif flip:  # a mirror image turns yaw and roll the other way; pitch stays
+                p = p * np.array([-1.0, 1.0, -1.0], np.float32)
+            poses.append(torch.from_numpy(np.ascontiguousarray(p)))
+        return PairSample(images[0], images[1], poses[0], poses[1], torch.tensor(has))
+
+
+def collate_pairs(samples: list[PairSample]) -> PairSample:
+    return PairSample(*(torch.stack([getattr(s, f) for s in samples]) for f in PairSample.__dataclass_fields__))
+
+
+class ResumableSampler(Sampler[int]):
+    """Endless global sample numbers for one DDP rank: rank, rank + world, … starting after ``start``
+    samples of the whole job (start = step × batch × world when resuming)."""
+
+    def __init__(self, rank: int = 0, world: int = 1, start: int = 0):
+        self.rank, self.world, self.start = rank, world, start
+
+    def __iter__(self) -> Iterator[int]:
+        n = self.start + self.rank
+        while True:
+            yield n
+            n += self.world
+
+
+__all__ = [
+    "ArrayStore", "FrameStore", "PairDataset", "PairSample", "PreparedStore", "ResumableSampler", "collate_pairs",
+    "affine_matrix", "apply_colour",
+]
