@@ -170,7 +170,7 @@ class MainWindow(QMainWindow):
 
         webcam_menu = menus.addMenu("&Webcam")
         self._action(webcam_menu, "&Start/stop", self.webcam.start_button.toggle, "F5")
-        self._action(webcam_menu, "Set &neutral reference", self.worker.set_reference, "F6")
+        self._action(webcam_menu, "Set &neutral reference", lambda: self.worker.set_reference(), "F6")
         self._rebuild_recent_menu()
 
     def _connect(self) -> None:
@@ -202,9 +202,11 @@ class MainWindow(QMainWindow):
         self.editor.resetAllRequested.connect(self.reset_pose)
 
         self.webcam.startRequested.connect(self.start_webcam)
-        self.webcam.stopRequested.connect(self.worker.stop_webcam)
-        self.webcam.referenceRequested.connect(self.worker.set_reference)
-        self.webcam.settingsChanged.connect(self.worker.update_webcam_settings)
+        # Lambdas, not the worker's bound methods: Qt would queue those to the (busy) worker thread, but these
+        # requests must take effect at once (they only set thread-safe flags).
+        self.webcam.stopRequested.connect(lambda: self.worker.stop_webcam())
+        self.webcam.referenceRequested.connect(lambda: self.worker.set_reference())
+        self.webcam.settingsChanged.connect(lambda s: self.worker.update_webcam_settings(s))
         self.webcam.recordRequested.connect(self.toggle_recording)
 
         self.timeline_panel.timeChanged.connect(self._on_timeline_time)
@@ -575,7 +577,7 @@ class MainWindow(QMainWindow):
         dialog.setWindowTitle("Export video")
         dialog.setWindowModality(Qt.WindowModality.WindowModal)
         dialog.setMinimumDuration(0)
-        dialog.canceled.connect(self.worker.cancel_export)
+        dialog.canceled.connect(lambda: self.worker.cancel_export())  # runs now, in the GUI thread
         dialog.setValue(0)
         self._export_dialog = dialog
         self.worker.export_video(path, motions, self.timeline.fps, self.show_full)
@@ -700,14 +702,14 @@ class MainWindow(QMainWindow):
         self.compare_action.setChecked(True)
         self._idle("Webcam running")
 
-    def _on_webcam_stopped(self, reason: str) -> None:
+    def _on_webcam_stopped(self, reason: str, is_error: bool) -> None:
         was_active = self.webcam_active
         self.webcam_active = False
         self.webcam.set_running(False)
-        self._idle("Webcam stopped" if not reason else "")
-        if reason:
+        self._idle(reason or "Webcam stopped", 6000)
+        if is_error:
             self.show_error("Webcam stopped", reason)
-        if was_active or reason:
+        if was_active or is_error:
             self._show_before()
             self.request_render()
 

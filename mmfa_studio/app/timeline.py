@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,12 +75,13 @@ class Timeline(QObject):
         return lerp(a.motion, b.motion, u)
 
     def frame_count(self) -> int:
-        return max(1, int(round(self.duration * self.fps)))
+        """Frames covering [0, duration] with both ends included (the engine's KeyframeAnimation convention)."""
+        return int(math.floor(self.duration * self.fps + 1e-9)) + 1
 
     def frame_times(self) -> list[float]:
         n = self.frame_count()
         return [i / self.fps for i in range(n)]
 
     def motions(self) -> list[Any]:
-        """One motion per output frame, ``duration × fps`` frames."""
+        """One motion per output frame."""
         return [self.motion_at(t) for t in self.frame_times()]

@@ -170,7 +170,7 @@ class EngineWorker(QObject):
     exportFinished = Signal(str)
     exportFailed = Signal(str)  # message; "" when cancelled
     webcamStarted = Signal(float)  # source fps
-    webcamStopped = Signal(str)  # "" when stopped by the user, else the reason (an error)
+    webcamStopped = Signal(str, bool)  # why ("" when stopped by the user), is it an error
     recordingStopped = Signal(str, str)  # path, error message ("" when fine)
 
     _wake = Signal()
@@ -470,7 +470,7 @@ class EngineWorker(QObject):
             self._reenactor = self._make_reenactor(settings)
         except Exception as exc:  # noqa: BLE001
             self._close_webcam()
-            self.webcamStopped.emit(f"Cannot open {spec!r}: {describe_error(exc)}")
+            self.webcamStopped.emit(f"Cannot open {spec!r}: {describe_error(exc)}", True)
             return
         self._webcam_running = True
         self._webcam_times.clear()
@@ -482,7 +482,7 @@ class EngineWorker(QObject):
             return
         if self._webcam_stop.is_set():
             self._close_webcam()
-            self.webcamStopped.emit("")
+            self.webcamStopped.emit("", False)
             return
         with self._lock:
             settings, changed = self._webcam_settings, self._webcam_settings_changed
@@ -502,7 +502,7 @@ class EngineWorker(QObject):
                 frame = next(self._frame_iter)
             except StopIteration:
                 self._close_webcam()
-                self.webcamStopped.emit("The video source ended.")
+                self.webcamStopped.emit("The video source ended.", False)
                 return
             if settings.mirror:
                 frame = np.ascontiguousarray(frame[:, ::-1])
@@ -517,7 +517,7 @@ class EngineWorker(QObject):
                     self._abort_recorder(describe_error(exc))
         except Exception as exc:  # noqa: BLE001 - camera lost, bad frame, engine error
             self._close_webcam()
-            self.webcamStopped.emit(f"The video source stopped: {describe_error(exc)}")
+            self.webcamStopped.emit(f"The video source stopped: {describe_error(exc)}", True)
             return
         now = time.perf_counter()
         self._webcam_times.append(now)

@@ -1,0 +1,63 @@
+"""Webcam reenactment driven by a video file (no camera exists on test machines)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .conftest import decoded_frames
+
+N_FRAMES = 12
+
+
+def test_webcam_from_a_video_file(window, qtbot, driving_video, save_path, tmp_path):
+    panel = window.webcam
+    panel.set_source_spec(driving_video)
+    panel.start_button.click()
+    qtbot.waitUntil(lambda: window.webcam_active, timeout=30_000)
+    assert panel.start_button.text() == "Stop" and panel.reference_button.isEnabled()
+    qtbot.waitUntil(lambda: panel.frames_received >= 3, timeout=30_000)
+
+    # Change settings and take a neutral reference while it runs.
+    panel.transfer_combo.setCurrentIndex(1)  # pose only
+    panel.mirror_check.setChecked(False)
+    panel.reference_button.click()
+
+    # Record a few frames.
+    record_to = tmp_path / "recording.mp4"
+    save_path.value = str(record_to)
+    panel.record_button.click()
+    assert panel.record_button.isChecked()
+    start = panel.frames_received
+    qtbot.waitUntil(lambda: panel.frames_received >= start + N_FRAMES, timeout=60_000)
+    panel.record_button.click()
+    qtbot.waitUntil(lambda: record_to.is_file(), timeout=30_000)
+
+    frame = window.last_frame
+    assert frame.kind == "webcam" and frame.driving.shape == (480, 640, 3)
+    assert frame.crop.shape == (64, 64, 3)
+    assert panel.fps_label.text().endswith("fps") and panel.fps_label.text() != "– fps"
+    assert panel.latency_label.text().endswith("ms")
+    yaw_curve = panel.pose_curves[0].getData()[1]
+    assert yaw_curve is not None and len(yaw_curve) > 0  # the driving pose is plotted
+
+    panel.start_button.click()  # stop
+    qtbot.waitUntil(lambda: not window.webcam_active and not window.worker.webcam_running, timeout=30_000)
+    assert panel.start_button.text() == "Start"
+    assert len(decoded_frames(record_to)) >= 1
+    # Back in editing mode: a slider edit renders again.
+    seen = window.view.frames_shown
+    window.editor.sliders["yaw"].slider.setValue(10.0)
+    qtbot.waitUntil(lambda: window.view.frames_shown > seen and window.last_frame.kind == "edit", timeout=30_000)
+
+
+def test_video_end_stops_cleanly_without_loop(window, qtbot, driving_video, dialogs):
+    panel = window.webcam
+    panel.loop_check.setChecked(False)
+    panel.set_source_spec(driving_video)
+    panel.start_button.click()
+    qtbot.waitUntil(lambda: window.webcam_active, timeout=30_000)
+    qtbot.waitUntil(lambda: not window.webcam_active, timeout=60_000)
+    assert panel.frames_received > 0
+    assert dialogs.shown == []  # the end of a file is not an error …
+    assert "ended" in window.statusBar().currentMessage()  # … but the user is told why it stopped
+    assert not Path(driving_video).with_suffix(".part.mp4").exists()
