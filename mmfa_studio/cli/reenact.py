@@ -1,0 +1,118 @@
+"""``mmfa-studio reenact SOURCE DRIVING -o OUT.mp4``: animate a portrait with the face in a driving video.
+
+The output keeps the driving video's frame rate exactly (29.97 = 30000/1001 included) and its audio. Frames
+where no face is found repeat the last rendered frame. Relative mode (default) applies the driving face's
+changes since its first frame (or --reference-frame) to the source; absolute mode copies its pose and expression.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from . import UserError
+from .render import (VIDEO_OUTPUTS, add_engine_options, check_input_file, check_output, emit, engine_summary,
+                     open_engine, prepare, user_errors)
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "reenact", help="drive a portrait with the face in a video (keeps fps and audio)",
+        description=__doc__.split("\n", 2)[2] if __doc__ else None,
+        epilog="example: mmfa-studio reenact me.jpg talk.mp4 -o me_talking.mp4 --paste-back",
+    )
+    parser.add_argument("source", metavar="SOURCE", help="portrait photo")
+    parser.add_argument("driving", metavar="DRIVING", help="driving video (or an image folder)")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT", help=f"output video ({', '.join(VIDEO_OUTPUTS)})")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--relative", dest="mode", action="store_const", const="relative",
+                      help="apply the driving face's changes since the reference frame (default)")
+    mode.add_argument("--absolute", dest="mode", action="store_const", const="absolute",
+                      help="copy the driving face's pose and expression as they are")
+    parser.set_defaults(mode="relative")
+    parser.add_argument("--transfer", choices=("both", "pose", "expression"), default="both",
+                        help="what to take from the driving face (default both)")
+    parser.add_argument("--reference-frame", type=int, default=0, metavar="N",
+                        help="driving frame used as the neutral reference in relative mode (default 0)")
+    parser.add_argument("--smoothing", type=float, default=0.5, metavar="S",
+                        help="temporal smoothing, 0 (off) to 1 (strong) (default 0.5)")
+    parser.add_argument("--paste-back", action="store_true", help="paste the face back into the full source photo")
+    parser.add_argument("--no-audio", action="store_true", help="do not copy the driving video's audio")
+    parser.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_engine_options(parser)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from mmfa_studio.engine import Reenactor, VideoExporter, open_frame_source, probe_video
+
+    output = check_output(args.output, VIDEO_OUTPUTS)
+    check_input_file(args.source, "source photo")
+    driving_path = Path(args.driving)
+    if not driving_path.exists():
+        raise UserError(f"driving video {driving_path} does not exist")
+    if driving_path.resolve() == output.resolve():
+        raise UserError("the output would overwrite the driving video")
+    if not 0.0 <= args.smoothing <= 1.0:
+        raise UserError(f"--smoothing {args.smoothing:g} is out of range [0, 1]")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise UserError("--max-frames must be at least 1")
+    if args.reference_frame < 0:
+        raise UserError("--reference-frame must be ≥ 0")
+    with user_errors():
+        frames = open_frame_source(driving_path)
+    has_audio = False
+    if driving_path.is_file():
+        with user_errors():
+            has_audio = probe_video(driving_path).has_audio and not args.no_audio
+    engine = open_engine(args)
+    found = missing = 0
+    start = time.perf_counter()
+    try:
+        source = prepare(engine, args.source, args.face_index)
+        total = frames.frame_count if args.max_frames is None else min(args.max_frames, frames.frame_count or args.max_frames)
+        reference_needed = args.mode == "relative" and args.reference_frame > 0
+        with user_errors(), frames, Reenactor(engine, source, mode=args.mode, transfer=args.transfer,
+                                              smoothing=args.smoothing or None, paste_back=args.paste_back,
+                                              fps=frames.fps) as reenactor:
+            if reference_needed:
+                reenactor.set_reference(_frame_at(driving_path, args.reference_frame))
+            with VideoExporter(output, frames.fps_fraction, audio_from=driving_path if has_audio else None,
+                               progress=not (args.quiet or args.json), total=total, description="reenact") as video:
+                for i, frame in enumerate(frames):
+                    if args.max_frames is not None and i >= args.max_frames:
+                        break
+                    result = reenactor.process(frame)
+                    found += result.face_found
+                    missing += not result.face_found
+                    video.write(result.frame.full if args.paste_back else result.frame.crop)
+                if found == 0:
+                    raise UserError(f"no face found in any frame of {driving_path}")
+    finally:
+        engine.close()
+    seconds = time.perf_counter() - start
+    written = found + missing
+    size = video.size or (0, 0)
+    summary = {"output": str(output), "frames": written, "frames_without_face": missing,
+               "fps": float(frames.fps_fraction), "fps_exact": str(frames.fps_fraction), "audio": has_audio,
+               "width": size[0], "height": size[1], "mode": args.mode, "transfer": args.transfer,
+               "seconds": round(seconds, 2), "processing_fps": round(written / max(seconds, 1e-9), 2),
+               **engine_summary(engine)}
+    note = f", {missing} without a face" if missing else ""
+    emit(args, summary, f"wrote {output} ({written} frames at {float(frames.fps_fraction):.3f} fps"
+                        f"{', with audio' if has_audio else ''}{note}) in {seconds:.1f} s")
+    return 0
+
+
+def _frame_at(path, index: int):
+    """Frame ``index`` of the driving source (for --reference-frame)."""
+    from mmfa_studio.engine import open_frame_source
+
+    with open_frame_source(path) as frames:
+        for i, frame in enumerate(frames):
+            if i == index:
+                return frame
+    raise UserError(f"--reference-frame {index}: the driving video has only {i + 1} frames")

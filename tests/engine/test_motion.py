@@ -1,0 +1,89 @@
+import json
+import math
+
+import numpy as np
+import pytest
+
+from mmfa_studio.engine import MOTION_RANGES, KeyframeAnimation, Motion, parse_expression_list
+
+
+@pytest.mark.parametrize("field", sorted(MOTION_RANGES))
+def test_each_out_of_range_field_is_named_with_its_range(field):
+    low, high = MOTION_RANGES[field]
+    for bad in (high + 1, low - 1, math.nan):
+        with pytest.raises(ValueError, match=rf"^{field} = .* out of range \[{low:g}, {high:g}\]"):
+            Motion(**{field: bad}).validate()
+    Motion(**{field: high}).validate()  # the ends themselves are allowed
+
+
+def test_expression_checks():
+    with pytest.raises(ValueError, match="3 values; this model's latent has 4"):
+        Motion(expression=(0.0, 1.0, 2.0)).validate(latent_dim=4)
+    with pytest.raises(ValueError, match=r"expression\[1\] = 50"):
+        Motion(expression=(0.0, 50.0)).validate()
+    with pytest.raises(ValueError, match="empty"):
+        Motion(expression=()).validate()
+    assert Motion(expression=np.array([1, 2], dtype=np.float32)).expression == (1.0, 2.0)  # arrays normalised
+
+
+def test_dict_round_trip_and_refusals():
+    m = Motion(yaw=12.5, scale=1.2, tz=-0.1, expression=(0.5, -1.0), expression_strength=0.7, relative=False)
+    assert Motion.from_dict(json.loads(json.dumps(m.to_dict()))) == m
+    assert Motion.from_dict({}) == Motion()
+    with pytest.raises(ValueError, match="unknown motion field.*yawn"):
+        Motion.from_dict({"yawn": 3})
+    with pytest.raises(ValueError, match="yaw must be a number"):
+        Motion.from_dict({"yaw": "left"})
+    with pytest.raises(ValueError, match="relative must be true or false"):
+        Motion.from_dict({"relative": 1})
+
+
+def test_lerp_ends_midpoints_and_one_sided_expression():
+    a = Motion(yaw=-10, scale=0.5, expression=(1.0, 0.0))
+    b = Motion(yaw=30, scale=2.0, expression=(0.0, 1.0), expression_strength=0.0)
+    assert Motion.lerp(a, b, 0.0) == a and Motion.lerp(a, b, 1.0) == b
+    mid = Motion.lerp(a, b, 0.5)
+    assert mid.yaw == pytest.approx(10) and mid.scale == pytest.approx(1.0)  # scale is geometric
+    assert mid.expression == pytest.approx((0.5, 0.5)) and mid.expression_strength == pytest.approx(0.5)
+    slerp = Motion.lerp(a, b, 0.5, "slerp")
+    assert np.linalg.norm(slerp.expression) == pytest.approx(1.0)  # on the arc between two unit latents
+    # source expression (None) → latent: the latent is faded in by its strength
+    fade = Motion.lerp(Motion(), Motion(expression=(2.0, 2.0)), 0.25)
+    assert fade.expression == (2.0, 2.0) and fade.expression_strength == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="linear' or 'slerp"):
+        Motion.lerp(a, b, 0.5, "cubic")
+
+
+def test_keyframes_parse_sample_and_refuse(tmp_path):
+    data = {"fps": 10, "keyframes": [{"time": 0, "motion": {}}, {"time": 1.0, "motion": {"yaw": 20}},
+                                     {"time": 2.0, "motion": {"yaw": -20, "pitch": 4}}]}
+    anim = KeyframeAnimation.from_json(data)
+    assert anim.frame_count == 21 and anim.total_duration == 2.0
+    assert anim.motion_at(0.5).yaw == pytest.approx(10)
+    assert anim.motion_at(1.5).yaw == pytest.approx(0) and anim.motion_at(1.5).pitch == pytest.approx(2)
+    assert anim.motion_at(99).yaw == -20  # held after the last keyframe
+    motions = anim.motions()
+    assert len(motions) == 21 and motions[10].yaw == pytest.approx(20)
+    assert KeyframeAnimation.from_json(data["keyframes"]).fps == 25  # a bare list works too
+    for bad, message in [
+        ({"keyframes": []}, "at least one keyframe"),
+        ([{"time": 1}, {"time": 1}], "increase strictly"),
+        ([{"time": 0, "motion": {"yaw": "x"}}], "keyframe 0: yaw must be a number"),
+        ([{"motion": {}}], "keyframe 0 must be an object with a 'time'"),
+        ({"keyframes": [{"time": 0}], "speed": 2}, "unknown key"),
+        ({"keyframes": [{"time": 0}], "fps": 0}, "fps = 0 is out of range"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            KeyframeAnimation.from_json(bad)
+    with pytest.raises(ValueError, match=r"keyframe 1 \(time 1 s\): yaw = 120"):
+        KeyframeAnimation.from_json([{"time": 0}, {"time": 1, "motion": {"yaw": 120}}]).validate()
+    broken = tmp_path / "k.json"
+    broken.write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        KeyframeAnimation.load(broken)
+
+
+def test_parse_expression_list():
+    assert parse_expression_list("0.5, -1,2e-1") == (0.5, -1.0, 0.2)
+    with pytest.raises(ValueError, match=r"item 2 \('x'\) is not a number"):
+        parse_expression_list("1,x")

@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+
+from mmfa_studio.engine import Motion, NoFaceFoundError, Reenactor, SyntheticSource, open_frame_source
+
+
+@pytest.fixture(scope="module")
+def driving_frames():
+    return list(SyntheticSource(fps=10, duration=0.6))  # the sample portrait moving: 6 frames
+
+
+def test_relative_first_frame_is_the_source_itself(engine, prepared, driving_frames):
+    with Reenactor(engine, prepared, smoothing=None) as re:
+        first = re.process(driving_frames[0])
+        assert first.face_found and re.has_reference
+        m = first.motion
+        assert m.relative and (m.yaw, m.pitch, m.roll, m.scale, m.tx, m.ty, m.tz) == (0, 0, 0, 1, 0, 0, 0)
+        assert np.allclose(m.expression, prepared.expression, atol=1e-6)  # z_src + (z_ref − z_ref)
+        zero = engine.render(prepared, Motion())
+        assert np.allclose(first.frame.keypoints, zero.keypoints, atol=1e-3)
+        later = [re.process(f) for f in driving_frames[1:]]
+    assert all(r.face_found and r.frame.crop.shape == (64, 64, 3) for r in later)
+    # the synthetic head rolls and moves: the box shift shows in the translation
+    assert any(abs(r.motion.tx) > 1e-3 or abs(r.motion.ty) > 1e-3 for r in later)
+
+
+def test_absolute_and_transfer_options(engine, prepared, driving_frames):
+    with Reenactor(engine, prepared, mode="absolute", smoothing=None) as re:
+        r = re.process(driving_frames[2])
+        assert not r.motion.relative and r.motion.yaw == pytest.approx(r.driving_pose.yaw, abs=1e-4)
+        assert np.allclose(r.motion.expression, r.driving_expression, atol=1e-6)
+    with Reenactor(engine, prepared, transfer="pose", smoothing=None) as re:
+        assert re.process(driving_frames[1]).motion.expression is None
+    with Reenactor(engine, prepared, transfer="expression", smoothing=None) as re:
+        re.process(driving_frames[0])
+        m = re.process(driving_frames[3]).motion
+        assert (m.yaw, m.pitch, m.roll, m.scale, m.tx, m.ty, m.tz) == (0, 0, 0, 1, 0, 0, 0) and m.expression is not None
+
+
+def test_missing_face_repeats_the_last_frame_and_reference_resets(engine, prepared, driving_frames):
+    blank = np.full((240, 320, 3), 90, np.uint8)
+    with Reenactor(engine, prepared, smoothing=0.5, paste_back=True) as re:
+        none_yet = re.process(blank)
+        assert not none_yet.face_found and none_yet.frame.full.shape == prepared.image.shape
+        good = re.process(driving_frames[1])
+        lost = re.process(blank)
+        assert not lost.face_found and lost.driving_pose is None
+        assert np.array_equal(lost.frame.crop, good.frame.crop)
+        with pytest.raises(NoFaceFoundError, match="reference"):
+            re.set_reference(blank)
+        re.set_reference(driving_frames[4])
+        after = re.process(driving_frames[4])
+        assert after.motion.yaw == pytest.approx(0, abs=1e-6)  # the reference itself: no change
+        re.set_reference(None)
+        assert not re.has_reference
+
+
+def test_smoothing_damps_a_jittering_driver(engine, prepared, driving_frames):
+    jitter = [driving_frames[0], driving_frames[3]] * 4  # the head jumps back and forth every frame
+
+    def swings(smoothing):
+        with Reenactor(engine, prepared, smoothing=smoothing, fps=30) as re:
+            motions = [re.process(f).motion for f in jitter]
+        tail = motions[2:]
+        return np.ptp([m.roll for m in tail]), np.ptp([m.tx for m in tail]) + np.ptp([m.ty for m in tail])
+
+    raw_roll, raw_shift = swings(None)
+    smooth_roll, smooth_shift = swings(1.0)
+    assert raw_shift > 0
+    assert smooth_shift < 0.5 * raw_shift and smooth_roll <= raw_roll
+
+
+def test_bad_options_are_refused(engine, prepared):
+    for kwargs, message in [({"mode": "sideways"}, "mode must be"), ({"transfer": "all"}, "transfer must be"),
+                            ({"smoothing": 3.0}, "smoothing = 3")]:
+        with pytest.raises(ValueError, match=message):
+            Reenactor(engine, prepared, **kwargs)
+
+
+def test_reenact_a_file_source(engine, prepared, ntsc_clip):
+    with open_frame_source(ntsc_clip) as frames, Reenactor(engine, prepared, fps=frames.fps) as re:
+        results = [re.process(f) for f in frames]
+    assert len(results) == 12 and all(r.face_found for r in results)
