@@ -66,9 +66,9 @@ def box_transform(box: np.ndarray, size: int, source_shape: tuple[int, ...]) -> 
     if side <= 0:
         raise ValueError(f"crop side must be positive, got {side}")
     s = size / side
-    x0, y0 = cx - side / 2, cy - side / 2
-    # pixel centres at integers: crop pixel j covers original [x0 + j/s, x0 + (j+1)/s)
-    matrix = np.array([[s, 0.0, s * (0.5 - x0) - 0.5], [0.0, s, s * (0.5 - y0) - 0.5]])
+    # Pixel centres at integers (OpenCV's convention, also used for landmarks): the box centre maps to the
+    # crop centre (size - 1) / 2 and the box edges to the crop edges -0.5 and size - 0.5.
+    matrix = np.array([[s, 0.0, (size - 1) / 2 - s * cx], [0.0, s, (size - 1) / 2 - s * cy]])
     return CropTransform(matrix, int(size), (int(source_shape[0]), int(source_shape[1])))
 
 
@@ -150,34 +150,32 @@ def paste_back(original: np.ndarray, crop: np.ndarray, transform: CropTransform,
     result = original.copy()
     if x1 <= x0 or y1 <= y0:
         return result
+    mask = face_mask(size, feather) if mask is None else np.asarray(mask, dtype=np.float32)
+    if match_colour:
+        # Measured and applied in crop pixels (cheap at any photo size); the offset is smooth, so warping the
+        # corrected crop is the same as correcting the warped one.
+        under = crop_at(original, transform.box, size)[0].astype(np.float32)
+        source = crop.astype(np.float32)
+        crop = np.clip(source + _colour_offset(under, source, mask) + 0.5, 0, 255).astype(np.uint8)
     inv = transform.inverse.copy()
     inv[:, 2] -= (x0, y0)
     roi_w, roi_h = x1 - x0, y1 - y0
-    mask = face_mask(size, feather) if mask is None else np.asarray(mask, dtype=np.float32)
     warped = cv2.warpAffine(crop, inv, (roi_w, roi_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     alpha = cv2.warpAffine(mask, inv, (roi_w, roi_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    roi = original[y0:y1, x0:x1].astype(np.float32)
-    pasted = warped.astype(np.float32)
-    if match_colour:
-        pasted += _colour_offset(roi, pasted, alpha)
-    a = alpha[..., None]
-    result[y0:y1, x0:x1] = np.clip(roi * (1.0 - a) + pasted * a + 0.5, 0, 255).astype(original.dtype)
+    roi = np.ascontiguousarray(original[y0:y1, x0:x1])
+    result[y0:y1, x0:x1] = cv2.blendLinear(warped, roi, alpha, 1.0 - alpha)
     return result
 
 
-def _colour_offset(roi: np.ndarray, pasted: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Smooth per-pixel colour offset (original − pasted), measured on the mask's fade band.
-
-    Normalised convolution at low resolution: cheap even for a face several thousand pixels wide.
-    """
+def _colour_offset(under: np.ndarray, pasted: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Smooth per-pixel colour offset (original − pasted) in crop pixels, measured on the mask's fade band
+    (normalised convolution: the band's offsets spread smoothly over the crop)."""
     band = (4.0 * alpha * (1.0 - alpha)).astype(np.float32)  # peaks where the mask fades, 0 inside and outside
     if band.sum() < 1e-3:
         return np.zeros_like(pasted)
     h, w = alpha.shape
-    k = 64.0 / max(h, w)
-    sw, sh = max(4, round(w * k)), max(4, round(h * k))
-    diff = (roi - pasted) * band[..., None]
-    small_diff = cv2.resize(diff, (sw, sh), interpolation=cv2.INTER_AREA)
+    sw, sh = 64, max(4, round(64 * h / w))
+    small_diff = cv2.resize((under - pasted) * band[..., None], (sw, sh), interpolation=cv2.INTER_AREA)
     small_band = cv2.resize(band, (sw, sh), interpolation=cv2.INTER_AREA)
     sigma = max(sw, sh) / 6.0
     num = cv2.GaussianBlur(small_diff, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)

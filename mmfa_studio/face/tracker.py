@@ -88,12 +88,10 @@ class MediaPipeTracker:
         for lm in result.multi_face_landmarks or []:
             arr = np.array([(p.x, p.y, p.z) for p in lm.landmark], dtype=np.float64)
             pts3 = np.empty_like(arr)
-            pts3[:, 0] = arr[:, 0] * width
-            pts3[:, 1] = arr[:, 1] * height
-            pts3[:, 2] = arr[:, 2] * width  # MediaPipe's z uses the x scale; smaller = nearer the camera
-            pts3 = pts3 / scale
-            pts3[:, 0] += offset[0]
-            pts3[:, 1] += offset[1]
+            # MediaPipe's x, y are fractions of the image (0 = left edge); ours put pixel centres at integers.
+            pts3[:, 0] = (arr[:, 0] * width) / scale - 0.5 + offset[0]
+            pts3[:, 1] = (arr[:, 1] * height) / scale - 0.5 + offset[1]
+            pts3[:, 2] = arr[:, 2] * width / scale  # z uses the x scale; smaller = nearer the camera
             pts2 = pts3[:, :2].copy()
             faces.append(Face(box=_box_of(pts2[:468]), landmarks=pts2, score=1.0, landmarks_3d=pts3))
         return faces
@@ -119,16 +117,34 @@ class MediaPipeTracker:
         faces[0].score = float(score)
         return faces[0]
 
-    def _detector_faces(self, image: np.ndarray, known: list[Face]) -> list[Face]:
+    def _detections(self, image: np.ndarray, tiles: bool) -> list[tuple[np.ndarray, float]]:
+        """Full-range BlazeFace boxes (pixels of ``image``); with ``tiles`` also on overlapping 384-px tiles,
+        which finds faces down to ~40 px (the detector itself sees the image at 192 px)."""
         h, w = image.shape[:2]
-        result = self._detector.process(image)
+        windows = [(0, 0, w, h)]
+        if tiles and max(h, w) > 480:
+            side, step = 384, 288
+            xs = list(range(0, max(1, w - side), step)) + [max(0, w - side)]
+            ys = list(range(0, max(1, h - side), step)) + [max(0, h - side)]
+            windows += [(x, y, min(w, x + side), min(h, y + side)) for y in sorted(set(ys)) for x in sorted(set(xs))]
+        boxes = []
+        for x0, y0, x1, y1 in windows:
+            result = self._detector.process(np.ascontiguousarray(image[y0:y1, x0:x1]))
+            for det in result.detections or []:
+                rb = det.location_data.relative_bounding_box
+                tw, th = x1 - x0, y1 - y0
+                box = np.array([x0 + rb.xmin * tw, y0 + rb.ymin * th, x0 + (rb.xmin + rb.width) * tw,
+                                y0 + (rb.ymin + rb.height) * th])
+                boxes.append((box, float(det.score[0]) if det.score else 0.5))
+        boxes.sort(key=lambda b: -b[1])
+        return boxes
+
+    def _detector_faces(self, image: np.ndarray, known: list[Face]) -> list[Face]:
         found = []
-        for det in result.detections or []:
-            rb = det.location_data.relative_bounding_box
-            box = np.array([rb.xmin * w, rb.ymin * h, (rb.xmin + rb.width) * w, (rb.ymin + rb.height) * h])
+        for box, score in self._detections(image, tiles=not self.video and not known):
             if any(_iou(box, f.box) > 0.2 for f in known + found):
                 continue
-            face = self._mesh_around(image, box, det.score[0] if det.score else 0.5)
+            face = self._mesh_around(image, box, score)
             if face is not None and not any(_iou(face.box, f.box) > 0.3 for f in known + found):
                 found.append(face)
             if len(known) + len(found) >= self.max_faces:

@@ -49,6 +49,14 @@ class Face:
         return np.array([(self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2], dtype=np.float64)
 
     def scaled(self, factor: float) -> Face:
-        """The same face in an image resized by ``factor`` (pose is unchanged by uniform scaling)."""
-        l3 = None if self.landmarks_3d is None else self.landmarks_3d * factor
-        return Face(self.box * factor, self.landmarks * factor, self.score, self.pose, l3)
+        """The same face in an image resized by ``factor`` (pose is unchanged by uniform scaling).
+
+        Pixel centres sit at integers, so x_new = (x + 0.5) · factor - 0.5."""
+        def move(p: np.ndarray) -> np.ndarray:
+            out = p * factor
+            out[..., :2] += 0.5 * factor - 0.5
+            return out
+
+        box = self.box * factor + (0.5 * factor - 0.5)
+        l3 = None if self.landmarks_3d is None else move(self.landmarks_3d)
+        return Face(box, move(self.landmarks), self.score, self.pose, l3)

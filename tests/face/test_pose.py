@@ -1,0 +1,95 @@
+"""Head pose: the model's conventions (+yaw = face turned to the image right, +pitch = up, +roll = clockwise)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from mmfa_studio.face import euler_from_matrix, head_pose
+from mmfa_studio.face.pose import MESH_INDEX_OF_68, canonical_face
+
+
+def test_numpy_euler_matches_the_model():
+    torch = pytest.importorskip("torch")
+    from mmfa_studio.model.keypoints import euler_from_matrix as torch_euler, rotation_matrix
+
+    rng = np.random.default_rng(0)
+    angles = rng.uniform(-60, 60, (20, 3))
+    mats = rotation_matrix(*(torch.tensor(angles[:, i], dtype=torch.float64) for i in range(3))).numpy()
+    for a, m in zip(angles, mats):
+        np.testing.assert_allclose(euler_from_matrix(m), a, atol=1e-6)
+        np.testing.assert_allclose(euler_from_matrix(m), [t.item() for t in torch_euler(torch.tensor(m[None]))], atol=1e-9)
+
+
+def test_canonical_face_is_in_the_model_frame():
+    c = canonical_face()
+    pts = c.points
+    assert pts.shape == (478, 3)
+    assert pts[1, 2] < pts[:468, 2].mean() - 0.2  # nose tip towards the camera (negative z)
+    assert pts[10, 1] < pts[152, 1]  # forehead above the chin (y down)
+    assert pts[263, 0] > 0 > pts[33, 0]  # person's left eye on the image right
+    left, right = pts[c.pairs[:, 0]], pts[c.pairs[:, 1]]
+    np.testing.assert_allclose(left * [-1, 1, 1], right, atol=1e-6)  # mirror symmetric
+    assert len(c.pairs) > 150 and len(c.rigid) > 100
+
+
+def _project(yaw: float, pitch: float, roll: float, points: np.ndarray, size: int = 512) -> np.ndarray:
+    """Render the canonical shape posed by the model's rotation_matrix, 6 face widths from a pinhole camera."""
+    from mmfa_studio.face.pose import _camera
+
+    torch = pytest.importorskip("torch")
+    from mmfa_studio.model.keypoints import rotation_matrix
+
+    r = rotation_matrix(*(torch.tensor([float(a)], dtype=torch.float64) for a in (yaw, pitch, roll)))[0].numpy()
+    posed = points @ r.T + np.array([0.0, 0.0, 12.0])
+    image_points, _ = cv2.projectPoints(posed, np.zeros(3), np.zeros(3), _camera((size, size)), None)
+    return image_points[:, 0, :]
+
+
+@pytest.mark.parametrize("pose", [(20, 0, 0), (-25, 0, 0), (0, 15, 0), (0, -15, 0), (0, 0, 20), (15, -10, 12)])
+def test_pose_recovers_known_rotations(pose):
+    pts = canonical_face().points
+    estimate = head_pose(_project(*pose, pts), (512, 512))
+    np.testing.assert_allclose([estimate.yaw, estimate.pitch, estimate.roll], pose, atol=0.5)
+    est68 = head_pose(_project(*pose, pts)[MESH_INDEX_OF_68], (512, 512))
+    np.testing.assert_allclose([est68.yaw, est68.pitch, est68.roll], pose, atol=0.5)
+
+
+def _rotate_clockwise(image: np.ndarray, degrees: float) -> np.ndarray:
+    h, w = image.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), -degrees, 1.0)  # OpenCV: positive = counter-clockwise
+    return cv2.warpAffine(image, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
+
+
+@pytest.mark.data
+def test_real_photos_flip_and_rotate(clear_portraits, photo_tracker):
+    for image in clear_portraits:
+        pose = photo_tracker.detect(image)[0].pose
+        flipped = photo_tracker.detect(np.ascontiguousarray(image[:, ::-1]))[0].pose
+        assert flipped.yaw == pytest.approx(-pose.yaw, abs=3.0)
+        assert flipped.roll == pytest.approx(-pose.roll, abs=3.0)
+        assert flipped.pitch == pytest.approx(pose.pitch, abs=4.0)
+        turned = photo_tracker.detect(_rotate_clockwise(image, 15))[0].pose
+        assert turned.roll - pose.roll == pytest.approx(15.0, abs=4.0)
+        assert turned.yaw == pytest.approx(pose.yaw, abs=4.0)
+
+
+@pytest.mark.data
+def test_yaw_sign_follows_the_nose_on_real_faces(portraits_dir, photo_tracker):
+    """Independent of the canonical shape: a nose tip right of the cheeks' midpoint means the face turns right."""
+    from mmfa_studio.face import load_image
+
+    checked = 0
+    for path in sorted(portraits_dir.iterdir())[:80]:
+        try:
+            faces = photo_tracker.detect(load_image(path))
+        except Exception:  # noqa: BLE001 - unreadable files are tested elsewhere
+            continue
+        if not faces or faces[0].pose is None or abs(faces[0].pose.yaw) < 12 or abs(faces[0].pose.roll) > 15:
+            continue
+        lm = faces[0].landmarks
+        nose_offset = lm[1, 0] - (lm[234, 0] + lm[454, 0]) / 2
+        assert np.sign(nose_offset) == np.sign(faces[0].pose.yaw), path.name
+        checked += 1
+    assert checked >= 5
