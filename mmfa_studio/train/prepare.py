@@ -219,13 +219,20 @@ def _segments(track: _Track, opts: PrepareOptions) -> list[tuple[int, int]]:
     ref = None  # running mean (cx, cy, size) of the segment's detections
     count = 0
 
-    def close():
-        if start is not None and last_good is not None and last_good + 1 - start >= opts.min_frames:
-            segments.append((start, last_good + 1))
+    def close(boundary: int | None = None):
+        """End the open segment; at a cut or the end of the video (``boundary``) keep the frames after the
+        last detection (fewer than detect_every, no sign of trouble), after a lost face or a jump don't."""
+        if start is None or last_good is None:
+            return
+        end = last_good + 1
+        if boundary is not None and boundary - end < opts.detect_every:
+            end = boundary
+        if end - start >= opts.min_frames:
+            segments.append((start, end))
 
     for k in range(len(track.kept)):
         if track.cuts[k] and start is not None:
-            close()
+            close(boundary=k)
             start = last_good = ref = None
         if not track.detected[k]:
             continue
@@ -245,7 +252,7 @@ def _segments(track: _Track, opts: PrepareOptions) -> list[tuple[int, int]]:
         count += 1
         ref = ref + (box - ref) / count
         last_good = k
-    close()
+    close(boundary=len(track.kept))
     return segments
 
 
