@@ -4,40 +4,57 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtGui import QUndoCommand
+from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from .state import MotionState
 
-# Merge ids: one per editable quantity, so dragging a slider gives one undo step per drag, not per pixel.
-_MERGE_IDS: dict[str, int] = {}
-
-
-def merge_id(key: str) -> int:
-    return _MERGE_IDS.setdefault(key, 1000 + len(_MERGE_IDS))
-
-
 class SetMotionCommand(QUndoCommand):
-    """Replace the whole motion. ``key`` (e.g. "yaw", "expr3") makes consecutive edits of it merge."""
+    """Replace the whole motion. ``key`` (e.g. "yaw", "expr3") names what changed, for merging.
+
+    Merging is done by :class:`MotionUndo`, not by Qt's ``id()``/``mergeWith()``: with PySide6 6.12.0 a merged
+    command that Qt deletes corrupted Python's reference counts (abort at exit); merging on the Python side
+    works with every version.
+    """
 
     def __init__(self, state: MotionState, old: Any, new: Any, text: str, key: str | None = None) -> None:
         super().__init__(text)
         self._state, self._old, self._new = state, old, new
-        self._id = merge_id(key) if key else -1
+        self.key = key
 
-    def id(self) -> int:  # noqa: A003 - Qt's name
-        return self._id
-
-    def mergeWith(self, other: QUndoCommand) -> bool:  # noqa: N802 - Qt's name
-        if not isinstance(other, SetMotionCommand) or other.id() != self.id() or self._id == -1:
-            return False
-        self._new = other._new
-        return True
+    def extend(self, new: Any) -> None:
+        self._new = new
+        self._state.set_motion(new)
 
     def redo(self) -> None:
         self._state.set_motion(self._new)
 
     def undo(self) -> None:
         self._state.set_motion(self._old)
+
+
+class MotionUndo:
+    """Pushes motion edits onto a QUndoStack; consecutive edits of the same control become one step."""
+
+    def __init__(self, stack: QUndoStack, state: MotionState) -> None:
+        self.stack, self.state = stack, state
+        self._last: SetMotionCommand | None = None
+        self._last_index = -1
+        stack.indexChanged.connect(self._on_index_changed)
+
+    def _on_index_changed(self, index: int) -> None:
+        if index != self._last_index:
+            self._last = None  # undo, redo or another command came in between: the next edit starts a step
+
+    def push(self, new: Any, text: str, key: str | None = None) -> None:
+        last = self._last
+        if key is not None and last is not None and last.key == key and self.stack.index() == self._last_index == self.stack.count():
+            last.extend(new)
+            return
+        command = SetMotionCommand(self.state, self.state.motion, new, text, key)
+        self._last, self._last_index = None, -1
+        self.stack.push(command)
+        if key is not None:
+            self._last, self._last_index = command, self.stack.index()
 
 
 class KeyframesCommand(QUndoCommand):

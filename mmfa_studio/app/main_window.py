@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from ..atomic import atomic_path
 from . import dialogs
-from .commands import KeyframesCommand, SetMotionCommand
+from .commands import KeyframesCommand, MotionUndo
 from .editor import EditorPanel
 from .project import Project, ProjectError, ProjectSettings, load_project, save_project
 from .state import PARAM_BY_NAME, POSE_PARAMS, MotionState
@@ -72,6 +72,7 @@ class MainWindow(QMainWindow):
 
         self.state = MotionState()
         self.undo_stack = QUndoStack(self)
+        self.motion_undo = MotionUndo(self.undo_stack, self.state)
         self.timeline = Timeline()
         self.worker_thread = WorkerThread(backend_loader)
         self.worker = self.worker_thread.worker
@@ -381,7 +382,7 @@ class MainWindow(QMainWindow):
     def _push_motion(self, new: Any, text: str, key: str | None = None) -> None:
         if not self.state.ready or new == self.state.motion:
             return
-        self.undo_stack.push(SetMotionCommand(self.state, self.state.motion, new, text, key))
+        self.motion_undo.push(new, text, key)
 
     def edit_value(self, name: str, value: float) -> None:
         if not self.state.ready:

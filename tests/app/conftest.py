@@ -117,3 +117,4 @@ def decoded_frames(path) -> list[np.ndarray]:
     finally:
         cap.release()
     return frames
+
