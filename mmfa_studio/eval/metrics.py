@@ -82,15 +82,14 @@ class IdentityEmbedder:
         self.net = dlib.face_recognition_model_v1(frm.face_recognition_model_location())
         self.dlib = dlib
 
-    def embed(self, image: np.ndarray) -> np.ndarray | None:
-        """128-d unit embedding of the largest face in an aligned crop, or None when dlib finds no face."""
+    def descriptor(self, image: np.ndarray) -> np.ndarray | None:
+        """dlib's 128-d descriptor of the largest face in a crop (L2 ≤ 0.6 ≈ same person), or None."""
         image = np.ascontiguousarray(image)
         faces = self.detector(image, 1)
         if not faces:
             return None
         box = max(faces, key=lambda r: r.width() * r.height())
-        vec = np.asarray(self.net.compute_face_descriptor(image, self.shape(image, box)), dtype=np.float64)
-        return vec / np.linalg.norm(vec)
+        return np.asarray(self.net.compute_face_descriptor(image, self.shape(image, box)), dtype=np.float64)
 
 
 def load_identity_embedder() -> IdentityEmbedder | Unavailable:
