@@ -1,0 +1,120 @@
+"""Training pairs: seeded, consistent augmentation, two frames read per sample, resumable sampling."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from mmfa_studio.train.config import Augmentation, TrainConfig, load_train_config, scaled_model_config
+from mmfa_studio.train.dataset import ArrayStore, PairDataset, PreparedStore, ResumableSampler, collate_pairs
+
+from .conftest import blob_video
+
+NO_AUG = Augmentation(flip=0.0, brightness=0, contrast=0, saturation=0, hue=0, scale=0, shift=0)
+
+
+class CountingStore(ArrayStore):
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        self.reads: list[list[int]] = []
+
+    def read(self, clip, frame_indices):
+        self.reads.append(list(frame_indices))
+        return super().read(clip, frame_indices)
+
+
+def test_samples_are_seeded_and_read_only_two_frames():
+    store = CountingStore({"a": blob_video(12), "b": blob_video(9, seed=3)})
+    ds = PairDataset(store, 64, Augmentation(), seed=7, max_gap=3)
+    s1, s2 = ds[5], ds[5]
+    assert torch.equal(s1.source, s2.source) and torch.equal(s1.driving, s2.driving)
+    assert all(len(r) == 2 for r in store.reads)
+    assert all(abs(a - b) <= 3 for a, b in store.reads)
+    other = PairDataset(store, 64, Augmentation(), seed=8, max_gap=3)[5]
+    assert not torch.equal(other.source, s1.source) or not torch.equal(other.driving, s1.driving)
+    assert s1.source.shape == (3, 64, 64) and s1.source.dtype == torch.float32
+    assert 0.0 <= s1.source.min() and s1.source.max() <= 1.0
+
+
+def test_augmentation_is_the_same_for_source_and_driving():
+    video = np.repeat(blob_video(1)[:1], 4, axis=0)  # every frame identical
+    ds = PairDataset(ArrayStore({"same": video}), 64, Augmentation(flip=0.5, hue=0.05), seed=0)
+    for n in range(6):
+        s = ds[n]
+        assert torch.allclose(s.source, s.driving, atol=1e-6)
+
+
+def test_flip_mirrors_the_frames_and_the_pose_labels():
+    video = blob_video(2)
+    pose = np.array([[10.0, 5.0, -3.0], [12.0, 4.0, -2.0]], np.float32)
+    plain = PairDataset(ArrayStore({"a": video}, {"a": pose}), 64, NO_AUG, seed=0)
+    flipped = PairDataset(ArrayStore({"a": video}, {"a": pose}), 64, dataclasses.replace(NO_AUG, flip=1.0), seed=0)
+    a, b = plain[3], flipped[3]  # same seed and number → same frames
+    assert torch.allclose(b.source, torch.flip(a.source, dims=[-1]), atol=1e-5)
+    assert torch.allclose(b.source_pose, a.source_pose * torch.tensor([-1.0, 1.0, -1.0]))
+    assert bool(a.has_pose) and bool(b.has_pose)
+
+
+def test_missing_or_nan_pose_is_marked_unknown():
+    video = blob_video(3)
+    pose = np.full((3, 3), np.nan, np.float32)
+    s = PairDataset(ArrayStore({"a": video}, {"a": pose}), 64, NO_AUG)[0]
+    assert not bool(s.has_pose) and torch.equal(s.source_pose, torch.zeros(3))
+    s = PairDataset(ArrayStore({"a": video}), 64, NO_AUG)[0]
+    assert not bool(s.has_pose)
+
+
+def test_resize_to_training_size():
+    s = PairDataset(ArrayStore({"a": blob_video(3, size=64)}), 32, Augmentation())[1]
+    assert s.source.shape == (3, 32, 32)
+
+
+def test_sampler_shards_ranks_and_resumes():
+    full = list(itertools.islice(ResumableSampler(0, 1), 12))
+    r0 = list(itertools.islice(ResumableSampler(0, 2), 6))
+    r1 = list(itertools.islice(ResumableSampler(1, 2), 6))
+    assert sorted(r0 + r1) == full
+    resumed = list(itertools.islice(ResumableSampler(1, 2, start=4), 2))
+    assert resumed == r1[2:4]
+
+
+def test_collate_stacks_fields():
+    ds = PairDataset(ArrayStore({"a": blob_video(4)}), 64, Augmentation())
+    batch = collate_pairs([ds[0], ds[1], ds[2]])
+    assert batch.source.shape == (3, 3, 64, 64) and batch.has_pose.shape == (3,)
+
+
+def test_prepared_store_reads_the_prepared_format(prepared_blobs):
+    store = PreparedStore(prepared_blobs)
+    assert store.size == 64 and len(store.clips) == 2
+    frames = store.read(store.clips[0], [0, 5])
+    assert frames.shape == (2, 64, 64, 3) and frames.dtype == np.uint8
+    assert np.abs(frames[0].astype(int) - blob_video(12)[0].astype(int)).mean() < 3  # JPEG round trip
+
+
+def test_empty_or_missing_prepared_data_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        PreparedStore(tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match="index.json"):
+        PreparedStore(tmp_path)
+
+
+def test_train_config_sections_and_validation():
+    for name in ("tiny", "cpu", "vox256"):
+        model, train = load_train_config(name)
+        assert train.batch_size >= 1 and train.loss.perceptual == 10.0
+    with pytest.raises(ValueError, match="unknown train config keys: bogus"):
+        TrainConfig.from_dict({"bogus": 1})
+    with pytest.raises(ValueError, match="unknown train.loss config keys"):
+        TrainConfig.from_dict({"loss": {"percept": 1}})
+    cfg = TrainConfig.from_dict({"progressive": [[0, 128], [1000, 256]], "betas": [0.0, 0.99]})
+    model, _ = load_train_config("cpu")
+    assert cfg.size_at(0, model) == 128 and cfg.size_at(1500, model) == 256 and cfg.betas == (0.0, 0.99)
+    small = scaled_model_config(model, 128)
+    assert (small.image_size, small.feature_size) == (128, 32)
+    with pytest.raises(ValueError, match="multiple of"):
+        scaled_model_config(model, 130)
