@@ -137,7 +137,9 @@ class MMFA(nn.Module):
         kp_d, jac_d = self.pose_keypoints(source.canonical, target)
         b = kp_d.shape[0]
         src = source if source.image.shape[0] == b else _expand_source(source, b)
-        jacobian = src.jacobian @ torch.linalg.inv(jac_d.float()).to(jac_d.dtype)  # J = A_s·A_d⁻¹
+        # inv_ex: no host sync on a GPU (linalg.inv checks for errors on the host), so the render can be CUDA-graphed;
+        # s·R is always invertible.
+        jacobian = src.jacobian @ torch.linalg.inv_ex(jac_d.float()).inverse.to(jac_d.dtype)  # J = A_s·A_d⁻¹
         driver = src.image if self.cfg.variant == "hybrid" else src.appearance
         return src, kp_d, self.dense_motion(driver, src.keypoints, kp_d, jacobian)
 
