@@ -105,24 +105,25 @@ def parse_motion(args: argparse.Namespace, expression: np.ndarray | None = None,
         raise UserError(str(exc)) from None
 
 
-def resolve_expression(engine, spec: str, what: str) -> np.ndarray:
+def resolve_expression(engine, spec: str, what: str, photos: bool = True) -> np.ndarray:
     """An expression given as a photo path, a comma list of numbers, 'prior' / 'prior:SEED' or 'source'.
 
     'source' is not resolved here (returns an empty array); callers substitute the source's own z.
+    ``photos=False``: only number lists (and prior/source) are accepted.
     """
     from mmfa_studio.engine import parse_expression_list
 
     text = spec.strip()
     if text.lower() == "source":
         return np.zeros(0, dtype=np.float32)
-    if text.lower().startswith("prior"):
+    if text.lower() == "prior" or text.lower().startswith("prior:"):
         _, _, seed = text.partition(":")
         try:
             return engine.sample_expression(int(seed) if seed else None)
         except ValueError:
             raise UserError(f"{what}: 'prior:SEED' needs an integer seed, not {seed!r}") from None
     path = Path(text)
-    if path.exists() or not _looks_numeric(text):
+    if photos and (path.exists() or ("," not in text and not _looks_numeric(text))):
         check_input_file(text, f"{what} photo")
         with user_errors():
             return engine.encode_expression(path)
@@ -223,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
         source = prepare(engine, args.source, args.face_index)
         z = None
         if args.expression is not None:
-            z = resolve_expression(engine, args.expression, "--expression")
+            z = resolve_expression(engine, args.expression, "--expression", photos=False)
         elif args.expression_from is not None:
             z = resolve_expression(engine, args.expression_from, "--expression-from")
         elif args.expression_prior is not None:

@@ -137,7 +137,8 @@ class Engine:
     """One loaded model plus a face tracker. Build it with :meth:`load`."""
 
     def __init__(self, model: MMFA, info: CheckpointInfo | None, device: torch.device, precision: str,
-                 tracker: FaceTracker | None = None, channels_last: bool | None = None, cache_size: int = 4):
+                 tracker: FaceTracker | None = None, channels_last: bool | None = None, cache_size: int = 4,
+                 cuda_graphs: bool = True):
         self.model = model.eval()
         self.info = info
         self.config: ModelConfig = model.cfg
@@ -153,11 +154,16 @@ class Engine:
         self._lock = threading.RLock()
         self._cache: OrderedDict[tuple, PreparedSource] = OrderedDict()
         self._cache_size = cache_size
+        # On a GPU one render is ~150 tiny kernels, so launch cost dominates: single renders replay a CUDA graph
+        # captured per source (falls back to eager if capture fails).
+        self.cuda_graphs = cuda_graphs and device.type == "cuda"
+        self._graphs: OrderedDict[int, _CudaGraphRender] = OrderedDict()
 
     # -- construction -------------------------------------------------------------------------------
     @classmethod
     def load(cls, checkpoint: str | Path | None = None, device: str = "auto", precision: str = "auto",
-             tracker: FaceTracker | None = None, channels_last: bool | None = None) -> "Engine":
+             tracker: FaceTracker | None = None, channels_last: bool | None = None,
+             cuda_graphs: bool = True) -> "Engine":
         """Load a checkpoint (None → the bundled ``models/mmfa-cpu.safetensors``); ``ModelLoadError`` on failure."""
         path = Path(checkpoint) if checkpoint is not None else BUNDLED_MODEL
         if checkpoint is None and not path.is_file():
@@ -168,7 +174,7 @@ class Engine:
             model, info = load_model(path, device=dev)
         except CheckpointError as exc:
             raise ModelLoadError(str(exc)) from None
-        return cls(model, info, dev, prec, tracker=tracker, channels_last=channels_last)
+        return cls(model, info, dev, prec, tracker=tracker, channels_last=channels_last, cuda_graphs=cuda_graphs)
 
     @property
     def latent_dim(self) -> int:
@@ -192,6 +198,7 @@ class Engine:
                 self._tracker.close()
                 self._tracker = None
             self._cache.clear()
+            self._graphs.clear()
 
     def __enter__(self) -> "Engine":
         return self
@@ -200,10 +207,11 @@ class Engine:
         self.close()
 
     # -- model plumbing ---------------------------------------------------------------------------------
-    def _autocast(self) -> AbstractContextManager:
+    def _autocast(self, cache: bool = True) -> AbstractContextManager:
         if self.precision == "fp32":
             return nullcontext()
-        return torch.autocast(device_type=self._device.type, dtype=_DTYPES[self.precision])
+        # CUDA-graph capture needs the autocast weight cache off (its casts must be part of the graph).
+        return torch.autocast(device_type=self._device.type, dtype=_DTYPES[self.precision], cache_enabled=cache)
 
     def _to_tensor(self, crops: np.ndarray) -> torch.Tensor:
         """B×S×S×3 (or S×S×3) uint8 → B×3×S×S float in [0, 1] on the device."""
@@ -304,6 +312,12 @@ class Engine:
                 where = f"motion {i}: " if len(motions) > 1 else ""
                 raise InvalidMotionError(f"{where}{exc}") from None
         frames: list[RenderedFrame] = []
+        if len(motions) == 1 and self.cuda_graphs:
+            graphed = self._render_graphed(source, motions[0])
+            if graphed is not None:
+                crop, kp = graphed
+                full = paste_crop_back(source.image, crop, source.transform) if paste_back else None
+                return [RenderedFrame(crop=crop, full=full, keypoints=kp)]
         for start in range(0, len(motions), batch_size):
             chunk = motions[start:start + batch_size]
             with self._lock, torch.inference_mode():
@@ -319,8 +333,28 @@ class Engine:
 
     def _keypoints_to_pixels(self, keypoints: torch.Tensor) -> np.ndarray:
         """B×K×3 normalised (grid_sample frame, align_corners=False) → B×K×2 crop pixel centres."""
+        return self._keypoint_pixels(keypoints).cpu().numpy()
+
+    def _keypoint_pixels(self, keypoints: torch.Tensor) -> torch.Tensor:
         s = self.image_size
-        return ((keypoints[..., :2].float() + 1.0) * (s / 2.0) - 0.5).cpu().numpy()
+        return (keypoints[..., :2].float() + 1.0) * (s / 2.0) - 0.5
+
+    def _render_graphed(self, source: PreparedSource, motion: Motion) -> tuple[np.ndarray, np.ndarray] | None:
+        """(crop, keypoints) through the source's CUDA graph, or None when graphs are unavailable."""
+        with self._lock:
+            key = id(source.encoding)
+            graph = self._graphs.get(key)
+            if graph is None or graph.encoding is not source.encoding:
+                try:
+                    graph = _CudaGraphRender(self, source)
+                except Exception:  # noqa: BLE001 - capture is an optimisation: render eagerly instead
+                    self.cuda_graphs = False
+                    return None
+                self._graphs[key] = graph
+                while len(self._graphs) > 2:
+                    self._graphs.popitem(last=False)
+            self._graphs.move_to_end(key)
+            return graph(graph_inputs(source, motion, self.latent_dim))
 
     def target_motion(self, source: PreparedSource, motions: Sequence[Motion]) -> TargetMotion:
         """The model-side target (B = len(motions)) for the given motions of ``source``.
@@ -406,6 +440,75 @@ class Engine:
         with self._lock, torch.inference_mode():
             zt = torch.as_tensor(np.asarray(z, dtype=np.float32).reshape(1, -1), device=self._device)
             return self.model.expression_vae.decode(zt)[0].float().cpu().numpy()
+
+
+def graph_inputs(source: PreparedSource, motion: Motion, latent_dim: int) -> np.ndarray:
+    """The packed target of one motion for :class:`_CudaGraphRender`: yaw, pitch, roll, scale, t (3), z (Z),
+    use_z — the same arithmetic as :meth:`Engine.target_motion`, done on the host."""
+    own = source.motion
+    values = np.zeros(8 + latent_dim, dtype=np.float64)
+    shift = np.array([motion.tx, motion.ty, motion.tz])
+    if motion.relative:
+        values[:4] = (own.yaw + motion.yaw, own.pitch + motion.pitch, own.roll + motion.roll, own.scale * motion.scale)
+        values[4:7] = own.translation.astype(np.float64) + shift
+    else:
+        values[:4] = (motion.yaw, motion.pitch, motion.roll, motion.scale)
+        values[4:7] = shift
+    if motion.expression is not None:
+        z_src = own.expression.astype(np.float64)
+        values[7:7 + latent_dim] = z_src + motion.expression_strength * (np.asarray(motion.expression) - z_src)
+        values[-1] = 1.0
+    return values.astype(np.float32)
+
+
+class _CudaGraphRender:
+    """One captured CUDA graph rendering ``source`` (batch 1) from a packed target (see :func:`graph_inputs`).
+
+    The graph reads its input from one static device buffer and writes the uint8 crop and the keypoints to
+    static outputs, so a render is one host→device copy, one replay and two small device→host copies.
+    """
+
+    def __init__(self, engine: Engine, source: PreparedSource):
+        self.encoding = source.encoding
+        model, dev, z_dim = engine.model, engine._device, engine.latent_dim  # noqa: SLF001
+        enc = source.encoding
+        own = enc.motion
+        self.host = torch.zeros(8 + z_dim, dtype=torch.float32).pin_memory()
+        self.static = torch.zeros(8 + z_dim, dtype=torch.float32, device=dev)
+        self.static.copy_(torch.from_numpy(graph_inputs(source, Motion(), z_dim)))
+
+        def run() -> tuple[torch.Tensor, torch.Tensor]:
+            v = self.static
+            use_z = v[7 + z_dim:8 + z_dim].view(1, 1, 1)
+            with engine._autocast(cache=False):  # noqa: SLF001
+                decoded = model.expression_vae.decode(v[7:7 + z_dim].view(1, z_dim)).float()
+                delta_src = enc.expression.delta.float()
+                delta = delta_src + use_z * (decoded - delta_src)  # use_z = 0 keeps δ_src exactly
+                target = TargetMotion(
+                    yaw=v[0:1].to(own.yaw.dtype), pitch=v[1:2].to(own.pitch.dtype), roll=v[2:3].to(own.roll.dtype),
+                    scale=v[3:4].to(own.scale.dtype), translation=v[4:7].view(1, 3).to(own.translation.dtype),
+                    delta=delta.to(enc.expression.delta.dtype))
+                result = model.render(enc, target, all_scales=False)
+            crop = result.image.float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+            return crop, engine._keypoint_pixels(result.keypoints)  # noqa: SLF001
+
+        with torch.inference_mode():
+            stream = torch.cuda.Stream(device=dev)
+            stream.wait_stream(torch.cuda.current_stream(dev))
+            with torch.cuda.stream(stream):
+                for _ in range(3):  # warm up (cuDNN autotuning, allocator) outside the capture
+                    run()
+            torch.cuda.current_stream(dev).wait_stream(stream)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.crop, self.keypoints = run()
+
+    def __call__(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with torch.inference_mode():
+            self.host.copy_(torch.from_numpy(values))
+            self.static.copy_(self.host, non_blocking=True)
+            self.graph.replay()
+            return self.crop[0].cpu().numpy(), self.keypoints[0].cpu().numpy()
 
 
 def _face_motion(motion, mu: torch.Tensor, i: int) -> FaceMotion:

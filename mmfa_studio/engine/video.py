@@ -19,7 +19,6 @@ from pathlib import Path
 from types import TracebackType
 
 import cv2
-import imageio_ffmpeg
 import numpy as np
 from tqdm import tqdm
 
@@ -32,6 +31,8 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v")
 
 def ffmpeg_exe() -> str:
     """imageio-ffmpeg's bundled ffmpeg (with libx264)."""
+    import imageio_ffmpeg  # imported on use: rendering alone does not need it
+
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
