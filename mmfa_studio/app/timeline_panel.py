@@ -78,7 +78,7 @@ class TimelinePanel(QWidget):
         self.plot.setLabel("bottom", "time", units="s")
         self.plot.addLegend(offset=(5, 5))
         self.plot.setMouseEnabled(x=False, y=False)
-        self.playhead = pg.InfiniteLine(pos=0.0, angle=90, movable=True, pen=pg.mkPen("#ffcc00", width=2))
+        self.playhead = pg.InfiniteLine(pos=0.0, angle=90, movable=True, pen=pg.mkPen("#ffffff", width=2))
         self.plot.addItem(self.playhead)
         self.key_markers = pg.ScatterPlotItem(size=9, brush=pg.mkBrush("#ffcc00"), symbol="d")
         self.plot.addItem(self.key_markers)

@@ -1,0 +1,184 @@
+"""App benchmark: ``python -m mmfa_studio.app.bench [--checkpoint PATH] [--frames N]``.
+
+Prints, on this machine:
+
+1. time from launching ``python -m mmfa_studio gui`` to the window's first paint (subprocess, offscreen);
+2. slider-to-frame latency: a slider value set → the frame of that motion shown (median, p90);
+3. webcam loop speed: a 640×480 video file driving the portrait through the real window, unpaced
+   (frames rendered by the worker and frames shown by the GUI per second, and per-frame latency);
+4. memory growth (resident set size) over the webcam frames, after a warm-up.
+
+Targets (issue #6): ≤ 3 s, ≤ 80 ms median, ≥ 10 fps, < 50 MB over 10 000 frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SHARED_VIDEOS = REPO_ROOT.parent / "shared" / "data" / "videos"
+DEFAULT_CLIP = "dreamtalk__M030_front_happy_level3_001.mp4"
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def launch_time(checkpoint: str | None, runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        env = dict(os.environ, MMFA_STUDIO_REPORT_VISIBLE="1", MMFA_STUDIO_QUIT_AFTER_VISIBLE="1",
+                   QT_QPA_PLATFORM="offscreen")
+        cmd = [sys.executable, "-m", "mmfa_studio", "gui"] + (["--checkpoint", checkpoint] if checkpoint else [])
+        start = time.time()
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+        visible = [line for line in out.stdout.splitlines() if line.startswith("window-visible")]
+        if not visible:
+            raise RuntimeError(f"the app did not report a visible window: {out.stderr[-500:]}")
+        times.append(float(visible[0].split()[1]) - start)
+    return times
+
+
+def make_driving_clip(path: Path, seconds: float) -> None:
+    """A 640×480 clip: a real talking head from ../shared/data when present, else the engine's synthetic face."""
+    import cv2
+    import numpy as np
+
+    from mmfa_studio.engine import SyntheticSource, VideoExporter, open_frame_source
+
+    clip = SHARED_VIDEOS / DEFAULT_CLIP
+    source = open_frame_source(str(clip), loop=True) if clip.is_file() else SyntheticSource(fps=25, loop=True)
+    print(f"  driving clip: {clip.name if clip.is_file() else 'synthetic (shared data not found)'} → 640×480")
+    fps = source.fps
+    with VideoExporter(path, fps) as video:
+        for i, frame in enumerate(source):
+            if i >= seconds * fps:
+                break
+            h, w = frame.shape[:2]
+            scale = min(640 / w, 480 / h)
+            resized = cv2.resize(frame, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
+            canvas = np.zeros((480, 640, 3), np.uint8)
+            y, x = (480 - resized.shape[0]) // 2, (640 - resized.shape[1]) // 2
+            canvas[y:y + resized.shape[0], x:x + resized.shape[1]] = resized
+            video.write(canvas)
+    source.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", help="model to use (default: the bundled models/mmfa-cpu.safetensors)")
+    parser.add_argument("--frames", type=int, default=1000, help="webcam frames for speed and memory (target: 10 000)")
+    parser.add_argument("--slider-moves", type=int, default=40)
+    parser.add_argument("--launch-runs", type=int, default=3)
+    args = parser.parse_args(argv)
+
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from mmfa_studio.checkpoint import BUNDLED_MODEL
+
+    checkpoint = args.checkpoint
+    if checkpoint is None and not BUNDLED_MODEL.is_file():
+        print(f"error: {BUNDLED_MODEL} is missing; pass --checkpoint", file=sys.stderr)
+        return 2
+    print(f"MMFA Studio app benchmark — model {checkpoint or BUNDLED_MODEL}, {os.cpu_count()} CPU cores, Qt offscreen")
+
+    print("1. launch → window visible")
+    times = launch_time(checkpoint, args.launch_runs)
+    print(f"   {statistics.median(times):.2f} s median of {len(times)} ({', '.join(f'{t:.2f}' for t in times)})  [target ≤ 3 s]")
+
+    app = QApplication.instance() or QApplication([])
+    from mmfa_studio.app.main_window import SAMPLE_PORTRAIT, MainWindow
+
+    tmp = Path(tempfile.mkdtemp(prefix="mmfa-bench-"))
+    window = MainWindow(settings=QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat), device="auto")
+    window.show()
+
+    def wait(predicate, timeout: float = 120.0) -> None:
+        end = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > end:
+                raise TimeoutError("timed out")
+            app.processEvents()
+            time.sleep(0.0005)
+
+    try:
+        window.start(str(SAMPLE_PORTRAIT), checkpoint)
+        wait(lambda: window.view.frames_shown > 0)
+        info = window.engine_info
+        print(f"   (model on {info.device}, {info.precision}, {info.image_size} px)")
+
+        print("2. slider → frame latency")
+        slider = window.editor.sliders["yaw"].slider
+        latencies = []
+        for i in range(args.slider_moves):
+            value = round(-20.0 + 40.0 * ((i * 7) % args.slider_moves) / args.slider_moves, 1)
+            if value == round(window.state.motion.yaw, 1):
+                value += 0.5
+            start = time.perf_counter()
+            slider.setValue(value)
+            wait(lambda: window.last_frame is not None and window.last_frame.motion == window.state.motion)
+            latencies.append((time.perf_counter() - start) * 1000)
+        latencies.sort()
+        print(f"   median {statistics.median(latencies):.0f} ms, p90 {latencies[int(0.9 * len(latencies))]:.0f} ms "
+              f"over {len(latencies)} moves  [target ≤ 80 ms median]")
+
+        print("3. webcam loop (640×480 file source, unpaced) and 4. memory")
+        clip = tmp / "driving-640x480.mp4"
+        make_driving_clip(clip, seconds=10)
+        window.webcam.set_source_spec(str(clip))
+        window.worker.start_webcam(str(clip), window.webcam.settings(), pace=False, loop=True)
+        wait(lambda: window.webcam_active)
+        warmup = 50
+        wait(lambda: window.worker.renders_done >= warmup, timeout=600)
+        rss_start, shown_start, done_start = rss_mb(), window.webcam.frames_received, window.worker.renders_done
+        start = time.perf_counter()
+        samples = []
+        target = done_start + args.frames
+        next_report = done_start + max(args.frames // 5, 1)
+        latencies = []
+        while window.worker.renders_done < target:
+            app.processEvents()
+            time.sleep(0.001)
+            frame = window.last_frame
+            if frame is not None and frame.kind == "webcam" and (not latencies or latencies[-1][0] != frame.seq):
+                latencies.append((frame.seq, frame.latency_ms))
+            if window.worker.renders_done >= next_report:
+                samples.append((window.worker.renders_done - done_start, rss_mb()))
+                next_report += max(args.frames // 5, 1)
+            if not window.webcam_active:
+                raise RuntimeError("the webcam loop stopped")
+        elapsed = time.perf_counter() - start
+        rendered = window.worker.renders_done - done_start
+        shown = window.webcam.frames_received - shown_start
+        rss_end = rss_mb()
+        window.worker.stop_webcam()
+        wait(lambda: not window.webcam_active)
+        lat = sorted(v for _, v in latencies)
+        print(f"   {rendered / elapsed:.1f} fps rendered, {shown / elapsed:.1f} fps shown, over {rendered} frames "
+              f"({elapsed:.0f} s); per-frame worker latency median {statistics.median(lat):.0f} ms  [target ≥ 10 fps]")
+        growth = rss_end - rss_start
+        print(f"   RSS {rss_start:.0f} → {rss_end:.0f} MB: {growth:+.1f} MB over {rendered} frames "
+              f"({growth / max(rendered, 1) * 10000:+.1f} MB per 10 000 frames extrapolated)  [target < 50 MB / 10 000]")
+        print("   RSS along the way: " + ", ".join(f"{n}: {m:.0f} MB" for n, m in samples))
+    finally:
+        window.shutdown()
+        window.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
