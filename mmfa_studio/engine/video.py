@@ -101,8 +101,8 @@ class VideoExporter:
 
     * Any frame size: odd widths/heights (which yuv420p cannot hold) are padded by one edge row/column,
       nothing is rescaled.
-    * ``audio_from``: a video (or audio file) whose first audio stream is muxed in as AAC and cut to the
-      video's length (``-shortest``); a file without audio gives a silent video (no error).
+    * ``audio_from``: a video (or audio file) whose first audio stream is muxed in as AAC, cut or padded with
+      silence to the video's length (no frame is ever dropped); a file without audio gives a silent video.
     * The file appears only when the ``with`` block ends normally. An exception, a KeyboardInterrupt or
       :meth:`cancel` (from any thread) kills ffmpeg and leaves no file (and no temporary file) behind; after a
       cancel, :meth:`write` raises :class:`ExportCancelled`, which the ``with`` block swallows.
@@ -202,7 +202,10 @@ class VideoExporter:
         cmd = [ffmpeg_exe(), "-y", "-hide_banner", "-nostdin", "-loglevel", "error",
                "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(self.fps), "-i", "-"]
         if self.audio_from is not None:
-            cmd += ["-i", str(self.audio_from), "-map", "0:v:0", "-map", "1:a:0?", "-c:a", "aac", "-b:a", "160k", "-shortest"]
+            # apad + -shortest: the video's length rules — a short audio track is padded with silence, a long
+            # one is cut; never a frame lost.
+            cmd += ["-i", str(self.audio_from), "-map", "0:v:0", "-map", "1:a:0?", "-c:a", "aac", "-b:a", "160k",
+                    "-af", "apad", "-shortest"]
         cmd += ["-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf), "-pix_fmt", "yuv420p",
                 "-movflags", "+faststart", str(self._tmp)]
         # ffmpeg's messages go to a file: a pipe nobody reads could fill up and stall it.

@@ -56,6 +56,12 @@ def test_audio_is_muxed_and_cut_to_the_video(tmp_path, ntsc_clip):
             video.write(f)
     info = probe_video(out)
     assert info.has_audio and count_frames(out) == 6 and info.fps == Fraction(30000, 1001)
+    # audio shorter than the video: padded, every frame kept (the clip's audio lasts 12 frames)
+    longer = tmp_path / "longer.mp4"
+    with VideoExporter(longer, Fraction(30000, 1001), audio_from=ntsc_clip) as video:
+        for f in frames(40):
+            video.write(f)
+    assert count_frames(longer) == 40 and probe_video(longer).has_audio
     # a source without audio gives a silent video, not an error
     silent = tmp_path / "silent_src.mp4"
     with VideoExporter(silent, 25) as video:
