@@ -60,7 +60,8 @@ def _tracker(args, video: bool):
     from ..face import create_tracker
 
     try:
-        return create_tracker(args.backend, video=video, max_faces=max(4, args.face + 1))
+        # video: track only as many faces as needed (MediaPipe re-runs its detector while it tracks fewer)
+        return create_tracker(args.backend, video=video, max_faces=args.face + 1 if video else max(4, args.face + 1))
     except ValueError as exc:
         raise UserError(str(exc)) from None
 
