@@ -36,6 +36,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--codec", choices=["webp", "jpg"], default="webp", help="frame encoding (default webp)")
     parser.add_argument("--quality", type=int, default=85, help="encoder quality 1-100 (default 85)")
     parser.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
+    parser.add_argument("--exclude", metavar="FILE",
+                        help="text file of source names to leave out, one per line (# comments), e.g. "
+                             "models/validation_clips.txt")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
     return parser
@@ -58,11 +61,19 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"input {src} does not exist")
     if out.exists() and not out.is_dir():
         raise UserError(f"output {out} exists and is not a folder")
+    exclude: set[str] = set()
+    if args.exclude:
+        try:
+            lines = Path(args.exclude).read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise UserError(f"cannot read --exclude file {args.exclude}: {exc.strerror}") from None
+        exclude = {ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")}
     opts = PrepareOptions(size=args.size, stride=args.stride, max_frames_per_clip=args.max_frames_per_clip,
                           detect_every=args.detect_every, min_face=args.min_face, min_frames=args.min_frames,
                           codec=args.codec, quality=args.quality)
     try:
-        summary = prepare_dataset(src, out, opts, workers=args.workers, progress=not args.no_progress)
+        summary = prepare_dataset(src, out, opts, workers=args.workers, progress=not args.no_progress,
+                                  exclude=exclude)
     except (FileNotFoundError, ValueError) as exc:
         raise UserError(str(exc)) from None
     for line in summary.lines():

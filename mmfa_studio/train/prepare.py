@@ -14,7 +14,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -361,9 +361,11 @@ def _record(out_root: Path, source: Source, result: SourceResult) -> None:
 
 # --- whole dataset ------------------------------------------------------------------------------------------------
 def prepare_dataset(input_path: Path, out_root: Path, opts: PrepareOptions = PrepareOptions(), workers: int = 1,
-                    progress: bool = True, log=print) -> PrepareSummary:
+                    progress: bool = True, log=print, exclude: Collection[str] = ()) -> PrepareSummary:
     """Prepare every source under ``input_path`` into ``out_root`` (resumable), then write the index.
 
+    ``exclude``: source names (file or folder name, or path relative to the input) to leave out, e.g. held-out
+    validation clips; the index then lists only the others.
     Raises FileNotFoundError for a missing input, ValueError when it holds no video and when ``out_root`` was
     prepared with other options.
     """
@@ -372,9 +374,9 @@ def prepare_dataset(input_path: Path, out_root: Path, opts: PrepareOptions = Pre
     input_path, out_root = Path(input_path), Path(out_root)
     if not input_path.exists():
         raise FileNotFoundError(f"input {input_path} does not exist")
-    sources = find_sources(input_path)
+    sources = [s for s in find_sources(input_path) if s.rel not in exclude and s.path.name not in exclude]
     if not sources:
-        raise ValueError(f"no videos or frame folders found in {input_path}")
+        raise ValueError(f"no videos or frame folders found in {input_path}" + (" (after --exclude)" if exclude else ""))
     keys = [s.key for s in sources]
     if len(set(keys)) != len(keys):
         raise ValueError("two sources map to the same clip name; rename one of them")
