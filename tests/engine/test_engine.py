@@ -161,3 +161,13 @@ def test_bf16_precision_renders_close_to_fp32(tiny_checkpoint, prepared):
         assert np.abs(frame.crop.astype(int) - reference.crop.astype(int)).mean() < 4
     finally:
         fast.close()
+
+
+def test_detect_faces_and_prepare_crop(engine, prepared, sample_portrait):
+    faces = engine.detect_faces(sample_portrait)
+    assert len(faces) >= 1 and all(a.size >= b.size for a, b in zip(faces, faces[1:]))
+    odd = np.ascontiguousarray(prepared.image[40:300, 60:250])  # any aligned crop, any size: resized to S×S
+    source = engine.prepare_crop(odd)
+    assert source.crop.shape == (64, 64, 3) and source.faces == [] and source.face_index is None
+    frame = engine.render(source, Motion(yaw=5), paste_back=True)
+    assert frame.full.shape == odd.shape
