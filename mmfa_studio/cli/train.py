@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import os
 import sys
+import time
 from pathlib import Path
 
 from . import UserError
@@ -35,11 +36,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="folder written by `mmfa-studio prepare`")
     parser.add_argument("--out", default=None, help="run folder (default: runs/<config>)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    parser.add_argument("--init-from", default=None, help="start from the weights of a training checkpoint "
+                        "(checkpoint.pt or a packed train_weights.pt); optimisers start fresh")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps in total")
     parser.add_argument("--minutes", type=float, default=None, help="stop cleanly (and save) after this many minutes")
     parser.add_argument("--vgg-weights", default=None, help="vgg_shift_tolerant.pth for the perceptual loss "
                         "(default: the stlpips-pytorch package's copy, or $MMFA_VGG_WEIGHTS)")
+    parser.add_argument("--perceptual-backbone", choices=["vgg16-st", "none"], default=None,
+                        help="override train.perceptual_backbone (none: multi-scale pixel L1, no pretrained net)")
     parser.add_argument("--batch-size", type=int, default=None, help="override train.batch_size (per process)")
     parser.add_argument("--image-size", type=int, default=None, help="override train.image_size")
     parser.add_argument("--num-workers", type=int, default=None, help="override train.num_workers")
@@ -54,7 +59,7 @@ def _overrides(args: argparse.Namespace) -> dict:
     mapping = {
         "batch_size": args.batch_size, "image_size": args.image_size, "num_workers": args.num_workers,
         "amp": args.amp, "checkpoint_minutes": args.checkpoint_minutes, "log_every": args.log_every,
-        "seed": args.seed,
+        "seed": args.seed, "perceptual_backbone": args.perceptual_backbone,
     }
     out = {k: v for k, v in mapping.items() if v is not None}
     if args.lr is not None:
@@ -63,6 +68,7 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    started_at = time.time()  # --minutes counts from here: loading data and building the model included
     from ..train.config import load_train_config, scaled_model_config
     from ..train.dataset import PreparedStore
     from ..train.trainer import RunOptions, Trainer
@@ -89,8 +95,12 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / name
     options = RunOptions(
         run_dir=out, device=args.device, resume=args.resume, max_steps=args.max_steps, minutes=args.minutes,
+        started_at=started_at,
         vgg_weights=args.vgg_weights, config_name=name, data_description=str(data),
+        init_from=Path(args.init_from) if args.init_from else None,
     )
+    if args.init_from and not Path(args.init_from).is_file():
+        raise UserError(f"--init-from: {args.init_from} does not exist")
     try:
         out.mkdir(parents=True, exist_ok=True)
         trainer = Trainer(model_cfg, train_cfg, store, options)

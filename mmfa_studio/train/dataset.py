@@ -87,6 +87,9 @@ class PairSample:
     driving_pose: torch.Tensor  # 3
     has_pose: torch.Tensor  # bool scalar: both frames have a pseudo-label
 
+    def pin_memory(self) -> "PairSample":  # called by DataLoader(pin_memory=True)
+        return PairSample(*(getattr(self, f).pin_memory() for f in self.__dataclass_fields__))
+
 
 def sample_rng(seed: int, number: int) -> np.random.Generator:
     return np.random.default_rng([seed, number, 0x6D6D6661])

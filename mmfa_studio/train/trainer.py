@@ -52,6 +52,7 @@ from .visualize import pair_grid
 CHECKPOINT_NAME = "checkpoint.pt"
 EMA_NAME = "model_ema.safetensors"
 CHECKPOINT_FORMAT = "mmfa-studio-train/1"
+WEIGHTS_FORMAT = "mmfa-studio-train-weights/1"  # weights only (see pack.py)
 
 
 @dataclass
@@ -60,13 +61,15 @@ class RunOptions:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     resume: bool = False
     max_steps: int | None = None  # stop after this many steps in total (overrides train.steps when smaller)
-    minutes: float | None = None  # stop (and save) after this much wall-clock time
+    minutes: float | None = None  # stop (and save) after this much wall-clock time …
+    started_at: float | None = None  # … counted from this time.time() (default: when training starts)
     vgg_weights: str | None = None
     config_name: str = ""  # recorded in the exported checkpoint's metadata
     data_description: str = ""
     log: Callable[[str], None] = field(default=lambda msg: print(msg, flush=True))
     tensorboard: bool = True
     on_step: Callable[[int, dict[str, float]], None] | None = None  # called after every step (tests, GUIs)
+    init_from: Path | None = None  # start from the weights of a training checkpoint (full or packed weights-only)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -422,15 +425,7 @@ class Trainer:
         return path
 
     def load_checkpoint(self, path: Path) -> None:
-        try:
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one-line message
-            raise ValueError(f"cannot read training checkpoint {path}: {type(exc).__name__}: {exc}") from None
-        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{path} is not an MMFA Studio training checkpoint")
-        if state["model_config"] != self.model_cfg.to_dict():
-            diff = [k for k, v in self.model_cfg.to_dict().items() if state["model_config"].get(k) != v]
-            raise ValueError(f"{path} was trained with another model config (differs in: {', '.join(diff)})")
+        state = self._read_state(path)
         self.step = int(state["step"])
         self.samples_seen = int(state.get("samples_seen", 0))
         self.elapsed_before = float(state.get("elapsed_s", 0.0))
@@ -475,8 +470,9 @@ class Trainer:
 
         return PairSample(*(move(getattr(batch, f)) for f in PairSample.__dataclass_fields__))
 
-    def train_step(self, batch: PairSample) -> dict[str, float]:
-        """One generator + discriminator update on a collated batch; returns the unweighted losses."""
+    def train_step(self, batch: PairSample) -> dict[str, Tensor]:
+        """One generator + discriminator update on a collated batch; returns the unweighted losses (0-dim
+        tensors on the device; ``float()`` them when needed)."""
         cfg, w, t = self.cfg, self.cfg.loss, self.timer
         seed = step_seed(cfg.seed, self.rank, self.step)
         torch.manual_seed(seed)  # the VAE's reparameterisation noise (all devices)
@@ -546,11 +542,12 @@ class Trainer:
 
         self.step += 1
         self.samples_seen += b * self.world
-        result = {k: float(v.detach()) for k, v in losses.items()}
-        result["total"] = float(total.detach())
-        result["grad_norm"] = float(grad_norm)
+        # Detached 0-dim tensors, left on the device: reading them forces a host sync, done only when logging.
+        result = {k: v.detach().float() for k, v in losses.items()}
+        result["total"] = total.detach().float()
+        result["grad_norm"] = grad_norm.detach().float()
         if d_loss is not None:
-            result["discriminator"] = float(d_loss.detach())
+            result["discriminator"] = d_loss.detach().float()
         self._last = (batch, {k: out[k].detach() for k in ("output", "source_keypoints", "driving_keypoints")})
         return result
 
@@ -631,6 +628,32 @@ class Trainer:
             self.log(f"resumed from {self.checkpoint_path} at step {self.step}")
         elif self.checkpoint_path.is_file():
             raise FileExistsError(f"{self.run_dir} already holds a training checkpoint: pass --resume or choose another --out")
+        elif self.opt.init_from is not None:
+            self.load_weights(Path(self.opt.init_from))
+
+    def load_weights(self, path: Path) -> None:
+        """Generator, discriminator and EMA weights (and the step, so schedules continue) from a training
+        checkpoint or a weights-only file (:mod:`.pack`); optimisers start fresh (with a new LR warm-up)."""
+        state = self._read_state(path, weights_only_ok=True)
+        self.step = int(state["step"])
+        self._apply_resolution(self.cfg.size_at(self.step, self.model_cfg))
+        self.mmfa.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.ema.load_state_dict(state["ema"])
+        self.log(f"initialised from {path} (step {self.step}; fresh optimisers)")
+
+    def _read_state(self, path: Path, weights_only_ok: bool = False) -> dict[str, Any]:
+        try:
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one-line message
+            raise ValueError(f"cannot read training checkpoint {path}: {type(exc).__name__}: {exc}") from None
+        formats = {CHECKPOINT_FORMAT} | ({WEIGHTS_FORMAT} if weights_only_ok else set())
+        if not isinstance(state, dict) or state.get("format") not in formats:
+            raise ValueError(f"{path} is not an MMFA Studio training checkpoint")
+        if state["model_config"] != self.model_cfg.to_dict():
+            diff = [k for k, v in self.model_cfg.to_dict().items() if state["model_config"].get(k) != v]
+            raise ValueError(f"{path} was trained with another model config (differs in: {', '.join(diff)})")
+        return state
 
     def run(self) -> int:
         """Train until train.steps / --max-steps / --minutes / a signal; returns the final step."""
@@ -649,17 +672,18 @@ class Trainer:
             except ImportError:
                 self.log("tensorboard is not installed: scalars go to stdout only")
         last_step = cfg.steps if opt.max_steps is None else min(cfg.steps, opt.max_steps)
-        deadline = None if opt.minutes is None else self._t0 + opt.minutes * 60.0
+        # Wall-clock deadline (time.time()): the CLI counts from its own start, so set-up time is included.
+        deadline = None if opt.minutes is None else (opt.started_at or time.time()) + opt.minutes * 60.0
         previous = self._install_signal_handlers()
         last_save = time.monotonic()
         window_t, window_steps = time.monotonic(), 0
-        totals: dict[str, float] = defaultdict(float)
+        totals: dict[str, Any] = defaultdict(float)
         stopped_by = "steps"
         try:
             self._loader_iter = self._loader()
             while self.step < last_step:
                 now = time.monotonic()
-                stop = self._stop_signal is not None or (deadline is not None and now >= deadline)
+                stop = self._stop_signal is not None or (deadline is not None and time.time() >= deadline)
                 save = now - last_save >= cfg.checkpoint_minutes * 60.0
                 stop, save = self._sync_flags(stop, save)
                 if stop:
@@ -672,15 +696,15 @@ class Trainer:
                     batch = next(self._loader_iter)
                 result = self.train_step(batch)
                 if opt.on_step is not None:
-                    opt.on_step(self.step, result)
+                    opt.on_step(self.step, {k: float(v) for k, v in result.items()})
                 window_steps += 1
                 for k, v in result.items():
-                    totals[k] += v
-                if not all(math.isfinite(v) for v in result.values()):
-                    raise FloatingPointError(f"non-finite loss at step {self.step}: {result}")
+                    totals[k] = totals[k] + v
                 if self.step % cfg.log_every == 0 or self.step == last_step or self.step == 1:
+                    means = {k: float(v) / window_steps for k, v in totals.items()}
                     dt = time.monotonic() - window_t
-                    means = {k: v / window_steps for k, v in totals.items()}
+                    if not all(math.isfinite(v) for v in means.values()):
+                        raise FloatingPointError(f"non-finite loss by step {self.step}: {means}")
                     self._log_scalars(means, window_steps / dt if dt > 0 else 0.0)
                     window_t, window_steps, totals = time.monotonic(), 0, defaultdict(float)
                 if self.writer is not None and cfg.image_every and self.step % cfg.image_every == 0:

@@ -207,3 +207,17 @@ def test_losses_run_under_bf16_autocast(vgg_perceptual):
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
     loss.backward()
     assert F.mse_loss(x.grad, torch.zeros_like(x.grad)) > 0
+
+
+def test_slim_vgg_copy_gives_the_same_features(vgg_perceptual, tmp_path):
+    from mmfa_studio.train.vgg_slim import main as slim_main
+
+    path = tmp_path / "vgg3.safetensors"
+    assert slim_main([str(path), "--stages", "3"]) == 0
+    assert path.stat().st_size < 5_000_000  # stages 1-3 in fp16
+    slim = L.PerceptualLoss.build("vgg16-st", path, (1, 2, 3), (1.0,))
+    x = torch.rand(1, 3, 32, 32)
+    for a, b in zip(slim.trunk(x), vgg_perceptual.trunk(x)):
+        assert torch.allclose(a, b, rtol=0.02, atol=0.02 * b.abs().max().item())
+    with pytest.raises(ValueError, match="fewer VGG stages"):
+        L.PerceptualLoss.build("vgg16-st", path, (1, 2, 3, 4), (1.0,))

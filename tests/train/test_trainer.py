@@ -177,3 +177,23 @@ def test_cli_trains_on_prepared_data_and_resumes(prepared_blobs, tmp_path):
                    "--resume", "--device", "cpu", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "resumed" in proc.stdout and torch.load(out / CHECKPOINT_NAME, weights_only=True)["step"] == 3
+
+
+def test_pack_splits_results_and_init_from_continues(blob_store, tmp_path):
+    from mmfa_studio.train.pack import main as pack_main
+
+    run = tmp_path / "run"
+    run_steps(run, blob_store, 2)
+    assert pack_main([str(run), str(tmp_path / "pack"), "--part-mb", "0.3"]) == 0
+    parts = sorted((tmp_path / "pack").glob("model_ema.safetensors.part-*"))
+    assert len(parts) >= 2 and all(p.stat().st_size <= 0.3 * 1024 * 1024 for p in parts)
+    joined = tmp_path / "model_ema.safetensors"
+    joined.write_bytes(b"".join(p.read_bytes() for p in parts))
+    assert load_model(joined)[1].metadata["step"] == 2
+    weights = tmp_path / "train_weights.pt"
+    weights.write_bytes(b"".join(p.read_bytes() for p in sorted((tmp_path / "pack").glob("train_weights.pt.part-*"))))
+    model, cfg = tiny()
+    trainer = Trainer(model, cfg, blob_store, options(tmp_path / "next", max_steps=3, init_from=weights))
+    assert trainer.run() == 3
+    ema_before = load_model(joined)[0].state_dict()
+    assert any(not torch.equal(v, trainer.ema.state_dict()[k].cpu()) for k, v in ema_before.items())
