@@ -12,7 +12,8 @@
 #
 # Environment (all optional): CONFIG (cpu), DEVICE (cuda; cpu for a rehearsal), BATCH (48), IMAGE_SIZE (256),
 # WORKERS (CPU cores - 2, at most 12), VGG_WEIGHTS (path to vgg_shift_tolerant.pth or a slim .safetensors
-# from `python -m mmfa_studio.train.vgg_slim`; searched for when unset), PYTHON (python3), EXTRA_ARGS
+# from `python -m mmfa_studio.train.vgg_slim`; searched for when unset), PERCEPTUAL_LAYERS (e.g. 1,2,3;
+# default: the config's, or every stage a slim weights file holds), PYTHON (python3), EXTRA_ARGS
 # (appended to `train`), RESERVE_S (seconds kept for saving/packing, 25), CKPT_MINUTES (3).
 # Exit code: the trainer's (0 = trained and saved).
 set -uo pipefail
@@ -82,7 +83,7 @@ if [ -z "$VGG" ]; then
   done
 fi
 if [ -z "$VGG" ]; then
-  VGG=$(find . -maxdepth 3 \( -name 'vgg*_st*.safetensors' -o -name 'vgg_shift_tolerant.pth' \) 2>/dev/null | head -n 1)
+  VGG=$(find . -maxdepth 3 \( -name 'vgg*.safetensors' -o -name 'vgg_shift_tolerant.pth' \) 2>/dev/null | head -n 1)
 fi
 if [ -z "$VGG" ]; then
   VGG=$("$PY" -c "from mmfa_studio.train.losses import find_vgg_weights as f; p = f(); print(p or '')" 2>/dev/null)
@@ -90,6 +91,18 @@ fi
 if [ -n "$VGG" ] && [ -f "$VGG" ]; then
   VGG_ARGS=(--vgg-weights "$VGG")
   log "perceptual loss: VGG weights $VGG"
+  # A slim copy (mmfa_studio.train.vgg_slim) may hold fewer stages than the config compares: use what it has.
+  STAGES=$("$PY" -c "
+import sys
+from safetensors import safe_open
+with safe_open(sys.argv[1], 'pt') as f: print((f.metadata() or {}).get('stages', ''))" "$VGG" 2>/dev/null)
+  if [ -z "${PERCEPTUAL_LAYERS:-}" ] && [ -n "$STAGES" ] && [ "$STAGES" -lt 4 ]; then
+    PERCEPTUAL_LAYERS=$(seq -s, 1 "$STAGES")
+  fi
+  if [ -n "${PERCEPTUAL_LAYERS:-}" ]; then
+    VGG_ARGS+=(--perceptual-layers "$PERCEPTUAL_LAYERS")
+    log "perceptual layers: VGG stages $PERCEPTUAL_LAYERS"
+  fi
 else
   VGG_ARGS=(--perceptual-backbone none)
   log "WARNING: no VGG weights found (set VGG_WEIGHTS): training with the pixel-L1 fallback instead of the perceptual loss"
@@ -110,13 +123,22 @@ run_train() {  # $1 = batch size
   return "${PIPESTATUS[0]}"
 }
 
+time_left_s() { echo $(( ${MINUTES%.*} * 60 - ( $(date +%s) - START ) - RESERVE_S )); }
+
 run_train "$BATCH"
 RC=$?
-if [ $RC -ne 0 ] && tail -n 50 "$LOG_FILE" | grep -qi "out of memory"; then
-  HALF=$(( BATCH / 2 > 1 ? BATCH / 2 : 1 ))
-  if [ $(( $(date +%s) - START )) -lt $(( ${MINUTES%.*} * 60 - RESERVE_S - 60 )) ]; then
+# Recovery for a failure before anything was saved: out of memory → half the batch; any other early error
+# (e.g. a mixed-precision kernel missing on this GPU/driver) → once more in full fp32.
+if [ $RC -ne 0 ] && [ $RC -ne 2 ] && [ "$(time_left_s)" -gt 90 ]; then
+  if tail -n 60 "$LOG_FILE" | grep -qi "out of memory"; then
+    HALF=$(( BATCH / 2 > 1 ? BATCH / 2 : 1 ))
     log "CUDA out of memory at batch $BATCH: retrying with batch $HALF"
     run_train "$HALF"
+    RC=$?
+  elif [ ! -f "$OUT_DIR/checkpoint.pt" ]; then
+    log "training failed (exit $RC) before its first checkpoint: retrying once with --amp off"
+    EXTRA_ARGS="${EXTRA_ARGS:-} --amp off"
+    run_train "$BATCH"
     RC=$?
   fi
 fi

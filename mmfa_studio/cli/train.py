@@ -45,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: the stlpips-pytorch package's copy, or $MMFA_VGG_WEIGHTS)")
     parser.add_argument("--perceptual-backbone", choices=["vgg16-st", "none"], default=None,
                         help="override train.perceptual_backbone (none: multi-scale pixel L1, no pretrained net)")
+    parser.add_argument("--perceptual-layers", default=None, help="override train.perceptual_layers, e.g. 1,2,3")
     parser.add_argument("--batch-size", type=int, default=None, help="override train.batch_size (per process)")
     parser.add_argument("--image-size", type=int, default=None, help="override train.image_size")
     parser.add_argument("--num-workers", type=int, default=None, help="override train.num_workers")
@@ -62,6 +63,11 @@ def _overrides(args: argparse.Namespace) -> dict:
         "seed": args.seed, "perceptual_backbone": args.perceptual_backbone,
     }
     out = {k: v for k, v in mapping.items() if v is not None}
+    if args.perceptual_layers:
+        try:
+            out["perceptual_layers"] = tuple(int(v) for v in args.perceptual_layers.split(","))
+        except ValueError:
+            raise UserError(f"--perceptual-layers: expected numbers like 1,2,3, not {args.perceptual_layers!r}") from None
     if args.lr is not None:
         out["lr_generator"] = out["lr_discriminator"] = args.lr
     return out

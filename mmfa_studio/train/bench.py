@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -35,7 +36,7 @@ def synthetic_store(size: int, clips: int = 2, frames: int = 16, seed: int = 0) 
 
 
 def bench(config: str, size: int | None, batch: int, steps: int, warmup: int, device: str, amp: str | None,
-          channels_last: bool | None, threads: int | None) -> dict:
+          channels_last: bool | None, threads: int | None, overrides: dict | None = None) -> dict:
     if threads:
         torch.set_num_threads(threads)
     model_cfg, cfg = load_train_config(config)
@@ -46,6 +47,7 @@ def bench(config: str, size: int | None, batch: int, steps: int, warmup: int, de
         changes["amp"] = amp
     if channels_last is not None:
         changes["channels_last"] = channels_last
+    changes.update(overrides or {})
     cfg = dataclasses.replace(cfg, **changes)
     data_size = cfg.largest_size(model_cfg)
     store = synthetic_store(data_size)
@@ -70,19 +72,21 @@ def bench(config: str, size: int | None, batch: int, steps: int, warmup: int, de
         elapsed = time.perf_counter() - start
         # A pass without per-section synchronisation: the honest throughput on an asynchronous device.
         timer.enabled = False
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         for i in range(steps):
             trainer.train_step(batches[i % len(batches)])
         if trainer.device.type == "cuda":
             torch.cuda.synchronize()
         free_elapsed = time.perf_counter() - start
+        cpu_seconds = time.process_time() - cpu_start
     return {
         "config": config, "size": trainer.size, "batch": batch, "device": str(trainer.device),
         "device_name": torch.cuda.get_device_name(trainer.device) if trainer.device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads",
         "amp": {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16"}[trainer.amp_dtype],
         "channels_last": cfg.channels_last, "perceptual": trainer.perceptual.description,
         "it_s": steps / free_elapsed, "img_s": steps * batch / free_elapsed,
-        "timed_it_s": steps / elapsed, "parts_ms": {k: 1000 * v / steps for k, v in timer.totals.items()},
+        "timed_it_s": steps / elapsed, "cpu_s_per_step": cpu_seconds / steps,
+        "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan"), "parts_ms": {k: 1000 * v / steps for k, v in timer.totals.items()},
     }
 
 
@@ -97,14 +101,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"], default=None)
     parser.add_argument("--channels-last", choices=["on", "off"], default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--perceptual-layers", default=None, help="e.g. 1,2,3 (default: the config's)")
+    parser.add_argument("--perceptual-scales", default=None, help="e.g. 1,0.5 (default: the config's)")
     args = parser.parse_args(argv)
     configs = args.config if isinstance(args.config, list) else [args.config]
     cl = None if args.channels_last is None else args.channels_last == "on"
+    overrides = {}
+    if args.perceptual_layers:
+        overrides["perceptual_layers"] = tuple(int(v) for v in args.perceptual_layers.split(","))
+    if args.perceptual_scales:
+        overrides["perceptual_scales"] = tuple(float(v) for v in args.perceptual_scales.split(","))
     for config in configs:
-        r = bench(config, args.size, args.batch, args.steps, args.warmup, args.device, args.amp, cl, args.threads)
+        r = bench(config, args.size, args.batch, args.steps, args.warmup, args.device, args.amp, cl, args.threads,
+                  overrides)
         print(f"{r['config']}: {r['size']} px, batch {r['batch']}, {r['device']} ({r['device_name']}), AMP {r['amp']}, "
               f"channels_last {r['channels_last']}: {r['it_s']:.2f} it/s, {r['img_s']:.1f} images/s")
         print(f"  perceptual: {r['perceptual']}")
+        if not r["device"].startswith("cuda"):
+            print(f"  process CPU time {r['cpu_s_per_step']:.2f} s/step over {torch.get_num_threads()} threads "
+                  f"(machine load average {r['load']:.1f}: other processes slow the wall-clock figures)")
         total = sum(r["parts_ms"].values())
         print(f"  breakdown (synchronised pass, {r['timed_it_s']:.2f} it/s): ms per step")
         for name, ms in sorted(r["parts_ms"].items(), key=lambda kv: -kv[1]):
