@@ -301,8 +301,9 @@ class Trainer:
         self.mmfa = MMFA(scaled_model_config(model_cfg, self.size)).to(self.device)
         self.discriminator = MultiScaleDiscriminator(model_cfg).to(self.device)
         _converge_spectral_norm(self.discriminator)
-        if cfg.channels_last:
+        if cfg.channels_last_generator:
             self.mmfa.to(memory_format=torch.channels_last)
+        if cfg.channels_last:
             self.discriminator.to(memory_format=torch.channels_last)
         self.ema = copy.deepcopy(self.mmfa).eval().requires_grad_(False)
         self.g_step = GeneratorStep(self.mmfa, expression_from_augmented=cfg.loss.expression > 0)
@@ -461,7 +462,7 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def _prepare_batch(self, batch: PairSample) -> PairSample:
-        fmt = torch.channels_last if self.cfg.channels_last else torch.contiguous_format
+        fmt = torch.channels_last if self.cfg.channels_last_generator else torch.contiguous_format
 
         def move(t: Tensor) -> Tensor:
             t = t.to(self.device, non_blocking=True)
