@@ -50,6 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=int, default=None, help="override train.image_size")
     parser.add_argument("--num-workers", type=int, default=None, help="override train.num_workers")
     parser.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"], default=None, help="override train.amp")
+    parser.add_argument("--loss", action="append", default=[], metavar="NAME=WEIGHT",
+                        help="override a loss weight, e.g. --loss head_pose=1 (repeatable; names: train.loss keys)")
     parser.add_argument("--lr", type=float, default=None, help="override both learning rates")
     parser.add_argument("--checkpoint-minutes", type=float, default=None, help="override train.checkpoint_minutes")
     parser.add_argument("--log-every", type=int, default=None, help="override train.log_every")
@@ -73,6 +75,20 @@ def _overrides(args: argparse.Namespace) -> dict:
     return out
 
 
+def _loss_weights(weights, items: list[str]):
+    known = {f.name for f in dataclasses.fields(weights)}
+    changes = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if name not in known:
+            raise ValueError(f"--loss {item}: unknown loss {name!r} (known: {', '.join(sorted(known))})")
+        try:
+            changes[name] = float(value)
+        except ValueError:
+            raise ValueError(f"--loss {item}: the weight must be a number") from None
+    return dataclasses.replace(weights, **changes)
+
+
 def run(args: argparse.Namespace) -> int:
     started_at = time.time()  # --minutes counts from here: loading data and building the model included
     from ..train.config import load_train_config, scaled_model_config
@@ -82,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         model_cfg, train_cfg = load_train_config(args.config)
         train_cfg = dataclasses.replace(train_cfg, **_overrides(args))
+        if args.loss:
+            train_cfg = dataclasses.replace(train_cfg, loss=_loss_weights(train_cfg.loss, args.loss))
         if train_cfg.image_size:
             scaled_model_config(model_cfg, train_cfg.image_size)  # validates the size
     except (FileNotFoundError, ValueError, TypeError) as exc:

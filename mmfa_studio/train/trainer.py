@@ -668,6 +668,8 @@ class Trainer:
             write_text_atomic(self.run_dir / "config.yaml", yaml.safe_dump(
                 {"model": self.model_cfg.to_dict(), "train": cfg.to_dict()}, sort_keys=False))
         self.log(self.describe())
+        self.log("loss weights: " + ", ".join(f"{k} {v:g}" for k, v in dataclasses.asdict(cfg.loss).items())
+                 + f" (KL annealed over {cfg.kl_anneal_steps} steps)")
         if self.is_main and opt.tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -733,7 +735,8 @@ class Trainer:
     def _log_scalars(self, means: dict[str, float], its: float, data_fraction: float = 0.0) -> None:
         imgs = its * self.cfg.batch_size * self.world
         elapsed = time.monotonic() - self._t0
-        main = ["total", "perceptual", "gan", "feature_matching", "equivariance", "keypoint_prior", "kl", "expression", "discriminator"]
+        main = ["total", "perceptual", "gan", "feature_matching", "equivariance", "keypoint_prior", "kl", "expression",
+                "head_pose", "discriminator"]
         parts = " ".join(f"{k} {means[k]:.4f}" for k in main if k in means)
         lr = self.opt_g.param_groups[0]["lr"]
         self.log(f"step {self.step} | {its:.2f} it/s {imgs:.1f} img/s, waiting for data {100 * data_fraction:.0f} % | "

@@ -167,9 +167,10 @@ def test_cli_missing_and_empty_dataset_are_one_line_errors(tmp_path):
 def test_cli_trains_on_prepared_data_and_resumes(prepared_blobs, tmp_path):
     out = tmp_path / "run"
     proc = run_cli("--config", "tiny", "--data", str(prepared_blobs), "--out", str(out), "--max-steps", "2",
-                   "--device", "cpu", cwd=tmp_path)
+                   "--device", "cpu", "--loss", "head_pose=0.5", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "perceptual backbone: VGG16" in proc.stdout and "step 2" in proc.stdout
+    assert "head_pose 0.5" in proc.stdout
     assert (out / EMA_NAME).is_file() and (out / CHECKPOINT_NAME).is_file() and (out / "config.yaml").is_file()
     proc = run_cli("--config", "tiny", "--data", str(prepared_blobs), "--out", str(out), "--max-steps", "3", cwd=tmp_path)
     assert proc.returncode == 2 and "--resume" in proc.stderr
