@@ -14,8 +14,8 @@
 # WORKERS (CPU cores - 2, at most 12), VGG_WEIGHTS (path to vgg_shift_tolerant.pth or a slim .safetensors
 # from `python -m mmfa_studio.train.vgg_slim`; searched for when unset), PERCEPTUAL_LAYERS (e.g. 1,2,3;
 # default: the config's, or every stage a slim weights file holds), PYTHON (python3), EXTRA_ARGS
-# (appended to `train`), RESERVE_S (seconds kept for saving/packing, 25), CKPT_MINUTES (3), HEAD_POSE (1: the
-# head-pose loss on prepare's pseudo-labels, so the model's yaw/pitch/roll are real degrees; 0 = off).
+# (appended to `train`), RESERVE_S (seconds kept for saving/packing, 25), CKPT_MINUTES (3), HEAD_POSE (weight
+# of the head-pose loss on prepare's pseudo-labels; default: the config's train.loss.head_pose).
 # Exit code: the trainer's (0 = trained and saved).
 set -uo pipefail
 
@@ -41,7 +41,8 @@ BATCH=${BATCH:-48}
 IMAGE_SIZE=${IMAGE_SIZE:-256}
 RESERVE_S=${RESERVE_S:-25}
 CKPT_MINUTES=${CKPT_MINUTES:-3}  # a killed run still leaves a recent checkpoint
-HEAD_POSE=${HEAD_POSE:-1}  # weight of the head-pose loss on prepare's pseudo-labels (angles in real degrees)
+LOSS_ARGS=()
+[ -n "${HEAD_POSE:-}" ] && LOSS_ARGS=(--loss "head_pose=$HEAD_POSE")  # else the config's train.loss.head_pose
 CORES=$(nproc 2>/dev/null || echo 4)
 WORKERS=${WORKERS:-$(( CORES > 3 ? (CORES - 2 < 12 ? CORES - 2 : 12) : 1 ))}
 
@@ -120,7 +121,7 @@ run_train() {  # $1 = batch size
   # shellcheck disable=SC2086
   "$PY" -m mmfa_studio.cli.train --config "$CONFIG" --data "$DATA_DIR" --out "$OUT_DIR" --device "$DEVICE" \
       --minutes "$left" --batch-size "$1" --image-size "$IMAGE_SIZE" --num-workers "$WORKERS" \
-      --checkpoint-minutes "$CKPT_MINUTES" --loss "head_pose=$HEAD_POSE" \
+      --checkpoint-minutes "$CKPT_MINUTES" "${LOSS_ARGS[@]}" \
       "${VGG_ARGS[@]}" "${resume[@]}" ${EXTRA_ARGS:-} 2>&1 | tee -a "$LOG_FILE"
   return "${PIPESTATUS[0]}"
 }
