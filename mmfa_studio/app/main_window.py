@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
     QProgressDialog,
     QSplitter,
     QTabWidget,
-    QWidget,
 )
 
 from ..atomic import atomic_path
@@ -36,7 +35,7 @@ from .timeline import Keyframe, Timeline
 from .timeline_panel import TimelinePanel
 from .view import FrameView, to_qimage
 from .webcam_panel import WebcamPanel
-from .worker import EngineInfo, FrameResult, SourceInfo, WebcamSettings, WorkerThread, describe_error, load_engine_backend
+from .worker import EngineInfo, FrameResult, SourceInfo, WorkerThread, describe_error, load_engine_backend
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_PORTRAIT = REPO_ROOT / "resources" / "sample_portrait.png"

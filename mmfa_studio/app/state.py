@@ -8,7 +8,7 @@ each other. The motion is the engine's frozen ``Motion`` dataclass, handled here
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
@@ -98,6 +98,3 @@ class MotionState(QObject):
         self.source_expression = None if latent is None else tuple(float(v) for v in latent)
         self.sourceExpressionChanged.emit(self.source_expression)
 
-
-def motion_fields(motion: Any) -> dict[str, Any]:
-    return {f.name: getattr(motion, f.name) for f in fields(motion)}

@@ -25,7 +25,7 @@ import importlib
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -620,6 +620,3 @@ class WorkerThread:
         if not self.thread.isRunning():
             self.worker.shutdown()  # the thread is gone: closing the camera/recording here is race-free
 
-
-def with_expression(motion: Any, latent: Sequence[float] | None) -> Any:
-    return replace(motion, expression=None if latent is None else tuple(float(v) for v in latent))

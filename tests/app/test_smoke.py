@@ -38,3 +38,16 @@ def test_gui_command_refuses_a_missing_photo(tmp_path):
     from mmfa_studio.cli import main
 
     assert main(["gui", str(tmp_path / "nope.jpg")]) == 2
+
+
+def test_the_gui_modules_do_not_import_torch_or_the_model():
+    """The window must open before torch loads: app modules import neither torch nor mmfa_studio.model."""
+    code = (
+        "import sys; from PySide6.QtWidgets import QApplication; app = QApplication([]);"
+        "import mmfa_studio.app.main_window, mmfa_studio.app.main, mmfa_studio.cli.gui;"
+        "bad = [m for m in ('torch', 'mmfa_studio.model', 'mmfa_studio.engine') if m in sys.modules];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, QT_QPA_PLATFORM="offscreen"),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
