@@ -76,6 +76,16 @@ if [ "$DEVICE" != "cpu" ] && ! "$PY" -c "import torch, sys; sys.exit(0 if torch.
   exit 3
 fi
 log "data: $(du -sh "$DATA_DIR" | cut -f1) in $DATA_DIR; $(ls "$DATA_DIR"/clips 2>/dev/null | grep -c '\.frames$') clip files"
+# Loader workers hand batches over in shared memory (uint8, 2 batches in flight per worker): keep within /dev/shm.
+SHM_MB=$(df -Pm /dev/shm 2>/dev/null | awk 'NR==2 {print $4}')
+if [ -n "$SHM_MB" ]; then
+  NEED_MB=$(( WORKERS * 2 * BATCH * 2 * 3 * IMAGE_SIZE * IMAGE_SIZE / 1000000 + 1 ))
+  if [ "$NEED_MB" -gt $(( SHM_MB / 2 )) ]; then
+    WORKERS=$(( SHM_MB / 2 / (NEED_MB / WORKERS + 1) ))
+    [ "$WORKERS" -lt 1 ] && WORKERS=0
+    log "/dev/shm has ${SHM_MB} MB free: using $WORKERS loader workers"
+  fi
+fi
 
 # -- perceptual-loss weights ---------------------------------------------------------------------------
 VGG=${VGG_WEIGHTS:-${MMFA_VGG_WEIGHTS:-}}

@@ -375,7 +375,7 @@ class Trainer:
         loader = DataLoader(
             self.dataset, batch_size=self.cfg.batch_size, sampler=sampler, num_workers=workers,
             collate_fn=collate_pairs, pin_memory=self.device.type == "cuda",
-            prefetch_factor=4 if workers else None, persistent_workers=False, worker_init_fn=_worker_init,
+            prefetch_factor=2 if workers else None, persistent_workers=False, worker_init_fn=_worker_init,
         )
         return iter(loader)
 
@@ -466,6 +466,8 @@ class Trainer:
 
         def move(t: Tensor) -> Tensor:
             t = t.to(self.device, non_blocking=True)
+            if t.dtype == torch.uint8:  # images travel as bytes
+                t = t.float() / 255.0
             if t.dim() == 4:
                 if t.shape[-1] != self.size:
                     t = F.interpolate(t, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)

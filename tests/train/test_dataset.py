@@ -36,8 +36,7 @@ def test_samples_are_seeded_and_read_only_two_frames():
     assert all(abs(a - b) <= 3 for a, b in store.reads)
     other = PairDataset(store, 64, Augmentation(), seed=8, max_gap=3)[5]
     assert not torch.equal(other.source, s1.source) or not torch.equal(other.driving, s1.driving)
-    assert s1.source.shape == (3, 64, 64) and s1.source.dtype == torch.float32
-    assert 0.0 <= s1.source.min() and s1.source.max() <= 1.0
+    assert s1.source.shape == (3, 64, 64) and s1.source.dtype == torch.uint8
 
 
 def test_augmentation_is_the_same_for_source_and_driving():
@@ -45,7 +44,7 @@ def test_augmentation_is_the_same_for_source_and_driving():
     ds = PairDataset(ArrayStore({"same": video}), 64, Augmentation(flip=0.5, hue=0.05), seed=0)
     for n in range(6):
         s = ds[n]
-        assert torch.allclose(s.source, s.driving, atol=1e-6)
+        assert torch.equal(s.source, s.driving)
 
 
 def test_flip_mirrors_the_frames_and_the_pose_labels():
@@ -54,7 +53,7 @@ def test_flip_mirrors_the_frames_and_the_pose_labels():
     plain = PairDataset(ArrayStore({"a": video}, {"a": pose}), 64, NO_AUG, seed=0)
     flipped = PairDataset(ArrayStore({"a": video}, {"a": pose}), 64, dataclasses.replace(NO_AUG, flip=1.0), seed=0)
     a, b = plain[3], flipped[3]  # same seed and number → same frames
-    assert torch.allclose(b.source, torch.flip(a.source, dims=[-1]), atol=1e-5)
+    assert (b.source.int() - torch.flip(a.source, dims=[-1]).int()).abs().max() <= 1
     assert torch.allclose(b.source_pose, a.source_pose * torch.tensor([-1.0, 1.0, -1.0]))
     assert bool(a.has_pose) and bool(b.has_pose)
 
