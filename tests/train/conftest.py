@@ -83,3 +83,15 @@ def write_prepared(root: Path, videos: dict[str, np.ndarray], poses: dict[str, n
 @pytest.fixture()
 def prepared_blobs(tmp_path) -> Path:
     return write_prepared(tmp_path / "data", {"blobs0": blob_video(12, seed=0), "blobs1": blob_video(10, seed=1)})
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Training tests run single-threaded: on a shared 2-core machine two OpenMP threads that keep being
+    preempted spin and wait for each other (a step measured 10x slower); one thread degrades gracefully."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -151,7 +151,7 @@ def test_two_process_ddp_on_gloo(tmp_path):
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")  # see conftest.one_torch_thread
     return subprocess.run([sys.executable, "-m", "mmfa_studio", "train", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
 
