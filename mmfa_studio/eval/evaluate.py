@@ -45,6 +45,7 @@ class EvalSettings:
     expression_samples: int = 4  # prior samples for the pose-leak test
     seed: int = 0
     edits: Sequence[tuple[str, float]] = POSE_EDITS
+    controls: bool = True  # False: reconstruction metrics only (no pose/expression edits)
 
 
 @dataclass
@@ -156,7 +157,17 @@ class Evaluator:
             model_rows.append(self._recon_metrics(out, target, face, emb))
             base_rows.append(self._recon_metrics(source_crop, target, face, emb))
 
-        # Controls: pose edits, expression-only edits, identity.
+        model = {k: _mean([r[k] for r in model_rows]) for k in RECON_KEYS}
+        baseline = {k: _mean([r[k] for r in base_rows]) for k in RECON_KEYS}
+        if s.controls:
+            model.update(self._controls(source, source_crop, notes))
+        else:
+            model.update({k: None for k in KEYS if k not in RECON_KEYS})
+        return ClipResult(path.name, len(driving), model, baseline, notes)
+
+    def _controls(self, source, source_crop: np.ndarray, notes: list[str]) -> dict[str, float | None]:
+        """Pose edits, expression-only edits and identity under both, against the zero-edit render."""
+        s = self.settings
         reference = self.engine.render(source, Motion()).crop
         ref_face = self._face(reference)
         src_emb = self._descriptor(source_crop)
@@ -187,11 +198,8 @@ class Evaluator:
                     cosines.append(cosine(src_emb, emb))
                 else:
                     cosines.append(0.0)  # no face recognisable after the edit: identity lost
-        model = {k: _mean([r[k] for r in model_rows]) for k in RECON_KEYS}
-        model.update(pose_error_deg=_median(pose_errors), pose_leak_deg=_median(pose_leaks),
-                     expression_leak=_median(expr_leaks), identity_cosine=_mean(cosines))
-        baseline = {k: _mean([r[k] for r in base_rows]) for k in RECON_KEYS}
-        return ClipResult(path.name, len(driving), model, baseline, notes)
+        return dict(pose_error_deg=_median(pose_errors), pose_leak_deg=_median(pose_leaks),
+                    expression_leak=_median(expr_leaks), identity_cosine=_mean(cosines))
 
 
 def _clamp(v: float, limit: float) -> float:

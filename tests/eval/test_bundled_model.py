@@ -1,0 +1,51 @@
+"""The committed checkpoint: it loads, reconstructs its source, and (target, not yet reached) beats copying it."""
+
+from pathlib import Path
+
+import pytest
+
+from mmfa_studio.checkpoint import BUNDLED_MODEL, read_info
+from mmfa_studio.model import load_model_config
+
+pytestmark = pytest.mark.skipif(not BUNDLED_MODEL.is_file(), reason=f"no bundled model at {BUNDLED_MODEL}")
+
+
+@pytest.fixture(scope="module")
+def engine():
+    from mmfa_studio.engine import Engine
+
+    with Engine.load(device="cpu", precision="fp32") as e:
+        yield e
+
+
+def test_bundled_model_is_the_cpu_config_and_documented():
+    info = read_info(BUNDLED_MODEL)
+    assert info.config == load_model_config("cpu")
+    assert info.metadata.get("step", 0) > 0
+    assert BUNDLED_MODEL.stat().st_size <= 50 * 2**20
+    assert (BUNDLED_MODEL.parent / "MODEL_CARD.md").is_file()
+
+
+def test_zero_edit_reconstructs_the_source(engine, sample_portrait):
+    """A trained model renders its own source almost exactly (a random one is far off: L1 ≈ 0.1)."""
+    from mmfa_studio.engine import Motion
+    from mmfa_studio.eval.metrics import psnr
+
+    source = engine.prepare_source(sample_portrait)
+    assert psnr(engine.render(source, Motion()).crop, source.crop) > 35.0
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="the bundled model is undertrained (7 GPU-minutes): it beats copying the "
+                   "source by ~4 % L1 / ~2 % LPIPS on held-out clips, short of the 20 % / 10 % this test asks")
+def test_bundled_model_beats_copying_the_source_on_real_frames(engine, shared_data):
+    from mmfa_studio.eval.evaluate import EvalSettings, Evaluator
+
+    evaluator = Evaluator(engine, EvalSettings(frames_per_clip=3, controls=False))
+    clips = ["liveportrait__d18.mp4", "liveportrait__d11.mp4", "video-retalking__face-5.mp4"]
+    results = [evaluator.evaluate_clip(Path(shared_data) / "videos" / c) for c in clips]
+    model_l1 = sum(r.model["l1"] for r in results) / len(results)
+    base_l1 = sum(r.baseline["l1"] for r in results) / len(results)
+    model_lpips = sum(r.model["lpips"] for r in results) / len(results)
+    base_lpips = sum(r.baseline["lpips"] for r in results) / len(results)
+    assert model_l1 <= 0.8 * base_l1 and model_lpips <= 0.9 * base_lpips
