@@ -23,10 +23,11 @@ if [ $# -lt 3 ]; then
   sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 fi
-DATA_DIR=$1
-OUT_DIR=$2
+abspath() { case "$1" in /*) echo "$1" ;; *) echo "$(pwd)/$1" ;; esac; }  # before the cd below
+DATA_DIR=$(abspath "$1")
+OUT_DIR=$(abspath "$2")
 MINUTES=$3
-PACK_DIR=${4:-}
+PACK_DIR=${4:+$(abspath "$4")}
 START=$(date +%s)
 
 cd "$(dirname "$0")/.." || exit 2

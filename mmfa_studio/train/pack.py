@@ -8,7 +8,7 @@ Writes into PACKDIR:
   * train_weights.pt — generator, discriminator and EMA weights + step and configs, without optimiser state
     (less than half a full checkpoint; continue with ``mmfa-studio train --init-from train_weights.pt``),
     split the same way;
-  * train.log (its last ``--part-mb`` MB) when RUNDIR has one.
+  * train.log (its last ``--part-mb`` MB) when RUNDIR has one, and the latest TensorBoard events file.
 """
 
 from __future__ import annotations
@@ -76,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         data = log.read_bytes()[-part:]
         (pack / "train.log").write_bytes(data)
         written.append(pack / "train.log")
+    events = sorted((run / "tensorboard").glob("events.out.tfevents.*"), key=lambda e: e.stat().st_mtime)
+    if events and events[-1].stat().st_size <= part:  # the latest TensorBoard log (scalars + image grids)
+        shutil.copyfile(events[-1], pack / events[-1].name)
+        written.append(pack / events[-1].name)
     for p in written:
         print(f"pack: {p} ({p.stat().st_size / 1e6:.1f} MB)")
     if any(".part-" in p.name for p in written):
