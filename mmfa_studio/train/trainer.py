@@ -276,6 +276,26 @@ def set_rng_state(state: dict[str, Any]) -> None:
 # The trainer
 # ------------------------------------------------------------------------------------------------------
 
+def align_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
+    """Give every loaded moment tensor its parameter's device, dtype and exact strides.
+
+    Fused CUDA Adam requires params, grads and moments to share dtype, device *and* strides; a resumed run
+    failed that check on an H100 while the first run passed, so the loaded moments are rebuilt like their
+    parameters instead of trusting what the file and ``load_state_dict`` produce.
+    """
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            state = optimizer.state.get(param)
+            for key, value in (state or {}).items():
+                if not torch.is_tensor(value):
+                    continue
+                if key == "step":
+                    if group.get("fused") or group.get("capturable"):
+                        state[key] = value.to(device=param.device, dtype=torch.float32)
+                elif value.shape == param.shape:
+                    state[key] = torch.empty_like(param).copy_(value)
+
+
 class Trainer:
     """Builds everything from the configs and a :class:`~.dataset.FrameStore`; :meth:`run` trains."""
 
@@ -439,6 +459,8 @@ class Trainer:
         self.ema.load_state_dict(state["ema"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
+        align_optimizer_state(self.opt_g)
+        align_optimizer_state(self.opt_d)
         self.sched_g.load_state_dict(state["sched_g"])
         self.sched_d.load_state_dict(state["sched_d"])
         self.scaler_g.load_state_dict(state["scaler_g"])

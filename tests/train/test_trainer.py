@@ -198,3 +198,22 @@ def test_pack_splits_results_and_init_from_continues(blob_store, tmp_path):
     assert trainer.run() == 3
     ema_before = load_model(joined)[0].state_dict()
     assert any(not torch.equal(v, trainer.ema.state_dict()[k].cpu()) for k, v in ema_before.items())
+
+
+def test_resumed_adam_moments_take_their_parameters_layout():
+    """Fused CUDA Adam needs params and moments with the same dtype, device and strides (an H100 resume
+    failed that check); align_optimizer_state rebuilds loaded moments like their parameters."""
+    from mmfa_studio.train.trainer import align_optimizer_state
+
+    conv = torch.nn.Conv2d(3, 4, 3).to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(conv.parameters(), lr=1e-3)
+    conv(torch.rand(1, 3, 8, 8)).sum().backward()
+    opt.step()
+    weight = conv.weight
+    moments = opt.state[weight]
+    moments["exp_avg"] = moments["exp_avg"].contiguous().double()  # as a file might hand them back
+    before = moments["exp_avg"].float().clone()
+    align_optimizer_state(opt)
+    after = opt.state[weight]["exp_avg"]
+    assert after.dtype == weight.dtype and after.device == weight.device and after.stride() == weight.stride()
+    assert torch.equal(after, before)
