@@ -4,9 +4,9 @@ import types
 import pytest
 import torch
 
-from mmfa_studio.perceptual import load_lpips, load_vgg_trunk, stlpips_weights_path
+from mmfa_studio.perceptual import VGGTrunk, find_vgg_weights, load_lpips
 
-pytestmark = pytest.mark.skipif(stlpips_weights_path() is None, reason="stlpips-pytorch (train/eval extra) is not installed")
+pytestmark = pytest.mark.skipif(find_vgg_weights() is None, reason="stlpips-pytorch (train/eval extra) is not installed")
 
 
 def test_lpips_matches_the_reference_package(monkeypatch):
@@ -41,7 +41,8 @@ def test_lpips_is_zero_for_identical_images_and_grows_with_distortion():
 
 
 def test_trunk_is_frozen_and_gives_five_feature_maps():
-    trunk = load_vgg_trunk()
+    trunk = VGGTrunk((1, 2, 3, 4, 5))
+    trunk.load_weights(find_vgg_weights())
     assert not any(p.requires_grad for p in trunk.parameters())
     feats = trunk(torch.rand(1, 3, 64, 64))
     assert [f.shape[1] for f in feats] == [64, 128, 256, 512, 512]

@@ -13,7 +13,7 @@ import sys
 
 import torch
 
-from .losses import VGGTrunk, find_vgg_weights
+from ..perceptual import VGGTrunk, find_vgg_weights
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ import torch
 from torch.nn import functional as F
 
 from mmfa_studio.model.discriminator import DiscriminatorOutput
-from mmfa_studio.model.keypoints import compose_keypoints, euler_from_matrix, rotation_matrix
+from mmfa_studio.model.keypoints import compose_keypoints, rotation_matrix
 from mmfa_studio.train import losses as L
 
 
