@@ -5,7 +5,10 @@ Every backend takes H×W×3 uint8 RGB and returns ``Face`` objects sorted larges
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import sys
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -56,6 +59,27 @@ def _box_of(points: np.ndarray) -> np.ndarray:
     return np.array([*points.min(axis=0), *points.max(axis=0)], dtype=np.float64)
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """MediaPipe's C++ side writes absl/glog warnings ("W0000 … feedback tensors") straight to file descriptor 2
+    and ignores GLOG_minloglevel & co.; users of the CLI and the app should not see them. Silences fd 2 for the
+    block (only while a tracker starts, so other threads' errors are not hidden later)."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, ValueError, io.UnsupportedOperation):  # e.g. stderr captured by pytest
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(fd), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    try:
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
+
+
 class MediaPipeTracker:
     """MediaPipe 0.10.21 face mesh (478 points with iris), weights inside the wheel: works offline.
 
@@ -69,7 +93,14 @@ class MediaPipeTracker:
                  detect_max_side: int = DETECT_MAX_SIDE, with_pose: bool = True) -> None:
         import mediapipe as mp  # heavy import: only when a tracker is made
 
-        self.video, self.max_faces, self.detect_max_side, self.with_pose = video, max_faces, detect_max_side, with_pose
+        with _native_stderr_silenced():
+            self._build(mp, video, max_faces, min_confidence)
+        self.max_faces, self.detect_max_side, self.with_pose = max_faces, detect_max_side, with_pose
+        self._misses = 0
+        self._seen_face = False
+
+    def _build(self, mp, video: bool, max_faces: int, min_confidence: float) -> None:
+        self.video = video
         self._mesh = mp.solutions.face_mesh.FaceMesh(
             static_image_mode=not video, max_num_faces=max_faces, refine_landmarks=True,
             min_detection_confidence=min_confidence, min_tracking_confidence=min_confidence,
@@ -79,7 +110,10 @@ class MediaPipeTracker:
             static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.3,
         )
         self._detector = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_confidence)
-        self._misses = 0
+        # The graphs start (and log) on their first frame: run one now, while stderr is silenced.
+        blank = np.zeros((64, 64, 3), np.uint8)
+        for graph in (self._mesh, self._crop_mesh, self._detector):
+            graph.process(blank)
 
     # --- helpers -------------------------------------------------------------------------------------------
     @staticmethod
@@ -157,10 +191,13 @@ class MediaPipeTracker:
         small, factor = _downscaled(image, self.detect_max_side)
         small = np.ascontiguousarray(small)
         h, w = small.shape[:2]
-        faces = self._faces_from(self._mesh.process(small), w, h)
-        if len(faces) < self.max_faces and (not self.video or not faces):
-            # Video: only when the track is lost (the detector costs as much as the mesh).
-            faces += self._detector_faces(small, faces)
+        # The landmark stage logs one more native warning on the first face it sees: keep that quiet too.
+        with _native_stderr_silenced() if not self._seen_face else contextlib.nullcontext():
+            faces = self._faces_from(self._mesh.process(small), w, h)
+            if len(faces) < self.max_faces and (not self.video or not faces):
+                # Video: only when the track is lost (the detector costs as much as the mesh).
+                faces += self._detector_faces(small, faces)
+        self._seen_face = self._seen_face or bool(faces)
         if factor != 1.0:
             faces = [f.scaled(1.0 / factor) for f in faces]
         if self.with_pose:
