@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine import Engine, Motion, VideoFileSource
+from ..engine import Engine, Motion, VideoError, VideoFileSource
 from ..face import Face
 from ..face.crop import crop_at
 from ..face.measures import expression_measures
@@ -130,7 +130,11 @@ class Evaluator:
     # -- one clip -------------------------------------------------------------------------------------
     def evaluate_clip(self, path: Path) -> ClipResult:
         s = self.settings
-        frames = read_spread_frames(path, s.frames_per_clip)
+        try:
+            frames = read_spread_frames(path, s.frames_per_clip)
+        except VideoError as exc:  # one corrupt file is reported, not the end of a folder's evaluation
+            return ClipResult(path.name, 0, {k: None for k in KEYS}, {k: None for k in RECON_KEYS},
+                              [f"unreadable: {exc}"])
         notes: list[str] = []
         first = next(((i, f) for i, f in enumerate(frames) for f in [self.engine.detect_faces(f)] if f), None)
         if first is None:

@@ -66,3 +66,18 @@ def test_evaluate_one_real_clip_end_to_end(shared_data, tiny_checkpoint, tmp_pat
     assert 0 < report["baseline_copy_source"]["l1"] < report["l1"]  # a random model is worse than copying
     for key in KEYS:
         assert key in report and (report[key] is not None or key in report["unavailable"] or key in ("akd",))
+
+
+def test_an_unreadable_clip_is_reported_not_fatal(tmp_path, tiny_checkpoint):
+    from mmfa_studio.engine import Engine
+    from mmfa_studio.eval.evaluate import EvalSettings, Evaluator
+
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42 truncated")
+    engine = Engine.load(tiny_checkpoint, device="cpu", precision="fp32")
+    try:
+        result = Evaluator(engine, EvalSettings(frames_per_clip=2)).evaluate_clip(bad)
+    finally:
+        engine.close()
+    assert result.frames == 0 and result.notes[0].startswith("unreadable:")
+    assert all(v is None for v in result.model.values())
