@@ -34,6 +34,10 @@ def run(args) -> int:
 
     if args.frames < 1:
         raise UserError("--frames must be at least 1")
+    if args.json:  # checked now: an evaluation takes minutes, and its report would be lost at the end
+        from .render import check_writable
+
+        check_writable(args.json, "--json")
     try:
         videos = list_videos(Path(args.data))
     except FileNotFoundError as exc:

@@ -91,6 +91,19 @@ def check_output(path: str, suffixes: tuple[str, ...]) -> Path:
     return p
 
 
+def check_writable(path: str, what: str) -> Path:
+    """A file a command writes at the end, refused (exit 2) at the start when it could not be written."""
+    p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{what} {p} is a folder")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise UserError(f"{what}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise UserError(f"{what} {p} is not writable")
+    return p
+
+
 def parse_motion(args: argparse.Namespace, expression: np.ndarray | None = None, strength: float = 1.0):
     """A validated Motion from --yaw … --tz/--absolute (unset numbers: no change, or 0/1 when absolute)."""
     from mmfa_studio.engine import Motion
