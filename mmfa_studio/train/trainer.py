@@ -296,6 +296,13 @@ def align_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
                     state[key] = torch.empty_like(param).copy_(value)
 
 
+def load_scaler_state(scaler: torch.amp.GradScaler, state: dict[str, Any]) -> None:
+    """A disabled scaler (bf16 or fp32 run) saves ``{}``; an fp16 resume of such a run (e.g. ``--amp auto`` on a
+    GPU without bf16) starts its scaler fresh instead of failing in ``GradScaler.load_state_dict``."""
+    if state:
+        scaler.load_state_dict(state)
+
+
 class Trainer:
     """Builds everything from the configs and a :class:`~.dataset.FrameStore`; :meth:`run` trains."""
 
@@ -463,8 +470,8 @@ class Trainer:
         align_optimizer_state(self.opt_d)
         self.sched_g.load_state_dict(state["sched_g"])
         self.sched_d.load_state_dict(state["sched_d"])
-        self.scaler_g.load_state_dict(state["scaler_g"])
-        self.scaler_d.load_state_dict(state["scaler_d"])
+        load_scaler_state(self.scaler_g, state["scaler_g"])
+        load_scaler_state(self.scaler_d, state["scaler_d"])
         set_rng_state(state["rng"])
         if int(state.get("world_size", self.world)) != self.world:
             self.log(f"note: checkpoint was written by {state['world_size']} processes, resuming with {self.world}"

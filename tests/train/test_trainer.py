@@ -217,3 +217,16 @@ def test_resumed_adam_moments_take_their_parameters_layout():
     after = opt.state[weight]["exp_avg"]
     assert after.dtype == weight.dtype and after.device == weight.device and after.stride() == weight.stride()
     assert torch.equal(after, before)
+
+
+def test_an_fp16_resume_of_a_bf16_run_starts_a_fresh_grad_scaler():
+    """A bf16/fp32 run saves a disabled GradScaler as {}; resuming it in fp16 (e.g. --amp auto on a GPU without
+    bf16) must not fail in GradScaler.load_state_dict, and a real scaler state still carries over."""
+    from mmfa_studio.train.trainer import load_scaler_state
+
+    saved_disabled = torch.amp.GradScaler("cpu", enabled=False).state_dict()
+    fresh = torch.amp.GradScaler("cpu", enabled=True, init_scale=1024.0)
+    load_scaler_state(fresh, saved_disabled)
+    assert fresh.get_scale() == 1024.0
+    load_scaler_state(fresh, torch.amp.GradScaler("cpu", enabled=True, init_scale=8.0).state_dict())
+    assert fresh.get_scale() == 8.0
