@@ -77,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--scale must be positive")
     if not out.parent.is_dir() and str(out.parent):
         raise UserError(f"output folder {out.parent} does not exist")
+    if out.is_dir():
+        raise UserError(f"output {out} is a folder")
     if src.suffix.lower() in VIDEO_SUFFIXES:
         from ..engine.video import VIDEO_SUFFIXES as OUTPUT_VIDEO_SUFFIXES
 
@@ -112,8 +114,11 @@ def _crop_photo(args, src: Path, out: Path) -> int:
     ok, buf = cv2.imencode(out.suffix.lower(), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
     if not ok:
         raise UserError(f"cannot encode {out.name}")
-    with atomic_path(out) as tmp:
-        tmp.write_bytes(buf.tobytes())
+    try:
+        with atomic_path(out) as tmp:
+            tmp.write_bytes(buf.tobytes())
+    except OSError as exc:
+        raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
     records = [_face_record(f, i) for i, f in enumerate(faces)]
     if args.json:
         print(json.dumps({"input": str(src), "output": str(out), "image_size": [image.shape[1], image.shape[0]],
@@ -130,14 +135,21 @@ def _crop_photo(args, src: Path, out: Path) -> int:
 def _crop_video(args, src: Path, out: Path) -> int:
     import cv2
 
+    from ..engine.errors import VideoError
     from ..engine.video import VideoExporter
     from ..face import CROP_SCALE, CropSmoother, crop_at, crop_box
 
     cap = cv2.VideoCapture(str(src))
     if not cap.isOpened():
         raise UserError(f"{src}: cannot open the video (corrupt or unsupported)")
-    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0) or 25.0
-    tracker = _tracker(args, video=True)
+    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    if not 0.0 < fps <= 240.0:  # missing, NaN or nonsense (some containers report 1000): the exporter refuses those
+        fps = 25.0
+    try:
+        tracker = _tracker(args, video=True)
+    except UserError:
+        cap.release()
+        raise
     smoother = None if args.no_smooth else CropSmoother()
     per_frame, box, n, found = [], None, 0, 0
     try:
@@ -165,6 +177,8 @@ def _crop_video(args, src: Path, out: Path) -> int:
                 n += 1
             if found == 0:
                 raise UserError(f"no face found in any of the {n} frames of {src}" if n else f"{src}: no frame decodes")
+    except VideoError as exc:  # the exporter's one-line reasons (ffmpeg failed, cannot write) are exit 2
+        raise UserError(str(exc)) from None
     finally:
         cap.release()
         tracker.close()

@@ -73,3 +73,18 @@ def test_bad_arguments(tmp_path, capsys, portraits_dir):
     assert main(["crop", str(src), "-o", str(tmp_path / "o.txt")]) == 2
     assert main(["crop", str(src), "-o", str(tmp_path / "o.png"), "--face", "3"]) == 2
     assert "only 1 face" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["out.png", "out.mp4"])
+def test_an_output_that_is_a_folder_exits_2_and_leaves_nothing(tmp_path, capsys, sample_portrait, name):
+    from engine.clips import face_clip  # tests/engine/clips.py: a short clip of the sample portrait
+
+    src = sample_portrait if name.endswith(".png") else face_clip(tmp_path / "clip.mp4", sample_portrait, frames=4,
+                                                                  audio=False)
+    out = tmp_path / name
+    out.mkdir()
+    assert main(["crop", str(src), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "is a folder" in err and "Traceback" not in err
+    assert out.is_dir() and not any(out.iterdir())
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(f".{name}")]  # no temporary file left
