@@ -740,7 +740,7 @@ class Trainer:
                 for k, v in result.items():
                     totals[k] = totals[k] + v
                 if self.step % cfg.log_every == 0 or self.step == last_step or self.step == 1:
-                    means = {k: float(v) / window_steps for k, v in totals.items()}
+                    means = self._window_means(totals, window_steps)
                     dt = time.monotonic() - window_t
                     if not all(math.isfinite(v) for v in means.values()):
                         raise FloatingPointError(f"non-finite loss by step {self.step}: {means}")
@@ -762,6 +762,18 @@ class Trainer:
             dist.barrier()
             dist.destroy_process_group()
         return self.step
+
+    def _window_means(self, totals: dict[str, Any], steps: int) -> dict[str, float]:
+        """Per-step means over the logging window and, under DDP, over every process: each rank's losses cover
+        only its own shard of the batch, and every rank must see the same values (the non-finite check raises
+        on all of them or none). Every rank calls this at the same steps, with the same keys."""
+        keys = sorted(totals)
+        values = torch.stack([torch.as_tensor(totals[k], dtype=torch.float32, device=self.device).reshape(())
+                              for k in keys]) / max(1, steps)
+        if self.distributed:
+            dist.all_reduce(values)
+            values = values / self.world
+        return dict(zip(keys, values.tolist()))
 
     def _log_scalars(self, means: dict[str, float], its: float, data_fraction: float = 0.0) -> None:
         imgs = its * self.cfg.batch_size * self.world

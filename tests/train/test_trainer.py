@@ -134,7 +134,11 @@ def _ddp_worker(rank: int, world: int, port: int, run_dir: str, videos: dict) ->
     torch.set_num_threads(1)
     model, cfg = tiny(batch_size=2)
     trainer = Trainer(model, cfg, ArrayStore(videos), options(Path(run_dir), max_steps=2))
+    logged: list[dict[str, float]] = []
+    log_scalars = trainer._log_scalars
+    trainer._log_scalars = lambda means, *a: (logged.append(means), log_scalars(means, *a))
     trainer.run()
+    torch.save(logged, Path(run_dir) / f"logged_rank{rank}.pt")
     params = torch.cat([p.detach().flatten() for p in trainer.mmfa.parameters()])
     torch.save(params, Path(run_dir) / f"params_rank{rank}.pt")
 
@@ -148,6 +152,9 @@ def test_two_process_ddp_on_gloo(tmp_path):
     assert state["step"] == 2 and state["world_size"] == 2 and state["samples_seen"] == 2 * 2 * 2
     p0, p1 = torch.load(tmp_path / "params_rank0.pt"), torch.load(tmp_path / "params_rank1.pt")
     assert torch.equal(p0, p1)  # gradients were all-reduced: both replicas stayed identical
+    # Logged losses are means over both ranks' shards (each rank alone saw different pairs).
+    logged0, logged1 = torch.load(tmp_path / "logged_rank0.pt"), torch.load(tmp_path / "logged_rank1.pt")
+    assert len(logged0) == 2 and logged0 == logged1
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
