@@ -64,11 +64,15 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--reference-frame must be ≥ 0")
     with user_errors():
         frames = open_frame_source(driving_path)
-    has_audio = False
-    if driving_path.is_file():
-        with user_errors():
-            has_audio = probe_video(driving_path).has_audio and not args.no_audio
-    engine = open_engine(args)
+    try:  # the driving video's reader is closed on every way out, including a bad checkpoint or source photo
+        has_audio = False
+        if driving_path.is_file():
+            with user_errors():
+                has_audio = probe_video(driving_path).has_audio and not args.no_audio
+        engine = open_engine(args)
+    except BaseException:
+        frames.close()
+        raise
     found = missing = 0
     start = time.perf_counter()
     try:
@@ -92,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
                 if found == 0:
                     raise UserError(f"no face found in any frame of {driving_path}")
     finally:
+        frames.close()
         engine.close()
     seconds = time.perf_counter() - start
     written = found + missing

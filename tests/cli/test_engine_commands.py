@@ -173,3 +173,25 @@ def test_reenact_a_real_ntsc_clip_with_audio(capsys, tmp_path, tiny_checkpoint, 
     info = probe_video(out)
     assert info.fps == Fraction(30000, 1001) and info.has_audio and count_frames(out) == 15
     assert json.loads(stdout)["frames_without_face"] == 0
+
+
+@pytest.mark.parametrize("failure", ["checkpoint", "source"])
+def test_reenact_closes_the_driving_reader_when_it_fails_early(capsys, tmp_path, monkeypatch, tiny_checkpoint,
+                                                                sample_portrait, cli_ntsc_clip, failure):
+    import mmfa_studio.engine as engine_api
+
+    opened = []
+    real_open = engine_api.open_frame_source
+
+    def recording_open(*args, **kwargs):
+        opened.append(real_open(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(engine_api, "open_frame_source", recording_open)
+    blank = tmp_path / "blank.png"
+    blank.write_bytes(__import__("cv2").imencode(".png", np.full((96, 96, 3), 200, np.uint8))[1].tobytes())
+    checkpoint = tmp_path / "missing.safetensors" if failure == "checkpoint" else tiny_checkpoint
+    source = sample_portrait if failure == "checkpoint" else blank  # no face in a blank photo
+    code, _, err = run(capsys, "reenact", source, cli_ntsc_clip, "-o", tmp_path / "out.mp4", "--checkpoint", checkpoint)
+    assert code == 2 and ("does not exist" if failure == "checkpoint" else "no face") in error_line(err)
+    assert len(opened) == 1 and opened[0]._closed and not opened[0]._cap.isOpened()
