@@ -145,6 +145,15 @@ class VideoExporter:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
         assert self._stack is not None, "VideoExporter is used as a context manager"
         self._progress.close()
+        try:
+            return self._exit(exc_type, exc, tb)
+        finally:  # every way out: no pipe or log file left open (the app exports many times per session)
+            self._kill()
+            if self._log is not None:
+                self._log.close()
+
+    def _exit(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
+        assert self._stack is not None
         if exc_type is None and self._cancelled.is_set():
             exc_type, exc = ExportCancelled, ExportCancelled(f"export of {self.path} cancelled")
         if exc_type is None:
@@ -235,9 +244,10 @@ class VideoExporter:
     def _kill(self) -> None:
         with self._lock:
             process = self._process
-        if process is not None and process.poll() is None:
-            process.kill()
-            with contextlib.suppress(Exception):
+        if process is not None:
+            if process.poll() is None:
+                process.kill()
+            with contextlib.suppress(Exception):  # also when ffmpeg died by itself: our end of the pipe stays open
                 process.stdin.close()  # type: ignore[union-attr]
             process.wait()
 

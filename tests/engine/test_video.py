@@ -1,3 +1,4 @@
+import contextlib
 from fractions import Fraction
 
 import numpy as np
@@ -181,3 +182,21 @@ def test_bad_frame_sources(tmp_path, no_face_clip):
     with pytest.raises(VideoError):
         probe_video(audio_only)
     assert probe_video(no_face_clip).fps == 25
+
+
+def test_a_failed_or_cancelled_export_leaves_no_pipe_or_log_open(tmp_path):
+    for end in ("error", "cancel", "ffmpeg died"):
+        with contextlib.suppress(RuntimeError, VideoError):
+            with VideoExporter(tmp_path / "x.mp4", 25) as video:
+                video.write(frames(1)[0])
+                if end == "error":
+                    raise RuntimeError("boom")
+                if end == "cancel":
+                    video.cancel()
+                else:
+                    video._process.kill()  # noqa: SLF001 - ffmpeg crashing on its own
+                    video._process.wait()  # noqa: SLF001
+                    for frame in frames(50):  # fills the pipe buffer, then hits the dead pipe
+                        video.write(frame)
+        assert video._log.closed and video._process.stdin.closed, end  # noqa: SLF001
+        assert video._process.poll() is not None and leftovers(tmp_path) == []  # noqa: SLF001
