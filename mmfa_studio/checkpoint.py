@@ -62,9 +62,12 @@ def read_info(path: str | Path) -> CheckpointInfo:
             raise CheckpointError(f"{path} is not an MMFA Studio checkpoint (format {meta.get('format')!r})")
         config = ModelConfig.from_dict(json.loads(meta["config"]))
         extra = json.loads(meta.get("metadata", "{}"))
+        if not isinstance(extra, dict):
+            raise TypeError("its metadata is not a JSON object")
     except CheckpointError:
         raise
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+    # AttributeError: a header (or its metadata) that is JSON but not an object
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{path} is not a valid MMFA Studio checkpoint: {exc}") from None
     return CheckpointInfo(path=path, config=config, metadata=extra)
 

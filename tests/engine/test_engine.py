@@ -20,6 +20,11 @@ def test_loading_refuses_bad_checkpoints_devices_and_precisions(tmp_path, tiny_c
     junk.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
     with pytest.raises(ModelLoadError, match="not a valid MMFA Studio checkpoint|not a safetensors"):
         Engine.load(junk)
+    for header in (b"[]", b'{"__metadata__": "x"}',
+                   b'{"__metadata__": {"format": "mmfa-studio/1", "config": "{}", "metadata": "3"}}'):
+        junk.write_bytes(len(header).to_bytes(8, "little") + header)  # JSON, but not the objects expected
+        with pytest.raises(ModelLoadError, match="not a valid MMFA Studio checkpoint"):
+            Engine.load(junk)
     with pytest.raises(ModelLoadError, match="unknown device"):
         Engine.load(tiny_checkpoint, device="tpu")
     if not torch.cuda.is_available():
