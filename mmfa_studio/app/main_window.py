@@ -300,12 +300,14 @@ class MainWindow(QMainWindow):
         self._update_enabled()
 
     def _on_engine_failed(self, message: str) -> None:
-        self.model_label.setText("Model: none")
-        self.device_label.setText("Device: –")
-        hint = "Open a checkpoint with File ▸ Open model…, or start with --checkpoint PATH. You can still browse photos."
-        self.view.set_message(f"No model loaded: {message}\n{hint}")
         self._idle()
-        self.statusBar().showMessage(f"No model: {message}")
+        if self.engine_info is None:
+            self.model_label.setText("Model: none")
+            self.device_label.setText("Device: –")
+            hint = "Open a checkpoint with File ▸ Open model…, or start with --checkpoint PATH. You can still browse photos."
+            self.view.set_message(f"No model loaded: {message}\n{hint}")
+            self.statusBar().showMessage(f"No model: {message}")
+        # else: the worker keeps the previous model working, so its labels stay true
         if self._explicit_model:
             self._explicit_model = False
             self.show_error("Cannot load the model", message)

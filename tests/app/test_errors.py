@@ -214,6 +214,18 @@ def test_no_model_still_browses_then_loads_one(make_window, qtbot, dialogs, tmp_
     assert_still_usable(window, qtbot)
 
 
+def test_a_failed_model_switch_keeps_the_previous_model_and_says_so(window, qtbot, dialogs, tmp_path):
+    label = window.model_label.text()
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"\x00" * 64)
+    window.load_model(str(broken))
+    qtbot.waitUntil(lambda: len(dialogs.shown) == 1, timeout=30_000)
+    assert dialogs.shown[0][0] == "Cannot load the model"
+    wait_idle(qtbot, window)
+    assert window.model_label.text() == label and window.engine_info is not None  # not "Model: none"
+    assert_still_usable(window, qtbot)
+
+
 def test_drop_and_recent_files(window, qtbot, tmp_path, sample_portrait):
     copy = tmp_path / "dropped.png"
     copy.write_bytes(Path(sample_portrait).read_bytes())
