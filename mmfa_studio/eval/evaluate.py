@@ -67,17 +67,30 @@ def list_videos(folder: Path) -> list[Path]:
 
 
 def read_spread_frames(path: Path, count: int) -> list[np.ndarray]:
-    """``count`` + 1 frames evenly spread over the video (RGB uint8), decoding it once."""
-    frames = _read_all(path)
-    if len(frames) <= count + 1:
-        return frames
-    idx = np.linspace(0, len(frames) - 1, count + 1).round().astype(int)
-    return [frames[i] for i in idx]
+    """``count`` + 1 frames evenly spread over the video (RGB uint8), decoding it once.
 
-
-def _read_all(path: Path) -> list[np.ndarray]:
+    Only the chosen frames are kept (a raw video of minutes would not fit in memory), picked by the container's
+    frame count; a container that overstates it by a frame or two gets its last frame as the last pick.
+    """
     with VideoFileSource(path) as source:
-        return list(source)
+        total = source.frame_count
+        if not total or total <= count + 1:  # unknown length or a short clip: every frame, then pick
+            frames = list(source)
+            if len(frames) <= count + 1:
+                return frames
+            idx = np.linspace(0, len(frames) - 1, count + 1).round().astype(int)
+            return [frames[i] for i in idx]
+        wanted = np.linspace(0, total - 1, count + 1).round().astype(int)
+        picks = set(wanted.tolist())
+        kept: list[np.ndarray] = []
+        last_index, last = -1, None
+        for i, frame in enumerate(source):
+            if i in picks:
+                kept.append(frame)
+            last_index, last = i, frame
+        if len(kept) < len(wanted) and last is not None and last_index not in picks:
+            kept.append(last)
+        return kept
 
 
 def _median(values: list[float]) -> float | None:

@@ -81,3 +81,27 @@ def test_an_unreadable_clip_is_reported_not_fatal(tmp_path, tiny_checkpoint):
         engine.close()
     assert result.frames == 0 and result.notes[0].startswith("unreadable:")
     assert all(v is None for v in result.model.values())
+
+
+def test_spread_frames_are_the_evenly_spaced_ones_without_holding_the_whole_clip(tmp_path, sample_portrait):
+    import tracemalloc
+
+    from engine.clips import face_clip  # tests/engine/clips.py
+    from mmfa_studio.engine import VideoFileSource
+    from mmfa_studio.eval.evaluate import read_spread_frames
+
+    clip = face_clip(tmp_path / "clip.mp4", sample_portrait, frames=40, audio=False, size=160)
+    with VideoFileSource(clip) as source:
+        every = list(source)
+    expected = [every[i] for i in np.linspace(0, len(every) - 1, 5).round().astype(int)]
+    frame_bytes = every[0].nbytes
+    del every
+    tracemalloc.start()
+    try:
+        picked = read_spread_frames(clip, 4)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(picked) == 5 and all(np.array_equal(a, b) for a, b in zip(picked, expected))
+    assert peak < 15 * frame_bytes  # 5 picks and a few in flight, not all 40
+    assert len(read_spread_frames(clip, 60)) == 40  # a short clip: every frame
