@@ -154,7 +154,12 @@ def paste_back(original: np.ndarray, crop: np.ndarray, transform: CropTransform,
     if match_colour:
         # Measured and applied in crop pixels (cheap at any photo size); the offset is smooth, so warping the
         # corrected crop is the same as correcting the warped one.
-        under = crop_at(original, transform.box, size)[0].astype(np.float32)
+        m = transform.matrix
+        square = m[0, 1] == 0 and m[1, 0] == 0 and abs(m[0, 0] - m[1, 1]) <= 1e-9 * abs(m[0, 0])
+        # A crop resized from a non-square region (Engine.prepare_crop) has no (cx, cy, side) box: warp directly.
+        under = (crop_at(original, transform.box, size)[0] if square else
+                 cv2.warpAffine(original, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+        under = under.astype(np.float32)
         source = crop.astype(np.float32)
         crop = np.clip(source + _colour_offset(under, source, mask) + 0.5, 0, 255).astype(np.uint8)
     inv = transform.inverse.copy()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -62,6 +63,19 @@ def test_paste_back_of_an_unchanged_crop_restores_the_image():
     assert out.shape == img.shape and out.dtype == np.uint8
     assert np.abs(out.astype(int) - img).mean() < 0.5
     assert np.abs(out.astype(int) - img).max() < 25  # resampling twice, only where the texture is sharp
+
+
+def test_paste_back_of_a_crop_resized_from_a_non_square_region():
+    """Engine.prepare_crop's transform scales x and y apart: colour matching must compare the same pixels."""
+    from mmfa_studio.face import CropTransform
+
+    h, w, s = 260, 190, 64
+    img = _textured(h, w, seed=3)
+    crop = cv2.resize(img, (s, s), interpolation=cv2.INTER_AREA)
+    t = CropTransform(np.array([[s / w, 0, 0.5 * s / w - 0.5], [0, s / h, 0.5 * s / h - 0.5]]), s, (h, w))
+    out = paste_back(img, crop, t).astype(int)
+    plain = paste_back(img, crop, t, match_colour=False).astype(int)
+    assert np.abs(out - img).mean() < np.abs(plain - img).mean() + 0.5  # matching adds no colour error
 
 
 def test_paste_back_has_no_seam_with_a_colour_shifted_crop():
