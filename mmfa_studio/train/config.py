@@ -95,6 +95,12 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError("train.batch_size must be ≥ 1")
+        if self.log_every < 1:  # the trainer logs when step % log_every == 0
+            raise ValueError("train.log_every must be ≥ 1")
+        if self.num_workers < 0:
+            raise ValueError("train.num_workers must be ≥ 0")
+        if self.max_frame_gap < 0:
+            raise ValueError("train.max_frame_gap must be ≥ 0 (0 = any two frames of a clip)")
         if self.amp not in ("auto", "bf16", "fp16", "off"):
             raise ValueError(f"train.amp must be auto, bf16, fp16 or off, not {self.amp!r}")
         if self.perceptual_backbone not in ("vgg16-st", "none"):

@@ -117,3 +117,11 @@ def test_train_config_sections_and_validation():
     assert (small.image_size, small.feature_size) == (128, 32)
     with pytest.raises(ValueError, match="multiple of"):
         scaled_model_config(model, 130)
+
+
+
+@pytest.mark.parametrize("key, value", [("log_every", 0), ("num_workers", -1), ("max_frame_gap", -2)])
+def test_train_config_refuses_values_the_trainer_cannot_run_with(key, value):
+    # log_every 0 used to pass and then stop training at its first step with "integer modulo by zero"
+    with pytest.raises(ValueError, match=f"train.{key} must be ≥ 0|train.{key} must be ≥ 1"):
+        TrainConfig.from_dict({key: value})
