@@ -1,0 +1,35 @@
+"""atomic_path: the file appears only on success, with open()'s permissions, without touching the umask."""
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from mmfa_studio.atomic import atomic_path, write_text_atomic
+
+
+def test_success_failure_and_permissions(tmp_path):
+    target = tmp_path / "a.txt"
+    old = os.umask(0o027)
+    try:
+        write_text_atomic(target, "hello")
+    finally:
+        os.umask(old)
+    assert target.read_text() == "hello" and stat.S_IMODE(target.stat().st_mode) == 0o640
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("boom")
+    assert target.read_text() == "hello" and sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads the umask from /proc")
+def test_the_umask_is_never_changed_while_writing(tmp_path, monkeypatch):
+    """Setting the umask to 0 for a moment would make other threads' new files world-writable."""
+    def no_umask_changes(mask):
+        raise AssertionError(f"os.umask({mask:o}) called")
+
+    monkeypatch.setattr(os, "umask", no_umask_changes)
+    write_text_atomic(tmp_path / "b.txt", "x")
+    assert (tmp_path / "b.txt").read_text() == "x"
