@@ -151,7 +151,10 @@ class Motion:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    # JSON integers are unbounded: one with hundreds of digits cannot become a float (OverflowError).
+    return not isinstance(value, int) or abs(value) < 2**1023
 
 
 def _interpolate_latent(z0: np.ndarray, z1: np.ndarray, t: float, mode: str) -> np.ndarray:

@@ -72,6 +72,10 @@ def test_keyframes_parse_sample_and_refuse(tmp_path):
         ([{"motion": {}}], "keyframe 0 must be an object with a 'time'"),
         ({"keyframes": [{"time": 0}], "speed": 2}, "unknown key"),
         ({"keyframes": [{"time": 0}], "fps": 0}, "fps = 0 is out of range"),
+        ([{"time": 0, "motion": {"yaw": 10**400}}], "keyframe 0: yaw must be a number"),  # no float holds it
+        ([{"time": 0, "motion": {"expression": [10**400]}}], "expression must be a list of numbers"),
+        ([{"time": 10**400}], "keyframe 0: time must be a number"),
+        ({"keyframes": [{"time": 0}], "duration": 10**400}, "duration must be a number"),
     ]:
         with pytest.raises(ValueError, match=message):
             KeyframeAnimation.from_json(bad)
