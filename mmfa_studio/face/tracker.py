@@ -98,6 +98,7 @@ class MediaPipeTracker:
         self.max_faces, self.detect_max_side, self.with_pose = max_faces, detect_max_side, with_pose
         self._misses = 0
         self._seen_face = False
+        self._closed = False
 
     def _build(self, mp, video: bool, max_faces: int, min_confidence: float) -> None:
         self.video = video
@@ -207,6 +208,10 @@ class MediaPipeTracker:
         return faces[: self.max_faces]
 
     def close(self) -> None:
+        """Release the MediaPipe graphs; closing again is a no-op (MediaPipe itself raises on a second close)."""
+        if self._closed:
+            return
+        self._closed = True
         for part in (self._mesh, self._crop_mesh, self._detector):
             part.close()
 
