@@ -9,6 +9,7 @@ import contextlib
 import io
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -59,6 +60,9 @@ def _box_of(points: np.ndarray) -> np.ndarray:
     return np.array([*points.min(axis=0), *points.max(axis=0)], dtype=np.float64)
 
 
+_STDERR_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def _native_stderr_silenced():
     """MediaPipe's C++ side writes absl/glog warnings ("W0000 … feedback tensors") straight to file descriptor 2
@@ -69,15 +73,18 @@ def _native_stderr_silenced():
     except (AttributeError, ValueError, io.UnsupportedOperation):  # e.g. stderr captured by pytest
         yield
         return
-    sys.stderr.flush()
-    saved, devnull = os.dup(fd), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, fd)
-    try:
-        yield
-    finally:
-        os.dup2(saved, fd)
-        os.close(saved)
-        os.close(devnull)
+    # One block at a time: two threads interleaving would save each other's /dev/null as "the real stderr" and
+    # leave fd 2 silenced for good.
+    with _STDERR_LOCK:
+        sys.stderr.flush()
+        saved, devnull = os.dup(fd), os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        try:
+            yield
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+            os.close(devnull)
 
 
 class MediaPipeTracker:

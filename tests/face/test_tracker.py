@@ -149,3 +149,32 @@ def test_face_alignment_unavailable_is_a_clear_error():
     with pytest.raises(ValueError, match="face-alignment"):
         create_tracker("face-alignment")
     assert "face-alignment" in reason
+
+
+def test_silencing_stderr_from_two_threads_restores_it(tmp_path, monkeypatch):
+    """Trackers started in two threads at once must not leave the real stderr pointing at /dev/null."""
+    import os
+    import threading
+    import time
+
+    from mmfa_studio.face import tracker as tracker_module
+
+    log = open(tmp_path / "stderr.txt", "w")  # noqa: SIM115 - stands in for the terminal's fd 2
+    monkeypatch.setattr("sys.stderr", log)
+    fd = log.fileno()
+    real = os.fstat(fd).st_ino
+
+    def churn():
+        for _ in range(200):
+            with tracker_module._native_stderr_silenced():  # noqa: SLF001
+                time.sleep(0)
+
+    threads = [threading.Thread(target=churn) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert os.fstat(fd).st_ino == real
+    finally:
+        log.close()
