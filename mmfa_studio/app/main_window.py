@@ -283,6 +283,7 @@ class MainWindow(QMainWindow):
     # ================================================================= worker results
 
     def _on_engine_ready(self, info: EngineInfo) -> None:
+        previous = self.engine_info
         self.engine_info = info
         self.source_info = None  # the worker dropped the old model's prepared source; a photo load follows
         self._explicit_model = False
@@ -293,6 +294,15 @@ class MainWindow(QMainWindow):
             motion = replace(motion, expression=None)
         self.editor.set_latent_dim(info.latent_dim)
         self.timeline_panel.set_latent_dim(info.latent_dim)
+        if previous is not None and previous.latent_dim != info.latent_dim:
+            # Latents of the old model's size cannot render with this one: undo history and keyframes drop them,
+            # as the current motion does just above (else every undo, scrub or export would fail).
+            self.undo_stack.clear()
+            self.timeline.set_keyframes([
+                k if k.motion.expression is None or len(k.motion.expression) == info.latent_dim
+                else Keyframe(k.time, replace(k.motion, expression=None))
+                for k in self.timeline.keyframes
+            ])
         self.state.set_motion(motion)
         self._sync_editor()
         self.view.set_message("Open a photo (Ctrl+O or drop it here).")

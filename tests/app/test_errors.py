@@ -238,3 +238,34 @@ def test_drop_and_recent_files(window, qtbot, tmp_path, sample_portrait):
     actions = window.recent_menu.actions()
     assert actions and "dropped.png" in actions[0].text()
     wait_idle(qtbot, window)
+
+
+def test_a_model_with_another_latent_size_drops_latents_it_cannot_render(window, qtbot, dialogs, tmp_path, tiny_config):
+    """Undo history and keyframes made with a 4-latent model must not feed 4 latents to a 3-latent one."""
+    import dataclasses
+
+    import torch
+
+    from mmfa_studio.checkpoint import save_model
+    from mmfa_studio.model import MMFA
+
+    window.neutral_expression()  # an undoable latent edit: 4 zeros
+    window.add_keyframe()  # … and a keyframe holding them
+    assert len(window.state.motion.expression) == 4
+    other = tmp_path / "three-latents.safetensors"
+    torch.manual_seed(1)
+    save_model(other, MMFA(dataclasses.replace(tiny_config, latent_dim=3)), {"note": "test"})
+    window.load_model(str(other))
+    qtbot.waitUntil(lambda: window.engine_info.latent_dim == 3 and window.source_info is not None, timeout=60_000)
+    wait_idle(qtbot, window)
+    window.undo_stack.undo()
+    window.undo_stack.undo()
+    window.undo_stack.redo()
+    window.undo_stack.redo()
+    window.timeline_panel.set_time(0.0)  # scrub onto the keyframe
+    # the newest render request has either been shown or failed with a dialog
+    qtbot.waitUntil(lambda: bool(dialogs.shown) or window.last_frame.seq == window.worker._seq, timeout=30_000)
+    assert dialogs.shown == []
+    assert all(k.motion.expression is None or len(k.motion.expression) == 3 for k in window.timeline.keyframes)
+    assert window.state.motion.expression is None or len(window.state.motion.expression) == 3
+    assert_still_usable(window, qtbot)
