@@ -684,7 +684,9 @@ class MainWindow(QMainWindow):
         current = project.current or (project.keyframes[0][1] if project.keyframes else self.engine_info.motion_type())
         self.state.set_motion(current)
         self._remember_recent(path)
-        if project.source_path and project.source_path != self.source_path:
+        same_face = project.source_path == self.source_path and (
+            self.source_info is not None and self.source_info.face_index == project.face_index)
+        if project.source_path and not same_face:  # another photo, or another face of this one
             if not Path(project.source_path).is_file():
                 self.show_error("The project's photo is missing", f"{project.source_path} does not exist; open the photo again (Ctrl+O).")
             else:

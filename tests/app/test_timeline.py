@@ -123,6 +123,27 @@ def test_project_round_trip(window, make_window, qtbot, tmp_path, tiny_checkpoin
     qtbot.waitUntil(lambda: other.last_frame is not None and other.last_frame.motion == other.state.motion, timeout=60_000)
 
 
+def test_project_brings_back_its_face_of_the_open_photo(window, qtbot, tmp_path, sample_portrait, save_path, monkeypatch):
+    import cv2
+
+    from mmfa_studio.app import dialogs as app_dialogs
+
+    portrait = cv2.imread(str(sample_portrait))
+    pair = tmp_path / "pair.png"
+    cv2.imwrite(str(pair), np.concatenate([portrait, portrait], axis=1))  # two faces
+    monkeypatch.setattr(app_dialogs, "choose_face", lambda parent, image, faces: 1)
+    window.open_photo(str(pair))
+    qtbot.waitUntil(lambda: window.source_info is not None and window.source_info.path == str(pair)
+                    and window.source_info.face_index == 1, timeout=30_000)
+    save_path.value = str(tmp_path / "second-face.mmfa.json")
+    assert window.save_project_as()
+    window.open_photo(str(pair), face_index=0)  # the same photo, the other face
+    qtbot.waitUntil(lambda: window.source_info.face_index == 0, timeout=30_000)
+    assert window.open_project(save_path.value)
+    qtbot.waitUntil(lambda: window.source_info.face_index == 1, timeout=30_000)
+    wait_idle(qtbot, window)
+
+
 @pytest.mark.parametrize(
     "content, message",
     [
