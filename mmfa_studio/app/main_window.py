@@ -507,8 +507,9 @@ class MainWindow(QMainWindow):
                 self.worker.stop_webcam()
             self._busy(f"Loading {Path(path).name}…")
             self.worker.load_engine(path, self.device)
-            if self.source_path:
-                self.open_photo(self.source_path, remember=False)
+            if self.source_path:  # the same face again (a photo with several must not ask anew)
+                face = self.source_info.face_index if self.source_info is not None else None
+                self.open_photo(self.source_path, face_index=face, remember=False)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt's name
         if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):

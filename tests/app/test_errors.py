@@ -68,6 +68,23 @@ def test_several_faces_ask_which(window, qtbot, dialogs, tmp_path, sample_portra
     assert_still_usable(window, qtbot)
 
 
+def test_a_model_switch_keeps_the_chosen_face(window, qtbot, dialogs, tmp_path, sample_portrait, tiny_checkpoint,
+                                             monkeypatch):
+    portrait = cv2.imread(str(sample_portrait))
+    pair = tmp_path / "pair.png"
+    cv2.imwrite(str(pair), np.concatenate([portrait, portrait], axis=1))
+    asked = []
+    monkeypatch.setattr(app_dialogs, "choose_face", lambda parent, image, faces: asked.append(1) or 1)
+    window.open_photo(str(pair))
+    qtbot.waitUntil(lambda: window.source_info is not None and window.source_info.path == str(pair), timeout=30_000)
+    with qtbot.waitSignal(window.worker.sourceReady, timeout=60_000):  # the photo again, on the new model
+        window.load_model(str(tiny_checkpoint))
+    qtbot.waitUntil(lambda: window.source_info is not None, timeout=30_000)
+    assert asked == [1] and window.source_info.face_index == 1
+    assert dialogs.shown == []
+    wait_idle(qtbot, window)
+
+
 def test_face_picker_dialog_lists_faces(qtbot, sample_portrait):
     from mmfa_studio.face import Face, load_image
 
