@@ -7,6 +7,12 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 
+def full_precision(like: Tensor):
+    """A block in which autocast is off: the small geometric heads (angles, keypoints, δ) stay fp32 under
+    mixed precision, since bf16 rounding of a keypoint is ~1 px at 256 px."""
+    return torch.autocast(like.device.type, enabled=False)
+
+
 def _norm(dim: int, channels: int) -> nn.Module:
     # GroupNorm instead of BatchNorm: behaves the same at batch 1 (the app) and in training, and under DDP.
     groups = 8 if channels % 8 == 0 else 1

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from .blocks import full_precision
+
 
 @dataclass
 class ExpressionCode:
@@ -38,9 +40,10 @@ class ExpressionVAE(nn.Module):
         nn.init.zeros_(self.decoder[-1].bias)
 
     def encode(self, feature: Tensor) -> tuple[Tensor, Tensor]:
-        """B×E → (μ, log σ²), each B×Z."""
-        h = self.encoder(feature)
-        return self.to_mu(h), self.to_logvar(h).clamp(-10.0, 10.0)
+        """B×E → (μ, log σ²), each B×Z (fp32 under autocast)."""
+        with full_precision(feature):
+            h = self.encoder(feature.float())
+            return self.to_mu(h), self.to_logvar(h).clamp(-10.0, 10.0)
 
     @staticmethod
     def reparameterize(mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -49,8 +52,9 @@ class ExpressionVAE(nn.Module):
         return mu + torch.exp(0.5 * logvar) * eps
 
     def decode(self, z: Tensor) -> Tensor:
-        """B×Z → δ, B×K×3 (deterministic)."""
-        return self.decoder(z).view(-1, self.num_keypoints, 3)
+        """B×Z → δ, B×K×3 (deterministic; fp32 under autocast)."""
+        with full_precision(z):
+            return self.decoder(z.float()).view(-1, self.num_keypoints, 3)
 
     def sample_prior(self, n: int, generator: torch.Generator | None = None, device=None) -> Tensor:
         """n latents from N(0, I), n×Z."""

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .appearance import AppearanceEncoder
+from .blocks import full_precision
 from .config import ModelConfig
 from .dense_motion import DenseMotion, DenseMotion2D, DenseMotion3D
 from .expression_vae import ExpressionCode, ExpressionVAE
@@ -118,10 +119,12 @@ class MMFA(nn.Module):
 
     @staticmethod
     def pose_keypoints(canonical: Tensor, target: TargetMotion) -> tuple[Tensor, Tensor]:
-        """x = s·R·(x_c + δ) + t (B×K×3) and its linear part A = s·R (B×3×3)."""
-        rotation = rotation_matrix(target.yaw, target.pitch, target.roll)
-        kp = compose_keypoints(canonical, target.delta, rotation, target.translation, target.scale)
-        return kp, keypoint_jacobians(rotation, target.scale)
+        """x = s·R·(x_c + δ) + t (B×K×3) and its linear part A = s·R (B×3×3), in fp32 even under autocast."""
+        with full_precision(canonical):
+            f = lambda t: t.float()  # noqa: E731
+            rotation = rotation_matrix(f(target.yaw), f(target.pitch), f(target.roll))
+            kp = compose_keypoints(f(canonical), f(target.delta), rotation, f(target.translation), f(target.scale))
+            return kp, keypoint_jacobians(rotation, f(target.scale))
 
     # -- rendering --------------------------------------------------------------------------------
     def render(self, source: SourceEncoding, target: TargetMotion, all_scales: bool = True) -> RenderResult:

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .blocks import ConvBlock, DownBlock, channel_schedule
+from .blocks import ConvBlock, DownBlock, channel_schedule, full_precision
 from .config import ModelConfig
 from .keypoints import bins_to_degrees, rotation_matrix
 
@@ -61,14 +61,15 @@ class MotionEncoder(nn.Module):
         if image.shape[-1] != size:
             image = F.interpolate(image, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
         feature = self.trunk(image).mean(dim=(2, 3)).float()  # B×C
-        logits = self.pose(feature).view(-1, 3, self.cfg.pose_bins)
-        angles = bins_to_degrees(logits, self.cfg.pose_bins, self.cfg.pose_max_degrees)  # B×3
-        return HeadMotion(
-            yaw=angles[:, 0],
-            pitch=angles[:, 1],
-            roll=angles[:, 2],
-            translation=torch.tanh(self.translation(feature)),
-            scale=torch.exp(0.5 * torch.tanh(self.scale(feature)[:, 0])),
-            expression=self.expression(feature),
-            pose_logits=logits,
-        )
+        with full_precision(feature):
+            logits = self.pose(feature).view(-1, 3, self.cfg.pose_bins)
+            angles = bins_to_degrees(logits, self.cfg.pose_bins, self.cfg.pose_max_degrees)  # B×3
+            return HeadMotion(
+                yaw=angles[:, 0],
+                pitch=angles[:, 1],
+                roll=angles[:, 2],
+                translation=torch.tanh(self.translation(feature)),
+                scale=torch.exp(0.5 * torch.tanh(self.scale(feature)[:, 0])),
+                expression=self.expression(feature),
+                pose_logits=logits,
+            )

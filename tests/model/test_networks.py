@@ -127,3 +127,15 @@ def test_source_of_wrong_size_is_refused(tiny_config):
     model = MMFA(tiny_config).eval()
     with pytest.raises(ValueError, match="64"):
         model.encode_source(torch.rand(1, 3, 32, 32))
+
+
+def test_geometry_stays_fp32_under_mixed_precision(tiny_config):
+    """Angles, δ and keypoints are computed in fp32 under bf16 autocast (bf16 keypoints are ~1 px off)."""
+    torch.manual_seed(0)
+    model = MMFA(tiny_config).eval()
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        src = model.encode_source(torch.rand(1, 3, 64, 64))
+        result = model.render(src, src.own_motion.with_changes(yaw=src.motion.yaw + 10))
+    for t in (src.motion.yaw, src.motion.pose_logits, src.motion.translation, src.expression.mu, src.expression.delta,
+              src.keypoints, src.jacobian, result.keypoints):
+        assert t.dtype == torch.float32
