@@ -668,7 +668,14 @@ class Trainer:
 
     def load_weights(self, path: Path) -> None:
         """Generator, discriminator and EMA weights (and the step, so schedules continue) from a training
-        checkpoint or a weights-only file (:mod:`.pack`); optimisers start fresh (with a new LR warm-up)."""
+        checkpoint or a weights-only file (:mod:`.pack`); optimisers start fresh (with a new LR warm-up).
+
+        An inference checkpoint (.safetensors, e.g. the bundled model) gives the generator and its EMA; the
+        discriminator then starts fresh.
+        """
+        if path.suffix == ".safetensors":
+            self._load_inference_weights(path)
+            return
         state = self._read_state(path, weights_only_ok=True)
         self.step = int(state["step"])
         self._apply_resolution(self.cfg.size_at(self.step, self.model_cfg))
@@ -676,6 +683,19 @@ class Trainer:
         self.discriminator.load_state_dict(state["discriminator"])
         self.ema.load_state_dict(state["ema"])
         self.log(f"initialised from {path} (step {self.step}; fresh optimisers)")
+
+    def _load_inference_weights(self, path: Path) -> None:
+        from ..checkpoint import CheckpointError, load_model
+
+        try:
+            model, info = load_model(path, expect=self.model_cfg)
+        except CheckpointError as exc:
+            raise ValueError(str(exc)) from None
+        self.step = int(info.metadata.get("step", 0))
+        self._apply_resolution(self.cfg.size_at(self.step, self.model_cfg))
+        self.mmfa.load_state_dict(model.state_dict())
+        self.ema.load_state_dict(model.state_dict())
+        self.log(f"initialised generator and EMA from {path} (step {self.step}; fresh discriminator and optimisers)")
 
     def _read_state(self, path: Path, weights_only_ok: bool = False) -> dict[str, Any]:
         try:

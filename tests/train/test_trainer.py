@@ -237,3 +237,21 @@ def test_an_fp16_resume_of_a_bf16_run_starts_a_fresh_grad_scaler():
     assert fresh.get_scale() == 1024.0
     load_scaler_state(fresh, torch.amp.GradScaler("cpu", enabled=True, init_scale=8.0).state_dict())
     assert fresh.get_scale() == 8.0
+
+
+def test_init_from_an_inference_checkpoint_takes_generator_and_ema(blob_store, tmp_path):
+    """A later session can continue from the committed model (safetensors): generator and EMA come from it."""
+    from mmfa_studio.checkpoint import save_model
+    from mmfa_studio.model import MMFA
+
+    model_cfg, cfg = tiny()
+    torch.manual_seed(123)
+    source = MMFA(model_cfg)
+    path = tmp_path / "model.safetensors"
+    save_model(path, source, {"step": 7})
+    trainer = Trainer(model_cfg, cfg, blob_store, options(tmp_path / "run", max_steps=7, init_from=path))
+    assert trainer.run() == 7  # starts at the file's step: nothing left to train
+    for k, v in source.state_dict().items():
+        assert torch.equal(trainer.mmfa.state_dict()[k].cpu(), v) and torch.equal(trainer.ema.state_dict()[k].cpu(), v)
+    longer = Trainer(model_cfg, cfg, blob_store, options(tmp_path / "run2", max_steps=8, init_from=path))
+    assert longer.run() == 8
