@@ -94,6 +94,16 @@ class RenderedFrame:
     keypoints: np.ndarray  # K×2 driving keypoints in crop pixels (x, y)
 
 
+def _pick_face(faces: list[Face], face_index: int | None, name: str) -> int:
+    """Index of the face to use (the largest unless ``face_index``); ``NoFaceFoundError`` naming the image."""
+    if not faces:
+        raise NoFaceFoundError(f"no face found in {name}")
+    index = 0 if face_index is None else face_index
+    if not 0 <= index < len(faces):
+        raise NoFaceFoundError(f"{name} has {len(faces)} face(s); there is no face number {index}")
+    return index
+
+
 def resolve_device(device: str = "auto") -> torch.device:
     """'auto' → CUDA, else Apple MPS, else CPU; an explicit device that is not there is refused."""
     if device not in DEVICES and not device.startswith("cuda:"):
@@ -263,11 +273,7 @@ class Engine:
                 self._cache.move_to_end(key)
                 return cached
             faces = self.tracker.detect(array)
-            if not faces:
-                raise NoFaceFoundError(f"no face found in {name}")
-            index = 0 if face_index is None else face_index
-            if not 0 <= index < len(faces):
-                raise NoFaceFoundError(f"{name} has {len(faces)} face(s); there is no face number {index}")
+            index = _pick_face(faces, face_index, name)
             crop, transform = self.crop(array, faces[index])
             source = self._encode(array, crop, transform, faces, index, name)
             self._cache[key] = source
@@ -405,12 +411,7 @@ class Engine:
         array, name = self.load_image(image)
         with self._lock:
             faces = self.tracker.detect(array)
-        if not faces:
-            raise NoFaceFoundError(f"no face found in {name}")
-        index = 0 if face_index is None else face_index
-        if not 0 <= index < len(faces):
-            raise NoFaceFoundError(f"{name} has {len(faces)} face(s); there is no face number {index}")
-        return self.read_face_motion(array, faces[index]).expression
+        return self.read_face_motion(array, faces[_pick_face(faces, face_index, name)]).expression
 
     def sample_expression(self, seed: int | None = None) -> np.ndarray:
         """A latent drawn from the VAE prior N(0, I), (Z,); the same seed gives the same latent."""
