@@ -440,7 +440,7 @@ class EngineWorker(QObject):
     # ---------------------------------------------------------------- webcam loop (worker thread)
 
     def _make_reenactor(self, settings: WebcamSettings) -> Any:
-        """A new Reenactor for these settings (the old one is closed; its reference goes with it)."""
+        """A new Reenactor for these settings (the old one is closed)."""
         self._close_reenactor()
         smoothing = settings.smoothing if settings.smoothing > 0 else None
         fps = float(getattr(self._frame_source, "fps", 0.0) or 30.0)
@@ -492,7 +492,10 @@ class EngineWorker(QObject):
             record_stop, self._record_stop = self._record_stop, False
         try:
             if changed:
-                self._reenactor = self._make_reenactor(settings)
+                # Live change: the tracker and the user's neutral reference stay.
+                self._reenactor.configure(mode=settings.mode, transfer=settings.transfer,
+                                          smoothing=settings.smoothing if settings.smoothing > 0 else None,
+                                          paste_back=settings.paste_back)
             if record_stop:
                 self._close_recorder()
             if record_request is not None:

@@ -66,22 +66,27 @@ class Reenactor:
     def __init__(self, engine: Engine, source: PreparedSource, mode: str = "relative", transfer: str = "both",
                  smoothing: float | None = 0.5, paste_back: bool = False, tracker: FaceTracker | None = None,
                  fps: float = 30.0):
-        if mode not in MODES:
-            raise ValueError(f"mode must be 'relative' or 'absolute', not {mode!r}")
-        if transfer not in TRANSFERS:
-            raise ValueError(f"transfer must be 'both', 'pose' or 'expression', not {transfer!r}")
-        if smoothing is not None and not 0.0 <= smoothing <= 1.0:
-            raise ValueError(f"smoothing = {smoothing:g} is out of range [0, 1]")
         if not fps > 0:
             raise ValueError("fps must be positive")
         self.engine, self.source = engine, source
-        self.mode, self.transfer, self.paste_back = mode, transfer, paste_back
         self.fps = float(fps)
         self._tracker = tracker
         self._own_tracker = tracker is None
         self._reference: _Reading | None = None
         self._frame_index = 0
         self._last: ReenactResult | None = None
+        self.configure(mode, transfer, smoothing, paste_back)
+
+    def configure(self, mode: str = "relative", transfer: str = "both", smoothing: float | None = 0.5,
+                  paste_back: bool = False) -> None:
+        """Change the settings live; the tracker and the neutral reference are kept (smoothing restarts)."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be 'relative' or 'absolute', not {mode!r}")
+        if transfer not in TRANSFERS:
+            raise ValueError(f"transfer must be 'both', 'pose' or 'expression', not {transfer!r}")
+        if smoothing is not None and not 0.0 <= smoothing <= 1.0:
+            raise ValueError(f"smoothing = {smoothing:g} is out of range [0, 1]")
+        self.mode, self.transfer, self.paste_back = mode, transfer, paste_back
         self.smoothing = smoothing or 0.0
         if self.smoothing > 0:
             cutoff, _ = _smoother_settings(self.smoothing)

@@ -61,3 +61,22 @@ def test_video_end_stops_cleanly_without_loop(window, qtbot, driving_video, dial
     assert dialogs.shown == []  # the end of a file is not an error …
     assert "ended" in window.statusBar().currentMessage()  # … but the user is told why it stopped
     assert not Path(driving_video).with_suffix(".part.mp4").exists()
+
+
+def test_changing_settings_keeps_the_neutral_reference(window, qtbot, driving_video):
+    panel = window.webcam
+    panel.set_source_spec(driving_video)
+    panel.start_button.click()
+    qtbot.waitUntil(lambda: window.webcam_active, timeout=30_000)
+    qtbot.waitUntil(lambda: panel.frames_received >= 2, timeout=30_000)
+    panel.reference_button.click()
+    start = panel.frames_received
+    qtbot.waitUntil(lambda: panel.frames_received >= start + 2, timeout=30_000)
+    reenactor = window.worker._reenactor
+    assert reenactor.has_reference
+    panel.transfer_combo.setCurrentIndex(1)  # pose only
+    start = panel.frames_received
+    qtbot.waitUntil(lambda: panel.frames_received >= start + 3, timeout=30_000)
+    assert window.worker._reenactor is reenactor and reenactor.transfer == "pose" and reenactor.has_reference
+    panel.start_button.click()
+    qtbot.waitUntil(lambda: not window.webcam_active and not window.worker.webcam_running, timeout=30_000)

@@ -81,3 +81,17 @@ def test_reenact_a_file_source(engine, prepared, ntsc_clip):
     with open_frame_source(ntsc_clip) as frames, Reenactor(engine, prepared, fps=frames.fps) as re:
         results = [re.process(f) for f in frames]
     assert len(results) == 12 and all(r.face_found for r in results)
+
+
+def test_configure_changes_settings_live_and_keeps_the_reference(engine, prepared, driving_frames):
+    with Reenactor(engine, prepared, smoothing=None) as re:
+        re.process(driving_frames[0])  # becomes the neutral reference
+        re.configure(transfer="pose", smoothing=0.5)
+        assert re.has_reference and re.transfer == "pose" and re.smoothing == 0.5
+        m = re.process(driving_frames[3]).motion
+        assert m.expression is None  # the new transfer applies at once
+        re.configure(transfer="expression", smoothing=None)
+        m = re.process(driving_frames[0]).motion  # the reference frame again: no pose change
+        assert (m.yaw, m.pitch, m.roll) == (0, 0, 0)
+        with pytest.raises(ValueError, match="mode"):
+            re.configure(mode="sideways")
