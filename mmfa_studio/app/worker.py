@@ -200,6 +200,7 @@ class EngineWorker(QObject):
         self._reenactor: Any = None
         self._recorder: Any = None
         self._recorder_path = ""
+        self._record_realtime, self._record_t0, self._record_fps = False, 0.0, 25.0
         self._record_request: tuple[str, float] | None = None
         self._record_stop = False
         self._webcam_times: collections.deque[float] = collections.deque(maxlen=30)
@@ -515,7 +516,7 @@ class EngineWorker(QObject):
             rendered = result.frame
             if self._recorder is not None:
                 try:
-                    self._recorder.write(rendered.crop)
+                    self._record(rendered.crop)
                 except Exception as exc:  # noqa: BLE001 - e.g. disk full: stop recording, keep the webcam going
                     self._abort_recorder(describe_error(exc))
         except Exception as exc:  # noqa: BLE001 - camera lost, bad frame, engine error
@@ -555,6 +556,20 @@ class EngineWorker(QObject):
             self.recordingStopped.emit(path, describe_error(exc))
             return
         self._recorder, self._recorder_path = recorder, path
+        source = self._frame_source
+        self._record_realtime = bool(getattr(source, "live", False) or getattr(source, "pace", False))
+        self._record_t0, self._record_fps = time.perf_counter(), float(fps)
+
+    def _record(self, crop: np.ndarray) -> None:
+        """Write a rendered frame so the recording plays at real speed. A real-time source (a camera, a paced
+        file) skips frames while rendering lags behind its fps, so the frame is repeated to fill the gap; an
+        unpaced file delivers every frame, written once."""
+        copies = 1
+        if self._record_realtime:
+            due = int((time.perf_counter() - self._record_t0) * self._record_fps) + 1
+            copies = max(0, due - self._recorder.frames_written)
+        for _ in range(copies):
+            self._recorder.write(crop)
 
     def _close_recorder(self) -> None:
         if self._recorder is None:

@@ -80,3 +80,33 @@ def test_changing_settings_keeps_the_neutral_reference(window, qtbot, driving_vi
     assert window.worker._reenactor is reenactor and reenactor.transfer == "pose" and reenactor.has_reference
     panel.start_button.click()
     qtbot.waitUntil(lambda: not window.webcam_active and not window.worker.webcam_running, timeout=30_000)
+
+
+def test_recording_repeats_frames_to_keep_real_time(window, monkeypatch):
+    """A real-time source skips frames while rendering lags; the recording repeats the last one so it plays at
+    the right speed. An unpaced file writes each frame once."""
+    import numpy as np
+
+    from mmfa_studio.app import worker as worker_module
+
+    class Recorder:
+        frames_written = 0
+
+        def write(self, frame):
+            self.frames_written += 1
+
+    worker, recorder, clock = window.worker, Recorder(), [100.0]
+    monkeypatch.setattr(worker_module.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(worker, "_recorder", recorder)
+    worker._record_realtime, worker._record_t0, worker._record_fps = True, 100.0, 10.0
+    frame = np.zeros((8, 8, 3), np.uint8)
+    worker._record(frame)
+    assert recorder.frames_written == 1
+    clock[0] = 100.5  # half a second later at 10 fps: frames 2-6 are due
+    worker._record(frame)
+    assert recorder.frames_written == 6
+    worker._record(frame)  # no time passed: nothing due
+    assert recorder.frames_written == 6
+    worker._record_realtime = False
+    worker._record(frame)
+    assert recorder.frames_written == 7
