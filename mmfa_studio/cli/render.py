@@ -78,17 +78,9 @@ def check_input_file(path: str, what: str) -> Path:
 
 def check_output(path: str, suffixes: tuple[str, ...]) -> Path:
     """The output path, refused (exit 2) when its type is wrong or its folder is missing or not writable."""
-    p = Path(path)
-    if p.suffix.lower() not in suffixes:
-        raise UserError(f"output {p} must end in {', '.join(suffixes)}")
-    if p.is_dir():
-        raise UserError(f"output {p} is a folder")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise UserError(f"output folder {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
-        raise UserError(f"output {p} is not writable")
-    return p
+    if Path(path).suffix.lower() not in suffixes:
+        raise UserError(f"output {path} must end in {', '.join(suffixes)}")
+    return check_writable(path, "output")
 
 
 def check_writable(path: str, what: str) -> Path:
