@@ -30,7 +30,7 @@ def _fmt(v) -> str:
 def run(args) -> int:
     from ..atomic import write_text_atomic
     from ..engine import Engine, EngineError
-    from ..eval.evaluate import KEYS, RECON_KEYS, EvalSettings, Evaluator, list_videos, summarise
+    from ..eval.evaluate import KEYS, RECON_KEYS, EvalSettings, evaluate_videos, list_videos
 
     if args.frames < 1:
         raise UserError("--frames must be at least 1")
@@ -56,11 +56,8 @@ def run(args) -> int:
         raise UserError(str(exc)) from None
     from tqdm import tqdm
 
-    evaluator = Evaluator(engine, EvalSettings(frames_per_clip=args.frames))
-    results = []
-    for path in tqdm(videos, desc="evaluate", unit="clip", file=sys.stderr):
-        results.append(evaluator.evaluate_clip(path))
-    report = summarise(results, evaluator.unavailable)
+    bar = tqdm(videos, desc="evaluate", unit="clip", file=sys.stderr)
+    report = evaluate_videos(engine, bar, EvalSettings(frames_per_clip=args.frames))
     report["checkpoint"] = str(engine.info.path) if engine.info else None
     print(f"{'clip':<44}{'frames':>7}" + "".join(f"{k:>16}" for k in KEYS))
     for row in report["per_clip"]:

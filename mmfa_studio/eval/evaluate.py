@@ -18,7 +18,7 @@ The copy-the-source baseline (output = source crop) gets the same reconstruction
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -246,12 +246,8 @@ def summarise(results: list[ClipResult], unavailable: dict[str, str]) -> dict:
     return report
 
 
-def evaluate_folder(engine: Engine, folder: Path, settings: EvalSettings | None = None,
-                    progress: Callable[[str], None] | None = None) -> dict:
+def evaluate_videos(engine: Engine, videos: Iterable[Path], settings: EvalSettings | None = None) -> dict:
+    """The report (see :func:`summarise`) over ``videos``; wrap them in a progress bar to show progress."""
     evaluator = Evaluator(engine, settings)
-    results = []
-    for path in list_videos(folder):
-        if progress:
-            progress(path.name)
-        results.append(evaluator.evaluate_clip(path))
+    results = [evaluator.evaluate_clip(path) for path in videos]
     return summarise(results, evaluator.unavailable)
