@@ -72,10 +72,6 @@ class PreparedIndex:
     clips: list[ClipInfo]
     codec: str = "webp"
 
-    @property
-    def total_frames(self) -> int:
-        return sum(c.frames for c in self.clips)
-
     def clip_path(self, clip: ClipInfo) -> Path:
         return self.root / CLIPS_DIR / f"{clip.id}{FRAMES_SUFFIX}"
 
