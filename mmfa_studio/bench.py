@@ -31,16 +31,6 @@ class StageTimings:
     median_ms: dict[str, float]
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -101,11 +91,12 @@ def describe_device(device: torch.device) -> str:
     return f"cpu:{platform.processor() or platform.machine()} ×{torch.get_num_threads()} threads"
 
 
-def run_benchmarks(config: str = "cpu", device: str = "auto", variants: tuple[str, ...] = ("hybrid", "volumetric"),
+def run_benchmarks(config: str = "cpu", device: torch.device = torch.device("cpu"),
+                   variants: tuple[str, ...] = ("hybrid", "volumetric"),
                    precisions: tuple[str, ...] = ("fp32", "reduced"), repeats: int = 20) -> list[StageTimings]:
+    """``device``: as :func:`mmfa_studio.engine.resolve_device` gives it."""
     base = load_model_config(config)
-    dev = pick_device(device)
-    return [bench_model(replace(base, variant=v), dev, reduced=(p == "reduced"), repeats=repeats)
+    return [bench_model(replace(base, variant=v), device, reduced=(p == "reduced"), repeats=repeats)
             for v in variants for p in precisions]
 
 

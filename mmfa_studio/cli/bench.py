@@ -30,19 +30,18 @@ def run(args) -> int:
         raise UserError(str(exc)) from None
     if args.repeats < 1:
         raise UserError(f"--repeats {args.repeats} must be at least 1")
-    if args.device != "auto":
-        from ..engine import EngineError, resolve_device
+    from ..engine import EngineError, resolve_device
 
-        try:  # refuse an unknown or absent device in one line, not a torch traceback mid-run
-            resolve_device(args.device)
-        except EngineError as exc:
-            raise UserError(str(exc)) from None
+    try:  # refuse an unknown or absent device in one line, not a torch traceback mid-run
+        device = resolve_device(args.device)
+    except EngineError as exc:
+        raise UserError(str(exc)) from None
     if args.json:  # checked now: the benchmark takes minutes, and its figures would be lost at the end
         from .render import check_writable
 
         check_writable(args.json, "--json")
     variants = ("hybrid", "volumetric") if args.variant == "both" else (args.variant,)
-    results = run_benchmarks(args.config, args.device, variants, repeats=args.repeats)
+    results = run_benchmarks(args.config, device, variants, repeats=args.repeats)
     print(format_table(results))
     if args.json:
         write_text_atomic(args.json, json.dumps(results_json(results), indent=2))
