@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import bisect
 import math
-from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-
-@dataclass(frozen=True)
-class Keyframe:
-    time: float  # seconds
-    motion: Any  # engine Motion
+from ..motion import Keyframe, KeyframeAnimation
 
 
 class Timeline(QObject):
-    """Sorted keyframes; ``motion_at(t)`` interpolates between neighbours with ``Motion.lerp``.
+    """Sorted keyframes, editable, with signals; the interpolation is the engine's :class:`KeyframeAnimation`
+    (the same one ``mmfa-studio animate`` uses), so an export from the app and from the CLI agree.
 
     Before the first keyframe the first holds, after the last the last holds. At most one keyframe per time
     (adding at an existing time replaces it).
@@ -59,29 +54,19 @@ class Timeline(QObject):
         self.duration, self.fps = float(duration), float(fps)
         self.changed.emit()
 
-    def motion_at(self, t: float, motion_type: type | None = None) -> Any:
-        keys = self._keys
-        if not keys:
-            return None
-        times = [k.time for k in keys]
-        i = bisect.bisect_right(times, t)
-        if i == 0:
-            return keys[0].motion
-        if i >= len(keys):
-            return keys[-1].motion
-        a, b = keys[i - 1], keys[i]
-        u = (t - a.time) / max(b.time - a.time, 1e-9)
-        lerp = (motion_type or type(a.motion)).lerp
-        return lerp(a.motion, b.motion, u)
+    def animation(self) -> KeyframeAnimation | None:
+        """The keyframes as an animation of ``duration`` at ``fps`` (None without keyframes)."""
+        return KeyframeAnimation(tuple(self._keys), fps=self.fps, duration=self.duration) if self._keys else None
+
+    def motion_at(self, t: float) -> Any:
+        animation = self.animation()
+        return None if animation is None else animation.motion_at(t)
 
     def frame_count(self) -> int:
         """Frames covering [0, duration] with both ends included (the engine's KeyframeAnimation convention)."""
         return int(math.floor(self.duration * self.fps + 1e-9)) + 1
 
-    def frame_times(self) -> list[float]:
-        n = self.frame_count()
-        return [i / self.fps for i in range(n)]
-
     def motions(self) -> list[Any]:
         """One motion per output frame."""
-        return [self.motion_at(t) for t in self.frame_times()]
+        animation = self.animation()
+        return [] if animation is None else animation.motions()

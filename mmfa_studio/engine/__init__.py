@@ -16,7 +16,7 @@ from .core import (DEVICES, PRECISIONS, Engine, FaceMotion, InvalidMotionError, 
 from .errors import EngineError, ExportCancelled, ModelLoadError, NoFaceFoundError, SourceImageError, VideoError
 from .frames import (SAMPLE_PORTRAIT, CameraSource, FrameSource, ImageFolderSource, SyntheticSource, VideoFileSource,
                      open_frame_source)
-from .motion import EXPRESSION_LIMIT, INTERPOLATION_MODES, MOTION_RANGES, Keyframe, KeyframeAnimation, Motion, parse_expression_list
+from ..motion import EXPRESSION_LIMIT, INTERPOLATION_MODES, MOTION_RANGES, Keyframe, KeyframeAnimation, Motion, parse_expression_list
 from .reenact import MODES, TRANSFERS, ReenactResult, Reenactor
 from .video import VideoExporter, VideoInfo, exact_fps, probe_video
 

@@ -33,7 +33,7 @@ from mmfa_studio.model import MMFA, load_model_config
 
 from .core import Engine, resolve_device
 from .frames import SAMPLE_PORTRAIT, open_frame_source
-from .motion import Motion
+from ..motion import Motion
 from .reenact import Reenactor
 
 # 512 px talking heads from ../shared/data (first one present wins); the synthetic source otherwise.

@@ -37,7 +37,7 @@ from mmfa_studio.face import (
 from mmfa_studio.model import MMFA, ModelConfig, SourceEncoding, TargetMotion, interpolate
 
 from .errors import EngineError, ModelLoadError, NoFaceFoundError, SourceImageError
-from .motion import INTERPOLATION_MODES, Motion
+from ..motion import INTERPOLATION_MODES, Motion
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")

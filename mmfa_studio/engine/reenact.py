@@ -26,7 +26,7 @@ from mmfa_studio.face import CropSmoother, Face, FaceTracker, HeadPose, OneEuroS
 
 from .core import Engine, FaceMotion, PreparedSource, RenderedFrame
 from .errors import NoFaceFoundError
-from .motion import EXPRESSION_LIMIT, MOTION_RANGES, Motion
+from ..motion import EXPRESSION_LIMIT, MOTION_RANGES, Motion
 
 MODES = ("relative", "absolute")
 TRANSFERS = ("both", "pose", "expression")

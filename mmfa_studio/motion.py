@@ -13,6 +13,9 @@ Semantics (applied by :meth:`mmfa_studio.engine.Engine.render`):
   The rendered deformation is δ = decode(z_src + strength · (z − z_src)): strength 0 keeps the source's
   expression, 1 uses z, values between blend in latent space, values above 1 exaggerate the change.
   With ``expression=None`` the source's own δ is used unchanged (so the zero edit is exact).
+
+Floor 1 and torch-free, so the app's timeline and projects use it before the engine (and torch) has loaded;
+``mmfa_studio.engine`` re-exports everything here.
 """
 
 from __future__ import annotations
