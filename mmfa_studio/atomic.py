@@ -29,10 +29,31 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp
         # mkstemp makes the file 0600; give it the permissions a plain open() would (0666 minus the umask).
         os.chmod(tmp, 0o666 & ~_current_umask())
+        _fsync_file(tmp)  # the data reaches the disk before the rename, so a power loss cannot leave an empty target
         os.replace(tmp, target)
+        _fsync_folder(parent)  # and the rename itself is durable
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Best effort: some platforms (Windows) and file systems cannot open or sync a folder."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _current_umask() -> int:

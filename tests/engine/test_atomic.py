@@ -33,3 +33,18 @@ def test_the_umask_is_never_changed_while_writing(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "umask", no_umask_changes)
     write_text_atomic(tmp_path / "b.txt", "x")
     assert (tmp_path / "b.txt").read_text() == "x"
+
+
+def test_data_is_synced_before_the_rename(tmp_path, monkeypatch):
+    """A power loss right after the rename must not leave an empty file under the target's name."""
+    import os
+
+    from mmfa_studio import atomic
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(atomic.os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(atomic.os, "replace", lambda a, b: (events.append("replace"), real_replace(a, b))[1])
+    atomic.write_text_atomic(tmp_path / "note.txt", "kept")
+    assert (tmp_path / "note.txt").read_text() == "kept"
+    assert events[:2] == ["fsync", "replace"]
