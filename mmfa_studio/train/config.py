@@ -80,6 +80,7 @@ class TrainConfig:
     discriminator_start: int = 0  # GAN and feature-matching terms start at this step
     kl_anneal_start: int = 0
     kl_anneal_steps: int = 2000  # KL weight ramps linearly from 0 to loss.kl over these steps
+    kl_free_nats: float = 0.0  # per latent dim, KL below this is not penalised (free bits; 0 = plain KL)
     keypoint_min_distance: float = 0.1
     depth_target: float = 0.33
     equivariance_affine: float = 0.05  # std of the random affine warp's perturbation

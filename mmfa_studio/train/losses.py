@@ -200,13 +200,16 @@ def pose_equivariance_loss(yaw: Tensor, pitch: Tensor, roll: Tensor, log_scale: 
 # ------------------------------------------------------------------------------------------------------
 
 def keypoint_prior_loss(keypoints: Tensor, min_distance: float = 0.1, depth_target: float = 0.33) -> Tensor:
-    """Σ_{i<j} relu(min_distance − |x_i − x_j|) + |mean_k z_k − depth_target|, averaged over the batch.
+    """Σ_{i<j} relu(min_distance − |xy_i − xy_j|) + |mean_k z_k − depth_target|, averaged over the batch.
 
-    keypoints: B×K×3 (posed). Pushes the keypoints apart and fixes their mean depth (face-vid2vid).
+    keypoints: B×K×3 (posed). Pushes the keypoints apart in the image plane and fixes their mean depth
+    (face-vid2vid). The separation ignores z on purpose: measured in 3D, the cheapest way to separate
+    keypoints is to push their depths to ±1, where the tanh saturates and the depth stops learning (the first
+    bundled model ended with every canonical z at exactly ±1, which tore the face under yaw and pitch).
     """
     kp = keypoints.float()
     k = kp.shape[1]
-    diff = kp[:, :, None, :] - kp[:, None, :, :]
+    diff = kp[:, :, None, :2] - kp[:, None, :, :2]
     dist = torch.sqrt(diff.pow(2).sum(-1) + 1e-12)  # ε: the diagonal has a defined (zero) gradient
     pairs = torch.triu(torch.ones(k, k, dtype=torch.bool, device=kp.device), diagonal=1)
     spread = F.relu(min_distance - dist[:, pairs]).sum(-1)
@@ -233,9 +236,18 @@ def kl_weight(step: int, weight: float, anneal_start: int, anneal_steps: int) ->
     return weight * min(1.0, (step - anneal_start) / anneal_steps)
 
 
-def kl_loss(mu: Tensor, logvar: Tensor) -> Tensor:
-    """KL(N(μ, σ²) ‖ N(0, I)), summed over latent dims, batch mean (see :func:`kl_divergence`)."""
-    return kl_divergence(mu.float(), logvar.float())
+def kl_loss(mu: Tensor, logvar: Tensor, free_nats: float = 0.0) -> Tensor:
+    """KL(N(μ, σ²) ‖ N(0, I)), summed over latent dims, batch mean (see :func:`kl_divergence`).
+
+    ``free_nats`` > 0: each latent dimension's batch-mean KL counts as at least that much ("free bits",
+    Kingma et al. 2016), so the KL no longer pushes dimensions that carry less than that toward the prior.
+    Without it the expression latent collapsed early in training (KL ≈ 0.003 nats in all, δ ≈ constant).
+    """
+    mu, logvar = mu.float(), logvar.float()
+    if free_nats <= 0:
+        return kl_divergence(mu, logvar)
+    per_dim = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).mean(0)  # Z
+    return per_dim.clamp(min=free_nats).sum()
 
 
 # ------------------------------------------------------------------------------------------------------

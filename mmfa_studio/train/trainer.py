@@ -597,7 +597,7 @@ class Trainer:
             "keypoint_prior": L.keypoint_prior_loss(out["driving_keypoints"], cfg.keypoint_min_distance, cfg.depth_target),
             "deformation_prior": L.deformation_prior_loss(out["render_delta"]),
             "canonical": L.canonical_consistency_loss(out["canonical_source"], out["canonical_driving"]),
-            "kl": L.kl_loss(out["mu"], out["logvar"]),
+            "kl": L.kl_loss(out["mu"], out["logvar"], cfg.kl_free_nats),
             "expression": L.expression_invariance_loss(mu[b:2 * b], mu[3 * b:], delta_mu[b:2 * b], delta_mu[3 * b:]),
         }
         logits = out["pose_logits"][: 2 * b]

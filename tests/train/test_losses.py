@@ -161,6 +161,15 @@ def test_keypoint_prior_known_values():
     assert torch.isfinite(g.grad).all()
 
 
+def test_keypoint_prior_separates_in_the_image_plane_not_in_depth():
+    """Depth must not be a way out of the separation term (it saturated the canonical z at ±1 once)."""
+    stacked = torch.tensor([[[0.0, 0.0, -0.67], [0.0, 0.0, 1.33]]], requires_grad=True)  # same xy, mean z 0.33
+    loss = L.keypoint_prior_loss(stacked, 0.1, 0.33)
+    assert loss.item() == pytest.approx(0.1, abs=1e-5)
+    loss.backward()
+    assert stacked.grad[..., 2].abs().max().item() == pytest.approx(0.0, abs=1e-6)
+
+
 def test_deformation_and_canonical_losses():
     delta = torch.tensor([[[0.1, -0.2, 0.3]]])
     assert L.deformation_prior_loss(delta).item() == pytest.approx(0.2)
@@ -176,6 +185,19 @@ def test_kl_loss_and_annealing():
     assert L.kl_weight(60, 1.0, 10, 100) == pytest.approx(0.5)
     assert L.kl_weight(500, 1.0, 10, 100) == pytest.approx(1.0)
     assert L.kl_weight(0, 0.3, 0, 0) == pytest.approx(0.3)
+
+
+def test_kl_free_nats_floor_each_dimension():
+    mu = torch.zeros(2, 4)
+    mu[:, 0] = 2.0  # dim 0 carries 2 nats, the others none
+    assert L.kl_loss(mu, torch.zeros(2, 4)).item() == pytest.approx(2.0)
+    assert L.kl_loss(mu, torch.zeros(2, 4), free_nats=0.5).item() == pytest.approx(2.0 + 3 * 0.5)
+    quiet = torch.full((2, 4), 0.1, requires_grad=True)  # 0.005 nats per dim: below the floor, no push
+    L.kl_loss(quiet, torch.zeros(2, 4), free_nats=0.5).backward()
+    assert quiet.grad.abs().max().item() == 0.0
+    loud = mu.clone().requires_grad_(True)
+    L.kl_loss(loud, torch.zeros(2, 4), free_nats=0.5).backward()
+    assert loud.grad[:, 0].abs().min().item() > 0 and loud.grad[:, 1:].abs().max().item() == 0.0
 
 
 def test_expression_invariance_loss():
