@@ -36,6 +36,11 @@ class ModelConfig:
     detector_max_channels: int = 256
     detector_blocks: int = 4
     heatmap_size: int = 32  # resolution of the keypoint heatmaps (soft-argmax)
+    # Canonical depth: "learned" (z from a depth head alone) or "template" (a generic face's depth at the
+    # keypoint's (x, y), a heatmap_size² buffer filled by the trainer, plus a learned residual of at most
+    # ±depth_residual).
+    keypoint_depth: Literal["learned", "template"] = "learned"
+    depth_residual: float = 0.15
     motion_channels: int = 32
     motion_max_channels: int = 256
     motion_blocks: int = 5
@@ -68,6 +73,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.variant not in ("hybrid", "volumetric"):
             raise ValueError(f"model.variant must be 'hybrid' or 'volumetric', not {self.variant!r}")
+        if self.keypoint_depth not in ("learned", "template"):
+            raise ValueError(f"model.keypoint_depth must be 'learned' or 'template', not {self.keypoint_depth!r}")
         upsamplings = len(self.generator_channels) - 1
         if self.feature_size * 2**upsamplings != self.image_size:
             raise ValueError(

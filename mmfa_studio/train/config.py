@@ -33,6 +33,8 @@ class LossWeights:
     kl: float = 0.01  # VAE KL, reached after the annealing ramp
     expression: float = 1.0  # expression code invariant to pose/appearance changes of the same frame
     head_pose: float = 0.0  # cross-entropy + L1 against prepare's pseudo-labels (0 = off)
+    keypoint_flow: float = 0.0  # the dense flow carries driving keypoints to source keypoints, also under random
+    # pose edits of the source (edit_yaw / edit_pitch); 0 = off (and no extra dense-motion pass)
 
 
 @dataclass
@@ -82,6 +84,8 @@ class TrainConfig:
     kl_anneal_steps: int = 2000  # KL weight ramps linearly from 0 to loss.kl over these steps
     kl_free_nats: float = 0.0  # per latent dim, KL below this is not penalised (free bits; 0 = plain KL)
     keypoint_min_distance: float = 0.1
+    edit_yaw: float = 30.0  # keypoint_flow: random yaw edits of the source, uniform in ±edit_yaw degrees
+    edit_pitch: float = 20.0
     depth_target: float = 0.33
     equivariance_affine: float = 0.05  # std of the random affine warp's perturbation
     equivariance_tps: float = 0.005  # std of the thin-plate-spline control-point displacements

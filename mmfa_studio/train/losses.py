@@ -199,13 +199,14 @@ def pose_equivariance_loss(yaw: Tensor, pitch: Tensor, roll: Tensor, log_scale: 
 # Priors and the VAE.
 # ------------------------------------------------------------------------------------------------------
 
-def keypoint_prior_loss(keypoints: Tensor, min_distance: float = 0.1, depth_target: float = 0.33) -> Tensor:
+def keypoint_prior_loss(keypoints: Tensor, min_distance: float = 0.1, depth_target: float | None = 0.33) -> Tensor:
     """Σ_{i<j} relu(min_distance − |xy_i − xy_j|) + |mean_k z_k − depth_target|, averaged over the batch.
 
     keypoints: B×K×3 (posed). Pushes the keypoints apart in the image plane and fixes their mean depth
     (face-vid2vid). The separation ignores z on purpose: measured in 3D, the cheapest way to separate
     keypoints is to push their depths to ±1, where the tanh saturates and the depth stops learning (the first
     bundled model ended with every canonical z at exactly ±1, which tore the face under yaw and pitch).
+    ``depth_target=None`` drops the depth term (template depth: the face template fixes the depth already).
     """
     kp = keypoints.float()
     k = kp.shape[1]
@@ -213,8 +214,23 @@ def keypoint_prior_loss(keypoints: Tensor, min_distance: float = 0.1, depth_targ
     dist = torch.sqrt(diff.pow(2).sum(-1) + 1e-12)  # ε: the diagonal has a defined (zero) gradient
     pairs = torch.triu(torch.ones(k, k, dtype=torch.bool, device=kp.device), diagonal=1)
     spread = F.relu(min_distance - dist[:, pairs]).sum(-1)
+    if depth_target is None:
+        return spread.mean()
     depth = (kp[..., 2].mean(-1) - depth_target).abs()
     return (spread + depth).mean()
+
+
+def keypoint_flow_loss(flow: Tensor, kp_driving: Tensor, kp_source: Tensor) -> Tensor:
+    """mean_k |F(x_d,k) − x_s,k|₁: the dense backward flow carries each driving keypoint to its source keypoint.
+
+    flow: B×S×S×2 source coordinates (grid_sample order) for each driving position; keypoints B×K×(2|3), of
+    which (x, y) are used. Each keypoint's own warp T_k does exactly this at x_d,k (FOMM / face-vid2vid), so a
+    dense motion that follows its keypoints pays nothing. The keypoints are constants here: the loss trains the
+    dense motion network, which otherwise learns from small same-clip motions to barely move anything.
+    """
+    where = kp_driving[..., :2].detach().float().unsqueeze(1)  # B×1×K×2
+    sampled = F.grid_sample(flow.float().permute(0, 3, 1, 2), where, align_corners=False, padding_mode="border")
+    return (sampled[:, :, 0].transpose(1, 2) - kp_source[..., :2].detach().float()).abs().mean()
 
 
 def deformation_prior_loss(delta: Tensor) -> Tensor:
@@ -284,6 +300,7 @@ def head_pose_loss(pose_logits: Tensor, target_degrees: Tensor, valid: Tensor, n
 __all__ = [
     "PerceptualLoss", "RandomWarp", "VGGTrunk", "canonical_consistency_loss", "deformation_prior_loss",
     "discriminator_hinge_loss", "equivariance_loss", "expression_invariance_loss", "feature_matching_loss",
-    "find_vgg_weights", "generator_hinge_loss", "head_pose_loss", "keypoint_prior_loss", "kl_loss", "kl_weight",
+    "find_vgg_weights", "generator_hinge_loss", "head_pose_loss", "keypoint_flow_loss", "keypoint_prior_loss",
+    "kl_loss", "kl_weight",
     "pose_equivariance_loss", "pyramid_l1", "split_discriminator_output",
 ]

@@ -195,10 +195,11 @@ class GeneratorStep(nn.Module):
     detector 3B.
     """
 
-    def __init__(self, mmfa: MMFA, expression_from_augmented: bool = True):
+    def __init__(self, mmfa: MMFA, expression_from_augmented: bool = True, pose_edits: tuple[float, float] | None = None):
         super().__init__()
         self.mmfa = mmfa
         self.expression_from_augmented = expression_from_augmented
+        self.pose_edits = pose_edits  # (max |yaw|, max |pitch|) of random source edits for the keypoint-flow loss
 
     def forward(self, source: Tensor, driving: Tensor, warped: Tensor, augmented: Tensor) -> dict[str, Any]:
         m, b = self.mmfa, source.shape[0]
@@ -222,6 +223,17 @@ class GeneratorStep(nn.Module):
         target = TargetMotion(drv_m.yaw, drv_m.pitch, drv_m.roll, drv_m.translation, drv_m.scale, render_delta)
         render = m.render(source_enc, target)
 
+        flows = [(_image_flow(render.motion.flow), render.keypoints, kp_s)]
+        if self.pose_edits is not None:
+            # The app's use: the source under a new head pose. No image to compare with, but the dense motion
+            # must still carry every keypoint's neighbourhood along (keypoint_flow_loss).
+            max_yaw, max_pitch = self.pose_edits
+            unit = lambda: torch.rand(b, device=source.device) * 2 - 1  # noqa: E731
+            edit = TargetMotion(src_m.yaw + max_yaw * unit(), src_m.pitch + max_pitch * unit(), src_m.roll,
+                                src_m.translation, src_m.scale, part(delta_mu, 0))
+            _, kp_e, motion_e = m.estimate_motion(source_enc, edit)
+            flows.append((_image_flow(motion_e.flow), kp_e, kp_s))
+
         kp_d_eq, _ = m.pose_keypoints(part(canonical, 1), dataclasses.replace(target, delta=part(delta_mu, 1)))
         kp_w_eq, _ = m.pose_keypoints(
             part(canonical, 2),
@@ -234,8 +246,13 @@ class GeneratorStep(nn.Module):
             "mu": mu, "logvar": logvar, "delta_mu": delta_mu,
             "equivariance_keypoints": kp_d_eq, "equivariance_warped_keypoints": kp_w_eq,
             "pose": torch.stack([motion.yaw, motion.pitch, motion.roll, torch.log(motion.scale)], -1),  # 4B×4
-            "pose_logits": motion.pose_logits,
+            "pose_logits": motion.pose_logits, "flows": flows,
         }
+
+
+def _image_flow(flow: Tensor) -> Tensor:
+    """B×S×S×2 image-plane flow of either variant (volumetric: the depth-averaged (x, y), as the image warp uses)."""
+    return flow if flow.dim() == 4 else flow[..., :2].mean(dim=1)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -326,6 +343,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.size = cfg.size_at(0, model_cfg)
         self.mmfa = MMFA(scaled_model_config(model_cfg, self.size)).to(self.device)
+        install_depth_template(self.mmfa)
         self.discriminator = MultiScaleDiscriminator(model_cfg).to(self.device)
         _converge_spectral_norm(self.discriminator)
         if cfg.channels_last_generator:
@@ -333,7 +351,8 @@ class Trainer:
         if cfg.channels_last:
             self.discriminator.to(memory_format=torch.channels_last)
         self.ema = copy.deepcopy(self.mmfa).eval().requires_grad_(False)
-        self.g_step = GeneratorStep(self.mmfa, expression_from_augmented=cfg.loss.expression > 0)
+        self.g_step = GeneratorStep(self.mmfa, expression_from_augmented=cfg.loss.expression > 0,
+                                    pose_edits=(cfg.edit_yaw, cfg.edit_pitch) if cfg.loss.keypoint_flow > 0 else None)
         if self.distributed:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -594,10 +613,12 @@ class Trainer:
         result = {
             "equivariance": L.equivariance_loss(out["equivariance_keypoints"], out["equivariance_warped_keypoints"], warp),
             "equivariance_pose": L.pose_equivariance_loss(*drv.unbind(-1), *wrp.unbind(-1), warp),
-            "keypoint_prior": L.keypoint_prior_loss(out["driving_keypoints"], cfg.keypoint_min_distance, cfg.depth_target),
+            "keypoint_prior": L.keypoint_prior_loss(out["driving_keypoints"], cfg.keypoint_min_distance,
+                                                    None if self.model_cfg.keypoint_depth == "template" else cfg.depth_target),
             "deformation_prior": L.deformation_prior_loss(out["render_delta"]),
             "canonical": L.canonical_consistency_loss(out["canonical_source"], out["canonical_driving"]),
             "kl": L.kl_loss(out["mu"], out["logvar"], cfg.kl_free_nats),
+            "keypoint_flow": sum(L.keypoint_flow_loss(*f) for f in out["flows"]) / len(out["flows"]),
             "expression": L.expression_invariance_loss(mu[b:2 * b], mu[3 * b:], delta_mu[b:2 * b], delta_mu[3 * b:]),
         }
         logits = out["pose_logits"][: 2 * b]
@@ -685,17 +706,29 @@ class Trainer:
         self.log(f"initialised from {path} (step {self.step}; fresh optimisers)")
 
     def _load_inference_weights(self, path: Path) -> None:
-        from ..checkpoint import CheckpointError, load_model
+        from ..checkpoint import CheckpointError, load_model, read_info
 
         try:
-            model, info = load_model(path, expect=self.model_cfg)
+            file_cfg = read_info(path).config
+            upgrade = _is_depth_upgrade(file_cfg, self.model_cfg)
+            model, info = load_model(path, expect=None if upgrade else self.model_cfg)
         except CheckpointError as exc:
             raise ValueError(str(exc)) from None
         self.step = int(info.metadata.get("step", 0))
         self._apply_resolution(self.cfg.size_at(self.step, self.model_cfg))
-        self.mmfa.load_state_dict(model.state_dict())
-        self.ema.load_state_dict(model.state_dict())
-        self.log(f"initialised generator and EMA from {path} (step {self.step}; fresh discriminator and optimisers)")
+        state = model.state_dict()
+        note = ""
+        if upgrade:
+            # A learned-depth model moving to the face template: its depth head predicted absolute depths (in the
+            # first bundled model, all saturated at ±1); the residual head starts from zero instead.
+            detector = self.mmfa.keypoint_detector
+            state["keypoint_detector.depth_template"] = detector.depth_template.detach().cpu().clone()
+            state["keypoint_detector.depth.weight"] = torch.zeros_like(state["keypoint_detector.depth.weight"])
+            state["keypoint_detector.depth.bias"] = torch.zeros_like(state["keypoint_detector.depth.bias"])
+            note = "; learned depth replaced by the face template, depth head reset"
+        self.mmfa.load_state_dict(state)
+        self.ema.load_state_dict(state)
+        self.log(f"initialised generator and EMA from {path} (step {self.step}; fresh discriminator and optimisers{note})")
 
     def _read_state(self, path: Path, weights_only_ok: bool = False) -> dict[str, Any]:
         try:
@@ -798,8 +831,8 @@ class Trainer:
     def _log_scalars(self, means: dict[str, float], its: float, data_fraction: float = 0.0) -> None:
         imgs = its * self.cfg.batch_size * self.world
         elapsed = time.monotonic() - self._t0
-        main = ["total", "perceptual", "gan", "feature_matching", "equivariance", "keypoint_prior", "kl", "expression",
-                "head_pose", "discriminator"]
+        main = ["total", "perceptual", "gan", "feature_matching", "equivariance", "keypoint_prior", "keypoint_flow",
+                "deformation_prior", "kl", "expression", "head_pose", "discriminator"]
         parts = " ".join(f"{k} {means[k]:.4f}" for k in main if k in means)
         lr = self.opt_g.param_groups[0]["lr"]
         self.log(f"step {self.step} | {its:.2f} it/s {imgs:.1f} img/s, waiting for data {100 * data_fraction:.0f} % | "
@@ -822,6 +855,24 @@ class Trainer:
 
 
 @torch.no_grad()
+def install_depth_template(mmfa: MMFA) -> None:
+    """Fill the keypoint detector's face depth template (``keypoint_depth = "template"``) from the face package."""
+    detector = mmfa.keypoint_detector
+    if mmfa.cfg.keypoint_depth != "template":
+        return
+    from ..face.depth import face_depth_map
+
+    size = detector.depth_template.shape[-1]
+    with torch.no_grad():
+        detector.depth_template.copy_(torch.from_numpy(face_depth_map(size)).view(1, 1, size, size))
+
+
+def _is_depth_upgrade(file_cfg: ModelConfig, model_cfg: ModelConfig) -> bool:
+    """True when a checkpoint differs from the run's config only in moving from learned to template depth."""
+    return (file_cfg.keypoint_depth == "learned" and model_cfg.keypoint_depth == "template"
+            and dataclasses.replace(file_cfg, keypoint_depth="template", depth_residual=model_cfg.depth_residual) == model_cfg)
+
+
 def _converge_spectral_norm(discriminator: nn.Module, iterations: int = 30) -> None:
     """Run spectral norm's power iteration until its σ estimate is good: the G step evaluates D in eval mode
     (no iteration), and a fresh D's random u/v vectors make σ far too small (huge logits)."""

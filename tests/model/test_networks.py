@@ -139,3 +139,22 @@ def test_geometry_stays_fp32_under_mixed_precision(tiny_config):
     for t in (src.motion.yaw, src.motion.pose_logits, src.motion.translation, src.expression.mu, src.expression.delta,
               src.keypoints, src.jacobian, result.keypoints):
         assert t.dtype == torch.float32
+
+
+def test_template_depth_reads_the_buffer_at_each_keypoint_plus_a_bounded_residual(tiny_config):
+    from mmfa_studio.model.keypoint_detector import CanonicalKeypointDetector
+
+    cfg = replace(tiny_config, keypoint_depth="template", depth_residual=0.1)
+    detector = CanonicalKeypointDetector(cfg)
+    s = cfg.heatmap_size
+    assert detector.depth_template.shape == (1, 1, s, s) and "depth_template" in detector.state_dict()
+    # depth = 0.5·x over the crop: a keypoint's depth is half its x, up to the residual.
+    centres = (torch.arange(s) + 0.5) / s * 2 - 1
+    detector.depth_template.copy_((0.5 * centres).expand(s, s).view(1, 1, s, s))
+    kp = detector(torch.rand(3, 3, cfg.image_size, cfg.image_size))
+    assert ((kp[..., 2] - 0.5 * kp[..., 0]).abs() <= 0.1 + 1e-4).all()
+    torch.nn.init.zeros_(detector.depth.weight), torch.nn.init.zeros_(detector.depth.bias)
+    kp = detector(torch.rand(2, 3, cfg.image_size, cfg.image_size))
+    assert torch.allclose(kp[..., 2], 0.5 * kp[..., 0], atol=2e-3)  # bilinear read of a linear map
+    with pytest.raises(ValueError, match="keypoint_depth"):
+        replace(tiny_config, keypoint_depth="guess")

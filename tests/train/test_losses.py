@@ -243,3 +243,19 @@ def test_slim_vgg_copy_gives_the_same_features(vgg_perceptual, tmp_path):
         assert torch.allclose(a, b, rtol=0.02, atol=0.02 * b.abs().max().item())
     with pytest.raises(ValueError, match="fewer VGG stages"):
         L.PerceptualLoss.build("vgg16-st", path, (1, 2, 3, 4), (1.0,))
+
+
+def test_keypoint_flow_loss_is_zero_only_when_the_flow_follows_the_keypoints():
+    from mmfa_studio.model.blocks import make_coordinate_grid
+
+    grid = make_coordinate_grid((16, 16), torch.zeros(1)).unsqueeze(0)  # 1×16×16×2, identity flow
+    kp_d = torch.tensor([[[0.2, -0.3, 0.1], [-0.4, 0.5, 0.0]]])
+    shift = torch.tensor([0.1, -0.05])
+    shifted = grid + shift  # every driving point comes from shift away in the source
+    assert L.keypoint_flow_loss(shifted, kp_d, kp_d + torch.tensor([0.1, -0.05, 0.3])).item() == pytest.approx(0.0, abs=1e-5)
+    assert L.keypoint_flow_loss(grid, kp_d, kp_d).item() == pytest.approx(0.0, abs=1e-5)
+    assert L.keypoint_flow_loss(grid, kp_d, kp_d[..., :2] + shift).item() == pytest.approx(0.075, abs=1e-4)
+    flow = grid.clone().requires_grad_(True)
+    kp_s = (kp_d[..., :2] + shift).requires_grad_(True)
+    L.keypoint_flow_loss(flow, kp_d, kp_s).backward()
+    assert flow.grad.abs().sum() > 0 and kp_s.grad is None  # trains the flow, not the keypoints

@@ -255,3 +255,29 @@ def test_init_from_an_inference_checkpoint_takes_generator_and_ema(blob_store, t
         assert torch.equal(trainer.mmfa.state_dict()[k].cpu(), v) and torch.equal(trainer.ema.state_dict()[k].cpu(), v)
     longer = Trainer(model_cfg, cfg, blob_store, options(tmp_path / "run2", max_steps=8, init_from=path))
     assert longer.run() == 8
+
+
+def test_init_from_a_learned_depth_model_moves_it_to_the_face_template(blob_store, tmp_path):
+    """The first bundled model (learned, saturated depth) continues under the template-depth recipe."""
+    from mmfa_studio.checkpoint import read_info, save_model
+    from mmfa_studio.face.depth import face_depth_map
+    from mmfa_studio.model import MMFA
+
+    learned_cfg, cfg = tiny()
+    template_cfg = dataclasses.replace(learned_cfg, keypoint_depth="template")
+    torch.manual_seed(5)
+    old = MMFA(learned_cfg)
+    old.keypoint_detector.depth.bias.data.fill_(3.0)  # saturated, like the first bundled model
+    path = tmp_path / "learned.safetensors"
+    save_model(path, old, {"step": 3})
+    cfg = dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, keypoint_flow=10.0))
+    trainer = Trainer(template_cfg, cfg, blob_store, options(tmp_path / "run", max_steps=5, init_from=path))
+    assert trainer.run() == 5
+    detector = trainer.ema.keypoint_detector
+    size = template_cfg.heatmap_size
+    assert torch.allclose(detector.depth_template.view(size, size), torch.from_numpy(face_depth_map(size)))
+    assert detector.depth.bias.abs().max() < 0.1  # reset, then a few small steps
+    assert read_info(tmp_path / "run" / EMA_NAME).config == template_cfg
+    other = dataclasses.replace(template_cfg, num_keypoints=learned_cfg.num_keypoints + 1)  # not a depth upgrade
+    with pytest.raises(ValueError, match="num_keypoints"):
+        Trainer(other, cfg, blob_store, options(tmp_path / "run3", max_steps=4, init_from=path)).run()
