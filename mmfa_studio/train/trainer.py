@@ -886,6 +886,11 @@ def _converge_spectral_norm(discriminator: nn.Module, iterations: int = 30) -> N
 
 
 def _worker_init(_worker_id: int) -> None:
+    # A stop signal sent to the whole process group (Ctrl-C, `kill -- -PGID`, a cluster's preemption) must reach
+    # only the main process, which finishes the step, saves and then shuts the workers down; a worker killed
+    # first would take the run down with it, unsaved.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Each data-loader worker decodes and warps two small frames: one thread each is fastest overall.
     torch.set_num_threads(1)
     with contextlib.suppress(Exception):

@@ -281,3 +281,28 @@ def test_init_from_a_learned_depth_model_moves_it_to_the_face_template(blob_stor
     other = dataclasses.replace(template_cfg, num_keypoints=learned_cfg.num_keypoints + 1)  # not a depth upgrade
     with pytest.raises(ValueError, match="num_keypoints"):
         Trainer(other, cfg, blob_store, options(tmp_path / "run3", max_steps=4, init_from=path)).run()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="process groups and SIGTERM are POSIX")
+def test_sigterm_to_the_whole_process_group_still_saves(prepared_blobs, tmp_path):
+    """A cluster's preemption (or `kill -- -PGID`) signals the data-loader workers too; the run must still save."""
+    import time
+
+    out = tmp_path / "run"
+    log = open(tmp_path / "log.txt", "w")
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "mmfa_studio", "train", "--config", "tiny", "--data", str(prepared_blobs),
+                             "--out", str(out), "--device", "cpu", "--num-workers", "1", "--minutes", "5",
+                             "--log-every", "1"],
+                            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while "step 1 " not in (tmp_path / "log.txt").read_text() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=120) == 0, (tmp_path / "log.txt").read_text()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+    assert (out / CHECKPOINT_NAME).is_file() and "SIGTERM" in (tmp_path / "log.txt").read_text()
