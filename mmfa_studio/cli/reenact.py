@@ -33,8 +33,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.set_defaults(mode="relative")
     parser.add_argument("--transfer", choices=("both", "pose", "expression"), default="both",
                         help="what to take from the driving face (default both)")
-    parser.add_argument("--reference-frame", type=int, default=0, metavar="N",
-                        help="driving frame used as the neutral reference in relative mode (default 0)")
+    parser.add_argument("--reference-frame", type=int, default=None, metavar="N",
+                        help="driving frame used as the neutral reference (relative mode only; default 0)")
     parser.add_argument("--smoothing", type=float, default=0.5, metavar="S",
                         help="temporal smoothing, 0 (off) to 1 (strong) (default 0.5)")
     parser.add_argument("--paste-back", action="store_true", help="paste the face back into the full source photo")
@@ -60,6 +60,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--smoothing {args.smoothing:g} is out of range [0, 1]")
     if args.max_frames is not None and args.max_frames < 1:
         raise UserError("--max-frames must be at least 1")
+    if args.reference_frame is not None and args.mode == "absolute":
+        raise UserError("--reference-frame applies to relative mode only (--absolute copies each frame as it is)")
+    if args.reference_frame is None:
+        args.reference_frame = 0
     if args.reference_frame < 0:
         raise UserError("--reference-frame must be ≥ 0")
     with user_errors():

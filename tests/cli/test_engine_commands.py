@@ -136,6 +136,9 @@ def test_reenact_bad_driving_inputs(capsys, tmp_path, tiny_checkpoint, sample_po
     code, _, err = run(capsys, "reenact", sample_portrait, cli_no_face_clip, "-o", out, "--smoothing", "4",
                        "--checkpoint", tiny_checkpoint)
     assert code == 2 and "--smoothing 4 is out of range" in error_line(err)
+    code, _, err = run(capsys, "reenact", sample_portrait, cli_no_face_clip, "-o", out, "--absolute",
+                       "--reference-frame", "3", "--checkpoint", tiny_checkpoint)
+    assert code == 2 and "relative mode only" in error_line(err)
 
 
 def test_interpolate_between_expressions(capsys, tmp_path, tiny_checkpoint, sample_portrait):
