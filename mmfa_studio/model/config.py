@@ -50,6 +50,7 @@ class ModelConfig:
     expression_dim: int = 64
     latent_dim: int = 16
     vae_hidden: int = 128
+    max_delta: float = 0.0  # > 0 bounds each component of δ smoothly (tanh) to ±max_delta; 0 = unbounded
     # Appearance features (hybrid: C×S×S, volumetric: C×D×S×S with S = feature_size).
     feature_size: int = 64
     appearance_channels: int = 64

@@ -24,9 +24,10 @@ class ExpressionVAE(nn.Module):
     Usable on its own: :meth:`encode`, :meth:`sample_prior`, :meth:`decode`, :func:`interpolate`.
     """
 
-    def __init__(self, feature_dim: int, latent_dim: int, hidden: int, num_keypoints: int):
+    def __init__(self, feature_dim: int, latent_dim: int, hidden: int, num_keypoints: int, max_delta: float = 0.0):
         super().__init__()
         self.latent_dim, self.num_keypoints = latent_dim, num_keypoints
+        self.max_delta = max_delta  # > 0: δ = max_delta·tanh(raw / max_delta), so δ cannot run away
         self.encoder = nn.Sequential(nn.Linear(feature_dim, hidden), nn.LeakyReLU(0.2))
         self.to_mu = nn.Linear(hidden, latent_dim)
         self.to_logvar = nn.Linear(hidden, latent_dim)
@@ -54,7 +55,10 @@ class ExpressionVAE(nn.Module):
     def decode(self, z: Tensor) -> Tensor:
         """B×Z → δ, B×K×3 (deterministic; fp32 under autocast)."""
         with full_precision(z):
-            return self.decoder(z.float()).view(-1, self.num_keypoints, 3)
+            delta = self.decoder(z.float()).view(-1, self.num_keypoints, 3)
+            if self.max_delta > 0:  # about the identity for small δ, so unbounded weights carry over
+                delta = self.max_delta * torch.tanh(delta / self.max_delta)
+            return delta
 
     def sample_prior(self, n: int, generator: torch.Generator | None = None, device=None) -> Tensor:
         """n latents from N(0, I), n×Z."""

@@ -89,7 +89,8 @@ class MMFA(nn.Module):
         self.appearance_encoder = AppearanceEncoder(cfg)
         self.keypoint_detector = CanonicalKeypointDetector(cfg)
         self.motion_encoder = MotionEncoder(cfg)
-        self.expression_vae = ExpressionVAE(cfg.expression_dim, cfg.latent_dim, cfg.vae_hidden, cfg.num_keypoints)
+        self.expression_vae = ExpressionVAE(cfg.expression_dim, cfg.latent_dim, cfg.vae_hidden, cfg.num_keypoints,
+                                            cfg.max_delta)
         if cfg.variant == "hybrid":
             self.dense_motion: nn.Module = DenseMotion2D(cfg)
             gen_in = cfg.appearance_channels

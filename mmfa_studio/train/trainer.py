@@ -706,28 +706,38 @@ class Trainer:
         self.log(f"initialised from {path} (step {self.step}; fresh optimisers)")
 
     def _load_inference_weights(self, path: Path) -> None:
-        from ..checkpoint import CheckpointError, load_model, read_info
+        """The run's architecture takes the file's weights when every tensor fits; settings that hold no weights
+        (e.g. max_delta) may differ, and a learned-depth model moves to the template (depth head reset)."""
+        from ..checkpoint import CheckpointError, load_model
 
         try:
-            file_cfg = read_info(path).config
-            upgrade = _is_depth_upgrade(file_cfg, self.model_cfg)
-            model, info = load_model(path, expect=None if upgrade else self.model_cfg)
+            model, info = load_model(path)
         except CheckpointError as exc:
             raise ValueError(str(exc)) from None
-        self.step = int(info.metadata.get("step", 0))
-        self._apply_resolution(self.cfg.size_at(self.step, self.model_cfg))
+        file_cfg = info.config
         state = model.state_dict()
-        note = ""
-        if upgrade:
-            # A learned-depth model moving to the face template: its depth head predicted absolute depths (in the
-            # first bundled model, all saturated at ±1); the residual head starts from zero instead.
+        notes = []
+        if _is_depth_upgrade(file_cfg, self.model_cfg):
+            # Its depth head predicted absolute depths (in the first bundled model, all saturated at ±1); the
+            # residual head starts from zero instead.
             detector = self.mmfa.keypoint_detector
             state["keypoint_detector.depth_template"] = detector.depth_template.detach().cpu().clone()
             state["keypoint_detector.depth.weight"] = torch.zeros_like(state["keypoint_detector.depth.weight"])
             state["keypoint_detector.depth.bias"] = torch.zeros_like(state["keypoint_detector.depth.bias"])
-            note = "; learned depth replaced by the face template, depth head reset"
-        self.mmfa.load_state_dict(state)
-        self.ema.load_state_dict(state)
+            notes.append("learned depth replaced by the face template, depth head reset")
+        changed = [k for k, v in self.model_cfg.to_dict().items() if file_cfg.to_dict().get(k) != v
+                   and k not in ("image_size", "feature_size")]
+        try:
+            self.mmfa.load_state_dict(state)
+            self.ema.load_state_dict(state)
+        except RuntimeError:
+            raise ValueError(f"{path} does not fit this run's model (config differs in: {', '.join(changed)})") from None
+        self.step = int(info.metadata.get("step", 0))
+        self._apply_resolution(self.cfg.size_at(self.step, self.model_cfg))
+        if changed:
+            notes.append("config changes " + ", ".join(f"{k} {file_cfg.to_dict().get(k)} → {self.model_cfg.to_dict()[k]}"
+                                                       for k in changed))
+        note = "".join(f"; {n}" for n in notes)
         self.log(f"initialised generator and EMA from {path} (step {self.step}; fresh discriminator and optimisers{note})")
 
     def _read_state(self, path: Path, weights_only_ok: bool = False) -> dict[str, Any]:
@@ -868,9 +878,8 @@ def install_depth_template(mmfa: MMFA) -> None:
 
 
 def _is_depth_upgrade(file_cfg: ModelConfig, model_cfg: ModelConfig) -> bool:
-    """True when a checkpoint differs from the run's config only in moving from learned to template depth."""
-    return (file_cfg.keypoint_depth == "learned" and model_cfg.keypoint_depth == "template"
-            and dataclasses.replace(file_cfg, keypoint_depth="template", depth_residual=model_cfg.depth_residual) == model_cfg)
+    """True when a learned-depth checkpoint starts a template-depth run."""
+    return file_cfg.keypoint_depth == "learned" and model_cfg.keypoint_depth == "template"
 
 
 def _converge_spectral_norm(discriminator: nn.Module, iterations: int = 30) -> None:

@@ -59,3 +59,16 @@ def test_slerp_keeps_the_norm_between_equal_norm_codes():
     assert mid.norm().item() == pytest.approx(3.0, rel=1e-5)
     with pytest.raises(ValueError, match="slerp"):
         interpolate(z0, z1, 0.5, "cubic")
+
+
+def test_max_delta_bounds_the_deformation_and_keeps_small_ones():
+    from mmfa_studio.model.expression_vae import ExpressionVAE
+
+    torch.manual_seed(0)
+    free, bounded = ExpressionVAE(8, 4, 16, 5), ExpressionVAE(8, 4, 16, 5, max_delta=0.25)
+    bounded.load_state_dict(free.state_dict())
+    z = torch.randn(3, 4)
+    assert torch.allclose(free.decode(z), bounded.decode(z), atol=1e-6)  # δ ≈ 0.001: unchanged
+    torch.nn.init.normal_(free.decoder[-1].weight, std=10.0), torch.nn.init.normal_(bounded.decoder[-1].weight, std=10.0)
+    bounded.decoder[-1].weight.data.copy_(free.decoder[-1].weight)
+    assert free.decode(z).abs().max() > 1.0 and bounded.decode(z).abs().max() <= 0.25
