@@ -44,6 +44,17 @@ def face_depth_map(size: int) -> np.ndarray:
     return np.where(np.isnan(inside), outside, inside).astype(np.float32)
 
 
+def face_template_points(max_abs_x: float = 0.45, every: int = 3) -> tuple[np.ndarray, tuple[float, float]]:
+    """(N×3 points, (u0, v0)): the inner part of the mean face (|x| ≤ max_abs_x inter-ocular units: it stays
+    visible under ±30° of yaw) in crop units, centred on the face's centroid, and where that centroid sits in a
+    crop. Posing them with R and adding (u0, v0) gives where a frontal-framed face's points appear."""
+    points = canonical_face().points
+    centred = (points - points.mean(axis=0)) * CROP_FACE_SCALE
+    inner = centred[np.abs(points[:, 0]) <= max_abs_x][::every]
+    mean_xy = points.mean(axis=0)[:2] * CROP_FACE_SCALE
+    return inner.astype(np.float32), (float(CROP_FACE_OFFSET[0] + mean_xy[0]), float(CROP_FACE_OFFSET[1] + mean_xy[1]))
+
+
 def measure_crop_framing(prepared: str, clips: int = 40, seed: int = 0) -> tuple[float, float, float, float, int]:
     """(σ, u0, v0, fit RMS, frames used): where a frontal canonical face sits in ``prepare``'s crops."""
     import random

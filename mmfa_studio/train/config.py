@@ -86,6 +86,7 @@ class TrainConfig:
     keypoint_min_distance: float = 0.1
     edit_yaw: float = 30.0  # keypoint_flow: random yaw edits of the source, uniform in ±edit_yaw degrees
     edit_pitch: float = 20.0
+    template_flow: bool = False  # keypoint_flow also holds for the inner face of a rigid template (face/depth.py)
     depth_target: float = 0.33
     equivariance_affine: float = 0.05  # std of the random affine warp's perturbation
     equivariance_tps: float = 0.005  # std of the thin-plate-spline control-point displacements

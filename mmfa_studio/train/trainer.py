@@ -195,11 +195,18 @@ class GeneratorStep(nn.Module):
     detector 3B.
     """
 
-    def __init__(self, mmfa: MMFA, expression_from_augmented: bool = True, pose_edits: tuple[float, float] | None = None):
+    def __init__(self, mmfa: MMFA, expression_from_augmented: bool = True, pose_edits: tuple[float, float] | None = None,
+                 face_template: bool = False):
         super().__init__()
         self.mmfa = mmfa
         self.expression_from_augmented = expression_from_augmented
         self.pose_edits = pose_edits  # (max |yaw|, max |pitch|) of random source edits for the keypoint-flow loss
+        self.template_offset: tuple[float, float] | None = None
+        if face_template and pose_edits is not None:
+            from ..face.depth import face_template_points
+
+            points, self.template_offset = face_template_points()
+            self.register_buffer("template_points", torch.from_numpy(points), persistent=False)  # N×3
 
     def forward(self, source: Tensor, driving: Tensor, warped: Tensor, augmented: Tensor) -> dict[str, Any]:
         m, b = self.mmfa, source.shape[0]
@@ -233,6 +240,10 @@ class GeneratorStep(nn.Module):
                                 src_m.translation, src_m.scale, part(delta_mu, 0))
             _, kp_e, motion_e = m.estimate_motion(source_enc, edit)
             flows.append((_image_flow(motion_e.flow), kp_e, kp_s))
+            if self.template_offset is not None:
+                # The inner face as a rigid template, posed like the source and like the edit: the whole face
+                # turns, not only the neighbourhoods of the (central) keypoints.
+                flows.append((_image_flow(motion_e.flow), *self._template_pair(src_m, edit)))
 
         kp_d_eq, _ = m.pose_keypoints(part(canonical, 1), dataclasses.replace(target, delta=part(delta_mu, 1)))
         kp_w_eq, _ = m.pose_keypoints(
@@ -248,6 +259,20 @@ class GeneratorStep(nn.Module):
             "pose": torch.stack([motion.yaw, motion.pitch, motion.roll, torch.log(motion.scale)], -1),  # 4B×4
             "pose_logits": motion.pose_logits, "flows": flows,
         }
+
+
+    def _template_pair(self, source: HeadMotion, edit: TargetMotion) -> tuple[Tensor, Tensor]:
+        """(B×N×2 template points under the edit, B×N×2 the same points under the source's pose)."""
+        from ..model.keypoints import rotation_matrix
+
+        offset = self.template_points.new_tensor(self.template_offset)
+        pts = self.template_points.float()
+
+        def posed(yaw: Tensor, pitch: Tensor, roll: Tensor) -> Tensor:
+            rotation = rotation_matrix(yaw.detach().float(), pitch.detach().float(), roll.detach().float())
+            return (pts @ rotation.transpose(1, 2))[..., :2] + offset
+
+        return posed(edit.yaw, edit.pitch, edit.roll), posed(source.yaw, source.pitch, source.roll)
 
 
 def _image_flow(flow: Tensor) -> Tensor:
@@ -352,7 +377,8 @@ class Trainer:
             self.discriminator.to(memory_format=torch.channels_last)
         self.ema = copy.deepcopy(self.mmfa).eval().requires_grad_(False)
         self.g_step = GeneratorStep(self.mmfa, expression_from_augmented=cfg.loss.expression > 0,
-                                    pose_edits=(cfg.edit_yaw, cfg.edit_pitch) if cfg.loss.keypoint_flow > 0 else None)
+                                    pose_edits=(cfg.edit_yaw, cfg.edit_pitch) if cfg.loss.keypoint_flow > 0 else None,
+                                    face_template=cfg.template_flow)
         if self.distributed:
             from torch.nn.parallel import DistributedDataParallel as DDP
 

@@ -306,3 +306,23 @@ def test_sigterm_to_the_whole_process_group_still_saves(prepared_blobs, tmp_path
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
     assert (out / CHECKPOINT_NAME).is_file() and "SIGTERM" in (tmp_path / "log.txt").read_text()
+
+
+def test_template_flow_targets_turn_the_face_the_model_way():
+    """+yaw turns the face to the image right: the template's nose moves right, its far cheek left."""
+    from mmfa_studio.model import MMFA
+    from mmfa_studio.model.mmfa import TargetMotion
+    from mmfa_studio.model.motion_encoder import HeadMotion
+    from mmfa_studio.train.trainer import GeneratorStep
+
+    model_cfg, _ = tiny()
+    step = GeneratorStep(MMFA(model_cfg), pose_edits=(30.0, 20.0), face_template=True)
+    zeros = torch.zeros(2)
+    source = HeadMotion.__new__(HeadMotion)
+    source.yaw, source.pitch, source.roll = zeros, zeros, zeros
+    edit = TargetMotion(torch.tensor([30.0, 0.0]), zeros, zeros, torch.zeros(2, 3), torch.ones(2), torch.zeros(2, 1, 3))
+    edited, original = step._template_pair(source, edit)
+    points = step.template_points
+    nose, right = int(points[:, 2].argmin()), int(points[:, 0].argmax())
+    assert edited[0, nose, 0] - original[0, nose, 0] > 0.1 and edited[0, right, 0] - original[0, right, 0] < -0.02
+    assert torch.allclose(edited[1], original[1])  # no edit, no motion
