@@ -230,15 +230,20 @@ class GeneratorStep(nn.Module):
         target = TargetMotion(drv_m.yaw, drv_m.pitch, drv_m.roll, drv_m.translation, drv_m.scale, render_delta)
         render = m.render(source_enc, target)
 
-        flows = [(_image_flow(render.motion.flow), render.keypoints, kp_s)]
+        flows = []
         if self.pose_edits is not None:
             # The app's use: the source under a new head pose. No image to compare with, but the dense motion
-            # must still carry every keypoint's neighbourhood along (keypoint_flow_loss).
+            # must still carry every keypoint's neighbourhood along (keypoint_flow_loss). Every input is detached:
+            # this trains the dense-motion network only. (With gradients into the keypoints, the keypoints and
+            # δ chased their own targets and ran away.)
             max_yaw, max_pitch = self.pose_edits
             unit = lambda: torch.rand(b, device=source.device) * 2 - 1  # noqa: E731
-            edit = TargetMotion(src_m.yaw + max_yaw * unit(), src_m.pitch + max_pitch * unit(), src_m.roll,
-                                src_m.translation, src_m.scale, part(delta_mu, 0))
-            _, kp_e, motion_e = m.estimate_motion(source_enc, edit)
+            d = lambda t: t.detach()  # noqa: E731
+            frozen = dataclasses.replace(source_enc, appearance=d(source_enc.appearance), canonical=d(source_enc.canonical),
+                                         keypoints=d(kp_s), jacobian=d(jac_s))
+            edit = TargetMotion(d(src_m.yaw) + max_yaw * unit(), d(src_m.pitch) + max_pitch * unit(), d(src_m.roll),
+                                d(src_m.translation), d(src_m.scale), d(part(delta_mu, 0)))
+            _, kp_e, motion_e = m.estimate_motion(frozen, edit)
             flows.append((_image_flow(motion_e.flow), kp_e, kp_s))
             if self.template_offset is not None:
                 # The inner face as a rigid template, posed like the source and like the edit: the whole face
@@ -644,7 +649,8 @@ class Trainer:
             "deformation_prior": L.deformation_prior_loss(out["render_delta"]),
             "canonical": L.canonical_consistency_loss(out["canonical_source"], out["canonical_driving"]),
             "kl": L.kl_loss(out["mu"], out["logvar"], cfg.kl_free_nats),
-            "keypoint_flow": sum(L.keypoint_flow_loss(*f) for f in out["flows"]) / len(out["flows"]),
+            "keypoint_flow": (sum(L.keypoint_flow_loss(*f) for f in out["flows"]) / len(out["flows"]) if out["flows"]
+                              else out["mu"].new_zeros(())),
             "expression": L.expression_invariance_loss(mu[b:2 * b], mu[3 * b:], delta_mu[b:2 * b], delta_mu[3 * b:]),
         }
         logits = out["pose_logits"][: 2 * b]
