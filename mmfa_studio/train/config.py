@@ -74,6 +74,7 @@ class TrainConfig:
     ema_decay: float = 0.999
     ema_start: int = 0  # steps before the EMA starts following (it copies the weights until then)
     checkpoint_minutes: float = 10.0
+    keep_ema_snapshots: bool = False  # also keep RUNDIR/model_ema-stepNNNNNNN.safetensors from every save
     log_every: int = 20
     image_every: int = 500  # TensorBoard image grid every N steps
     seed: int = 0

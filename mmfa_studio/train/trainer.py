@@ -21,6 +21,7 @@ import dataclasses
 import math
 import os
 import random
+import shutil
 import signal
 import threading
 import time
@@ -489,6 +490,11 @@ class Trainer:
         with atomic_path(self.checkpoint_path) as tmp:
             torch.save(state, tmp)
         self.export_ema()
+        if self.cfg.keep_ema_snapshots:
+            # checkpoint.pt is overwritten on every save; a numbered EMA per save keeps the weights from before
+            # a late divergence, and lets every snapshot be evaluated afterwards.
+            with atomic_path(self.run_dir / f"model_ema-step{self.step:07d}.safetensors") as tmp:
+                shutil.copyfile(self.run_dir / EMA_NAME, tmp)
         self.log(f"checkpoint at step {self.step} saved to {self.checkpoint_path} and {self.run_dir / EMA_NAME}"
                  f" ({time.monotonic() - start:.1f} s{', ' + reason if reason else ''})")
 

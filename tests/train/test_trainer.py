@@ -344,3 +344,16 @@ def test_keypoint_flow_trains_the_dense_motion_only():
     sum(L.keypoint_flow_loss(*f) for f in out["flows"]).backward()
     trained = {n.split(".")[0] for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
     assert trained == {"dense_motion"}
+
+
+def test_every_save_can_keep_a_numbered_ema_snapshot(blob_store, tmp_path):
+    """checkpoint.pt is overwritten; numbered EMA snapshots keep the weights from before a late divergence."""
+    model, cfg = tiny(keep_ema_snapshots=True)
+    trainer = Trainer(model, cfg, blob_store, options(tmp_path, max_steps=2))
+    assert trainer.run() == 2
+    trainer.save_checkpoint("again")
+    snapshot = tmp_path / "model_ema-step0000002.safetensors"
+    assert snapshot.is_file() and snapshot.read_bytes() == (tmp_path / EMA_NAME).read_bytes()
+    model, cfg = tiny()
+    Trainer(model, cfg, blob_store, options(tmp_path / "plain", max_steps=2)).run()
+    assert not list((tmp_path / "plain").glob("model_ema-step*"))
