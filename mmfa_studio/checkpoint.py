@@ -81,8 +81,8 @@ def load_model(
     """
     info = read_info(path)
     if expect is not None and expect != info.config:
-        diff = [k for k, v in expect.to_dict().items() if info.config.to_dict().get(k) != v]
-        raise CheckpointError(f"{info.path} holds a different architecture (differs in: {', '.join(diff)})")
+        diff = ", ".join(expect.differences(info.config))
+        raise CheckpointError(f"{info.path} holds a different architecture (differs in: {diff})")
     try:
         tensors = load_file(str(info.path), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:

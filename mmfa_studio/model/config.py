@@ -89,6 +89,11 @@ class ModelConfig:
     def upsamplings(self) -> int:
         return len(self.generator_channels) - 1
 
+    def differences(self, other: "ModelConfig | dict[str, Any]") -> list[str]:
+        """Names of the fields whose value differs in ``other`` (a config or its ``to_dict()``)."""
+        theirs = other.to_dict() if isinstance(other, ModelConfig) else other
+        return [k for k, v in self.to_dict().items() if theirs.get(k) != v]
+
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 

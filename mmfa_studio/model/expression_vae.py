@@ -73,9 +73,14 @@ class ExpressionVAE(nn.Module):
         return ExpressionCode(mu=mu, logvar=logvar, z=z, delta=self.decode(z))
 
 
+def kl_per_dimension(mu: Tensor, logvar: Tensor) -> Tensor:
+    """KL(N(μ, σ²) ‖ N(0, 1)) of each latent dimension, B×Z; ≥ 0."""
+    return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
+
+
 def kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:
     """KL(N(μ, σ²) ‖ N(0, I)) summed over latent dims, averaged over the batch; ≥ 0."""
-    return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=-1)).mean()
+    return kl_per_dimension(mu, logvar).sum(dim=-1).mean()
 
 
 def interpolate(z0: Tensor, z1: Tensor, t: float | Tensor, mode: str = "linear") -> Tensor:

@@ -17,7 +17,7 @@ from torch.nn import functional as F
 
 from ..model.blocks import make_coordinate_grid
 from ..model.discriminator import DiscriminatorOutput
-from ..model.expression_vae import kl_divergence
+from ..model.expression_vae import kl_divergence, kl_per_dimension
 from ..model.keypoints import bins_to_degrees, degrees_to_bin
 from ..perceptual import VGG_WEIGHTS_ENV, VGGTrunk, find_vgg_weights
 
@@ -262,8 +262,7 @@ def kl_loss(mu: Tensor, logvar: Tensor, free_nats: float = 0.0) -> Tensor:
     mu, logvar = mu.float(), logvar.float()
     if free_nats <= 0:
         return kl_divergence(mu, logvar)
-    per_dim = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).mean(0)  # Z
-    return per_dim.clamp(min=free_nats).sum()
+    return kl_per_dimension(mu, logvar).mean(0).clamp(min=free_nats).sum()
 
 
 # ------------------------------------------------------------------------------------------------------

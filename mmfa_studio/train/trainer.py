@@ -43,6 +43,7 @@ from ..atomic import atomic_path, write_text_atomic
 from ..checkpoint import save_model
 from ..model import MMFA, ModelConfig, MultiScaleDiscriminator
 from ..model.expression_vae import ExpressionCode
+from ..model.keypoints import rotation_matrix
 from ..model.mmfa import SourceEncoding, TargetMotion
 from ..model.motion_encoder import HeadMotion
 from . import losses as L
@@ -202,12 +203,13 @@ class GeneratorStep(nn.Module):
         self.mmfa = mmfa
         self.expression_from_augmented = expression_from_augmented
         self.pose_edits = pose_edits  # (max |yaw|, max |pitch|) of random source edits for the keypoint-flow loss
-        self.template_offset: tuple[float, float] | None = None
-        if face_template and pose_edits is not None:
+        self.face_template = face_template and pose_edits is not None
+        if self.face_template:
             from ..face.depth import face_template_points
 
-            points, self.template_offset = face_template_points()
+            points, offset = face_template_points()
             self.register_buffer("template_points", torch.from_numpy(points), persistent=False)  # N×3
+            self.register_buffer("template_offset", torch.tensor(offset), persistent=False)  # 2
 
     def forward(self, source: Tensor, driving: Tensor, warped: Tensor, augmented: Tensor) -> dict[str, Any]:
         m, b = self.mmfa, source.shape[0]
@@ -245,11 +247,12 @@ class GeneratorStep(nn.Module):
             edit = TargetMotion(d(src_m.yaw) + max_yaw * unit(), d(src_m.pitch) + max_pitch * unit(), d(src_m.roll),
                                 d(src_m.translation), d(src_m.scale), d(part(delta_mu, 0)))
             _, kp_e, motion_e = m.estimate_motion(frozen, edit)
-            flows.append((_image_flow(motion_e.flow), kp_e, kp_s))
-            if self.template_offset is not None:
+            flow_e = _image_flow(motion_e.flow)
+            flows.append((flow_e, kp_e, kp_s))
+            if self.face_template:
                 # The inner face as a rigid template, posed like the source and like the edit: the whole face
                 # turns, not only the neighbourhoods of the (central) keypoints.
-                flows.append((_image_flow(motion_e.flow), *self._template_pair(src_m, edit)))
+                flows.append((flow_e, *self._template_pair(src_m, edit)))
 
         kp_d_eq, _ = m.pose_keypoints(part(canonical, 1), dataclasses.replace(target, delta=part(delta_mu, 1)))
         kp_w_eq, _ = m.pose_keypoints(
@@ -268,15 +271,15 @@ class GeneratorStep(nn.Module):
 
 
     def _template_pair(self, source: HeadMotion, edit: TargetMotion) -> tuple[Tensor, Tensor]:
-        """(B×N×2 template points under the edit, B×N×2 the same points under the source's pose)."""
-        from ..model.keypoints import rotation_matrix
+        """(B×N×2 template points under the edit, B×N×2 the same points under the source's pose).
 
-        offset = self.template_points.new_tensor(self.template_offset)
+        Posed about the face centre at the crop's fixed framing (face/depth.py), not with the model's own s and
+        t: those live in the learned canonical frame, while the flow is compared in crop coordinates."""
         pts = self.template_points.float()
 
         def posed(yaw: Tensor, pitch: Tensor, roll: Tensor) -> Tensor:
             rotation = rotation_matrix(yaw.detach().float(), pitch.detach().float(), roll.detach().float())
-            return (pts @ rotation.transpose(1, 2))[..., :2] + offset
+            return (pts @ rotation.transpose(1, 2))[..., :2] + self.template_offset
 
         return posed(edit.yaw, edit.pitch, edit.roll), posed(source.yaw, source.pitch, source.roll)
 
@@ -384,7 +387,7 @@ class Trainer:
         self.ema = copy.deepcopy(self.mmfa).eval().requires_grad_(False)
         self.g_step = GeneratorStep(self.mmfa, expression_from_augmented=cfg.loss.expression > 0,
                                     pose_edits=(cfg.edit_yaw, cfg.edit_pitch) if cfg.loss.keypoint_flow > 0 else None,
-                                    face_template=cfg.template_flow)
+                                    face_template=cfg.template_flow).to(self.device)  # its template buffers
         if self.distributed:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -493,8 +496,14 @@ class Trainer:
         if self.cfg.keep_ema_snapshots:
             # checkpoint.pt is overwritten on every save; a numbered EMA per save keeps the weights from before
             # a late divergence, and lets every snapshot be evaluated afterwards.
-            with atomic_path(self.run_dir / f"model_ema-step{self.step:07d}.safetensors") as tmp:
-                shutil.copyfile(self.run_dir / EMA_NAME, tmp)
+            # A hard link: the next save replaces model_ema.safetensors by a rename, so the link keeps these bytes.
+            snapshot = self.run_dir / f"model_ema-step{self.step:07d}.safetensors"
+            with atomic_path(snapshot) as tmp:
+                tmp.unlink()
+                try:
+                    os.link(self.run_dir / EMA_NAME, tmp)
+                except OSError:  # a file system without hard links
+                    shutil.copyfile(self.run_dir / EMA_NAME, tmp)
         self.log(f"checkpoint at step {self.step} saved to {self.checkpoint_path} and {self.run_dir / EMA_NAME}"
                  f" ({time.monotonic() - start:.1f} s{', ' + reason if reason else ''})")
 
@@ -755,7 +764,7 @@ class Trainer:
         file_cfg = info.config
         state = model.state_dict()
         notes = []
-        if _is_depth_upgrade(file_cfg, self.model_cfg):
+        if file_cfg.keypoint_depth == "learned" and self.model_cfg.keypoint_depth == "template":
             # Its depth head predicted absolute depths (in the first bundled model, all saturated at ±1); the
             # residual head starts from zero instead.
             detector = self.mmfa.keypoint_detector
@@ -763,8 +772,7 @@ class Trainer:
             state["keypoint_detector.depth.weight"] = torch.zeros_like(state["keypoint_detector.depth.weight"])
             state["keypoint_detector.depth.bias"] = torch.zeros_like(state["keypoint_detector.depth.bias"])
             notes.append("learned depth replaced by the face template, depth head reset")
-        changed = [k for k, v in self.model_cfg.to_dict().items() if file_cfg.to_dict().get(k) != v
-                   and k not in ("image_size", "feature_size")]
+        changed = [k for k in self.model_cfg.differences(file_cfg) if k not in ("image_size", "feature_size")]
         try:
             self.mmfa.load_state_dict(state)
             self.ema.load_state_dict(state)
@@ -773,7 +781,7 @@ class Trainer:
         self.step = int(info.metadata.get("step", 0))
         self._apply_resolution(self.cfg.size_at(self.step, self.model_cfg))
         if changed:
-            notes.append("config changes " + ", ".join(f"{k} {file_cfg.to_dict().get(k)} → {self.model_cfg.to_dict()[k]}"
+            notes.append("config changes " + ", ".join(f"{k} {getattr(file_cfg, k)} → {getattr(self.model_cfg, k)}"
                                                        for k in changed))
         note = "".join(f"; {n}" for n in notes)
         self.log(f"initialised generator and EMA from {path} (step {self.step}; fresh discriminator and optimisers{note})")
@@ -787,8 +795,8 @@ class Trainer:
         if not isinstance(state, dict) or state.get("format") not in formats:
             raise ValueError(f"{path} is not an MMFA Studio training checkpoint")
         if state["model_config"] != self.model_cfg.to_dict():
-            diff = [k for k, v in self.model_cfg.to_dict().items() if state["model_config"].get(k) != v]
-            raise ValueError(f"{path} was trained with another model config (differs in: {', '.join(diff)})")
+            diff = ", ".join(self.model_cfg.differences(state["model_config"]))
+            raise ValueError(f"{path} was trained with another model config (differs in: {diff})")
         return state
 
     def run(self) -> int:
@@ -902,24 +910,19 @@ class Trainer:
         self.writer.flush()
 
 
-@torch.no_grad()
 def install_depth_template(mmfa: MMFA) -> None:
     """Fill the keypoint detector's face depth template (``keypoint_depth = "template"``) from the face package."""
-    detector = mmfa.keypoint_detector
     if mmfa.cfg.keypoint_depth != "template":
         return
     from ..face.depth import face_depth_map
 
-    size = detector.depth_template.shape[-1]
+    template = mmfa.keypoint_detector.depth_template
+    size = template.shape[-1]
     with torch.no_grad():
-        detector.depth_template.copy_(torch.from_numpy(face_depth_map(size)).view(1, 1, size, size))
+        template.copy_(torch.from_numpy(face_depth_map(size)).view(1, 1, size, size))
 
 
-def _is_depth_upgrade(file_cfg: ModelConfig, model_cfg: ModelConfig) -> bool:
-    """True when a learned-depth checkpoint starts a template-depth run."""
-    return file_cfg.keypoint_depth == "learned" and model_cfg.keypoint_depth == "template"
-
-
+@torch.no_grad()
 def _converge_spectral_norm(discriminator: nn.Module, iterations: int = 30) -> None:
     """Run spectral norm's power iteration until its σ estimate is good: the G step evaluates D in eval mode
     (no iteration), and a fresh D's random u/v vectors make σ far too small (huge logits)."""
@@ -935,9 +938,10 @@ def _converge_spectral_norm(discriminator: nn.Module, iterations: int = 30) -> N
 def _worker_init(_worker_id: int) -> None:
     # A stop signal sent to the whole process group (Ctrl-C, `kill -- -PGID`, a cluster's preemption) must reach
     # only the main process, which finishes the step, saves and then shuts the workers down; a worker killed
-    # first would take the run down with it, unsaved.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # first would take the run down with it, unsaved. Its own process group keeps it out of such signals while
+    # the loader can still terminate it.
+    if hasattr(os, "setpgrp"):
+        os.setpgrp()
     # Each data-loader worker decodes and warps two small frames: one thread each is fastest overall.
     torch.set_num_threads(1)
     with contextlib.suppress(Exception):
