@@ -65,6 +65,16 @@ class Motion:
         if self.expression is not None and not isinstance(self.expression, tuple):
             object.__setattr__(self, "expression", tuple(float(v) for v in np.asarray(self.expression).ravel()))
 
+    @classmethod
+    def clamped(cls, expression=None, relative: bool = True, **pose: float) -> "Motion":
+        """A motion read from a face: each pose value clipped to ``MOTION_RANGES`` and the expression to
+        ±``EXPRESSION_LIMIT`` (a tracker reading may stray past the ranges a user may type)."""
+        pose = {k: float(np.clip(v, *MOTION_RANGES[k])) for k, v in pose.items()}
+        if expression is not None:
+            expression = tuple(float(v) for v in np.clip(np.asarray(expression, dtype=float), -EXPRESSION_LIMIT,
+                                                         EXPRESSION_LIMIT))
+        return cls(expression=expression, relative=relative, **pose)
+
     def validate(self, latent_dim: int | None = None) -> "Motion":
         """Raise ``ValueError`` naming the first bad field and its allowed range; returns ``self``."""
         for name, (low, high) in MOTION_RANGES.items():

@@ -26,7 +26,7 @@ from mmfa_studio.face import CropSmoother, Face, FaceTracker, HeadPose, OneEuroS
 
 from .core import Engine, FaceMotion, PreparedSource, RenderedFrame
 from .errors import NoFaceFoundError
-from ..motion import EXPRESSION_LIMIT, MOTION_RANGES, Motion
+from ..motion import Motion
 
 MODES = ("relative", "absolute")
 TRANSFERS = ("both", "pose", "expression")
@@ -200,9 +200,7 @@ class Reenactor:
             pose = (dict(yaw=0.0, pitch=0.0, roll=0.0, scale=1.0, tx=0.0, ty=0.0, tz=0.0) if relative else
                     dict(yaw=src.yaw, pitch=src.pitch, roll=src.roll, scale=src.scale, tx=float(src.translation[0]),
                          ty=float(src.translation[1]), tz=float(src.translation[2])))
-        expression = None if self.transfer == "pose" else tuple(float(v) for v in np.clip(z, -EXPRESSION_LIMIT, EXPRESSION_LIMIT))
-        clipped = {k: float(np.clip(v, *MOTION_RANGES[k])) for k, v in pose.items()}
-        return Motion(expression=expression, relative=relative, **clipped)
+        return Motion.clamped(expression=None if self.transfer == "pose" else z, relative=relative, **pose)
 
     def _smooth(self, motion: Motion, t: float) -> Motion:
         if not self._smoothers:

@@ -162,10 +162,9 @@ class Evaluator:
         motions = []
         for crop in driving:
             fm = self.engine.read_crop_motion(crop)
-            motions.append(Motion(yaw=_clamp(fm.yaw, 90), pitch=_clamp(fm.pitch, 90), roll=_clamp(fm.roll, 180),
-                                  scale=float(np.clip(fm.scale, 0.25, 4.0)), tx=float(fm.translation[0]),
-                                  ty=float(fm.translation[1]), tz=float(fm.translation[2]),
-                                  expression=tuple(float(np.clip(v, -10, 10)) for v in fm.expression), relative=False))
+            tx, ty, tz = (float(v) for v in fm.translation)
+            motions.append(Motion.clamped(yaw=fm.yaw, pitch=fm.pitch, roll=fm.roll, scale=fm.scale, tx=tx, ty=ty, tz=tz,
+                                          expression=fm.expression, relative=False))
         outputs = [r.crop for r in self.engine.render_batch(source, motions)] if motions else []
         model_rows, base_rows = [], []
         for out, target in zip(outputs, driving):
@@ -217,10 +216,6 @@ class Evaluator:
                     cosines.append(0.0)  # no face recognisable after the edit: identity lost
         return dict(pose_error_deg=_median(pose_errors), pose_leak_deg=_median(pose_leaks),
                     expression_leak=_median(expr_leaks), identity_cosine=_mean(cosines))
-
-
-def _clamp(v: float, limit: float) -> float:
-    return float(np.clip(v, -limit, limit))
 
 
 def summarise(results: list[ClipResult], unavailable: dict[str, str]) -> dict:

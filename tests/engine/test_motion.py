@@ -91,3 +91,15 @@ def test_parse_expression_list():
     assert parse_expression_list("0.5, -1,2e-1") == (0.5, -1.0, 0.2)
     with pytest.raises(ValueError, match=r"item 2 \('x'\) is not a number"):
         parse_expression_list("1,x")
+
+
+def test_a_motion_read_from_a_face_is_clamped_into_the_valid_ranges():
+    """A tracker reading past the typed ranges (here a far translation) must not abort evaluate or reenact."""
+    from mmfa_studio.motion import EXPRESSION_LIMIT, MOTION_RANGES, Motion
+
+    m = Motion.clamped(yaw=120.0, pitch=-3.0, roll=0.0, scale=9.0, tx=2.7, ty=-5.0, tz=0.1,
+                       expression=[25.0, -0.5], relative=False)
+    assert (m.yaw, m.tx, m.ty, m.scale) == (MOTION_RANGES["yaw"][1], MOTION_RANGES["tx"][1], MOTION_RANGES["ty"][0],
+                                            MOTION_RANGES["scale"][1])
+    assert m.pitch == -3.0 and m.expression == (EXPRESSION_LIMIT, -0.5) and not m.relative
+    assert m.validate(latent_dim=2) is m
