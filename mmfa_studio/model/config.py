@@ -62,6 +62,7 @@ class ModelConfig:
     dense_motion_blocks: int = 3
     dense_motion_compress: int = 4  # channels of the source appearance fed to the dense motion network
     keypoint_sigma: float = 0.01  # variance of the Gaussian heatmaps in normalised units
+    tps_motion: bool = False  # add a thin-plate spline through all keypoints as a last motion proposal
     # Generator: residual blocks at feature_size, then upsampling to image_size; one RGB output per scale.
     generator_res_blocks: int = 3
     generator_channels: tuple[int, ...] = (64, 32, 16)  # at feature_size, ×2, ×4 ...

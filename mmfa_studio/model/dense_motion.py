@@ -2,8 +2,11 @@
 
 For a point p of the driving frame, keypoint k proposes the source point
     T_k(p) = x_s,k + J · (p − x_d,k),   J = A_s · A_d⁻¹,  A = s·R      (face-vid2vid, eq. 2)
-and a background proposal T_0(p) = p. A network looks at the source deformed by every proposal plus the
-keypoint heatmaps and predicts soft masks M_k; the flow is Σ_k M_k · T_k(p).
+and a background proposal T_0(p) = p. With ``tps_motion`` one more, global proposal is added last: the thin-plate
+spline through all keypoint pairs, T_tps(x_d,k) = x_s,k, which carries the whole face smoothly with its keypoints
+(TPSMM, Zhao & Zhang 2022) where a mix of the local proposals tends to fall back to the background. A network looks
+at the source deformed by every proposal plus the keypoint heatmaps and predicts soft masks M_k; the flow is
+Σ_k M_k · T_k(p).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .blocks import Hourglass, make_coordinate_grid
+from .blocks import Hourglass, full_precision, make_coordinate_grid
 from .config import ModelConfig
 
 
@@ -22,7 +25,7 @@ from .config import ModelConfig
 class DenseMotion:
     flow: Tensor  # B×S×S×2 (hybrid) or B×D×S×S×3 (volumetric): source sampling coordinates, grid_sample order
     occlusion: Tensor  # B×1×S×S in [0, 1]: 1 = visible in the source
-    masks: Tensor  # B×(K+1)×S×S (or ×D×S×S): soft assignment to background (0) and keypoints
+    masks: Tensor  # B×P×S×S (or ×D×S×S): soft assignment to background (0), keypoints and the spline (last)
 
 
 def gaussian_heatmaps(keypoints: Tensor, grid: Tensor, variance: float) -> Tensor:
@@ -45,6 +48,69 @@ def sparse_motions(grid: Tensor, kp_source: Tensor, kp_driving: Tensor, jacobian
     return torch.cat([identity, moved], dim=1)
 
 
+def thin_plate_spline(control: Tensor, target: Tensor, grid: Tensor, regularisation: float = 1e-3) -> Tensor:
+    """The smooth map through control → target, evaluated on a grid: B×(…)×n.
+
+    control, target B×K×n (here driving and source keypoints), grid (…)×n. The map is affine plus
+    Σ_k w_k·U(|p − c_k|) with U(r) = r²·log r², fitted in fp32; ``regularisation`` (added to the kernel's
+    diagonal) keeps it well posed when keypoints nearly coincide. Identical control and target give the identity.
+    """
+    with full_precision(control):
+        c, v, g = control.float(), target.float(), grid.float()
+        b, k, n = c.shape
+
+        def kernel(d2: Tensor) -> Tensor:
+            return d2 * torch.log(d2.clamp_min(1e-12))
+
+        affine_c = torch.cat([torch.ones_like(c[..., :1]), c], dim=-1)  # B×K×(n+1)
+        system = torch.zeros(b, k + n + 1, k + n + 1, device=c.device)
+        system[:, :k, :k] = kernel((c.unsqueeze(2) - c.unsqueeze(1)).pow(2).sum(-1)) + regularisation * torch.eye(k, device=c.device)
+        system[:, :k, k:] = affine_c
+        system[:, k:, :k] = affine_c.transpose(1, 2)
+        rhs = torch.cat([v, torch.zeros(b, n + 1, n, device=c.device)], dim=1)
+        # solve_ex: no host sync for error checking (see MMFA.estimate_motion); the system is regular.
+        weights = torch.linalg.solve_ex(system, rhs).result  # B×(K+n+1)×n
+        points = g.reshape(1, -1, n)
+        radial = kernel((points.unsqueeze(2) - c.unsqueeze(1)).pow(2).sum(-1))  # B×P×K
+        affine_p = torch.cat([torch.ones_like(points[..., :1]), points], dim=-1).expand(b, -1, -1)
+        mapped = radial @ weights[:, :k] + affine_p @ weights[:, k:]
+        return mapped.view((b,) + grid.shape)
+
+
+def motion_proposals(grid: Tensor, kp_source: Tensor, kp_driving: Tensor, jacobian: Tensor, tps: bool) -> Tensor:
+    """Background, per-keypoint and (with ``tps``) thin-plate-spline warps: B×P×(…)×n, P = K+1 (+1)."""
+    motions = sparse_motions(grid, kp_source, kp_driving, jacobian)
+    if not tps:
+        return motions
+    return torch.cat([motions, thin_plate_spline(kp_driving, kp_source, grid).unsqueeze(1).to(motions.dtype)], dim=1)
+
+
+def proposal_count(cfg: ModelConfig) -> int:
+    return cfg.num_keypoints + 1 + int(cfg.tps_motion)
+
+
+def add_tps_proposal(state: dict[str, Tensor], module: nn.Module, tps_logit: float) -> dict[str, Tensor]:
+    """A dense-motion state dict saved without the TPS proposal, grown to fit ``module`` (built with it).
+
+    The TPS inputs come last in the hourglass input and the TPS mask last in the mask head, so every old weight
+    keeps its place; the new input weights start at zero (the old behaviour) and the new mask logit at the
+    constant ``tps_logit``, which sets how much of the flow the spline takes from the start.
+    """
+    grown = {}
+    for name, fresh in module.state_dict().items():
+        old = state[name]
+        if old.shape == fresh.shape:
+            grown[name] = old
+            continue
+        if old.dim() != fresh.dim() or any(o > f for o, f in zip(old.shape, fresh.shape)):
+            raise ValueError(f"dense motion tensor {name} cannot grow from {tuple(old.shape)} to {tuple(fresh.shape)}")
+        new = torch.zeros_like(fresh, dtype=old.dtype)
+        new[tuple(slice(0, o) for o in old.shape)] = old
+        grown[name] = new
+    grown["mask.bias"][-1] = tps_logit
+    return grown
+
+
 class DenseMotion2D(nn.Module):
     """Hybrid variant: 3D keypoints, posed and projected (orthographic), drive a 2D flow at feature_size.
 
@@ -54,11 +120,12 @@ class DenseMotion2D(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        k1 = cfg.num_keypoints + 1
+        k1, proposals = cfg.num_keypoints + 1, proposal_count(cfg)
+        # Inputs: K+1 heatmap differences, then the source deformed by each proposal (3 channels each).
         self.hourglass = Hourglass(
-            2, k1 * 4, cfg.dense_motion_channels, cfg.dense_motion_max_channels, cfg.dense_motion_blocks
+            2, k1 + proposals * 3, cfg.dense_motion_channels, cfg.dense_motion_max_channels, cfg.dense_motion_blocks
         )
-        self.mask = nn.Conv2d(self.hourglass.out_channels, k1, 7, padding=3)
+        self.mask = nn.Conv2d(self.hourglass.out_channels, proposals, 7, padding=3)
         self.occlusion = nn.Conv2d(self.hourglass.out_channels, 1, 7, padding=3)
 
     def forward(self, source_image: Tensor, kp_source: Tensor, kp_driving: Tensor, jacobian: Tensor) -> DenseMotion:
@@ -69,10 +136,11 @@ class DenseMotion2D(nn.Module):
         kp_s, kp_d = kp_source[..., :2], kp_driving[..., :2]
         heat = gaussian_heatmaps(kp_d, grid, self.cfg.keypoint_sigma) - gaussian_heatmaps(kp_s, grid, self.cfg.keypoint_sigma)
         heat = torch.cat([torch.zeros_like(heat[:, :1]), heat], dim=1)  # B×(K+1)×S×S
-        motions = sparse_motions(grid, kp_s, kp_d, jacobian[:, :2, :2])  # B×(K+1)×S×S×2
+        motions = motion_proposals(grid, kp_s, kp_d, jacobian[:, :2, :2], self.cfg.tps_motion)  # B×P×S×S×2
+        p = motions.shape[1]
         deformed = F.grid_sample(
-            small.repeat_interleave(k + 1, dim=0), motions.flatten(0, 1), align_corners=False, padding_mode="border"
-        ).view(b, (k + 1) * 3, s, s)
+            small.repeat_interleave(p, dim=0), motions.flatten(0, 1), align_corners=False, padding_mode="border"
+        ).view(b, p * 3, s, s)
         h = self.hourglass(torch.cat([heat, deformed], dim=1))
         masks = self.mask(h).float().softmax(dim=1)
         flow = (masks.unsqueeze(-1) * motions).sum(dim=1)  # B×S×S×2
@@ -88,13 +156,15 @@ class DenseMotion3D(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        k1 = cfg.num_keypoints + 1
+        proposals = proposal_count(cfg)
         self.compress = nn.Conv3d(cfg.volume_channels, cfg.dense_motion_compress, 1)
+        # Inputs per proposal: its heatmap difference (zero for the background and the spline) and the
+        # compressed volume it deforms.
         self.hourglass = Hourglass(
-            3, k1 * (cfg.dense_motion_compress + 1), cfg.dense_motion_channels,
+            3, proposals * (cfg.dense_motion_compress + 1), cfg.dense_motion_channels,
             cfg.dense_motion_max_channels, cfg.dense_motion_blocks,
         )
-        self.mask = nn.Conv3d(self.hourglass.out_channels, k1, 3, padding=1)
+        self.mask = nn.Conv3d(self.hourglass.out_channels, proposals, 3, padding=1)
         self.occlusion = nn.Conv2d(self.hourglass.out_channels * cfg.volume_depth, 1, 7, padding=3)
 
     def forward(self, volume: Tensor, kp_source: Tensor, kp_driving: Tensor, jacobian: Tensor) -> DenseMotion:
@@ -104,13 +174,15 @@ class DenseMotion3D(nn.Module):
         heat = gaussian_heatmaps(kp_driving, grid, self.cfg.keypoint_sigma) - gaussian_heatmaps(
             kp_source, grid, self.cfg.keypoint_sigma
         )
-        heat = torch.cat([torch.zeros_like(heat[:, :1]), heat], dim=1)  # B×(K+1)×D×S×S
-        motions = sparse_motions(grid, kp_source, kp_driving, jacobian)  # B×(K+1)×D×S×S×3
+        motions = motion_proposals(grid, kp_source, kp_driving, jacobian, self.cfg.tps_motion)  # B×P×D×S×S×3
+        p = motions.shape[1]
+        zeros = torch.zeros_like(heat[:, :1])
+        heat = torch.cat([zeros, heat] + [zeros] * (p - k - 1), dim=1)  # B×P×D×S×S
         small = self.compress(volume)
         c = small.shape[1]
         deformed = F.grid_sample(
-            small.repeat_interleave(k + 1, dim=0), motions.flatten(0, 1), align_corners=False, padding_mode="border"
-        ).view(b, k + 1, c, d, s, s)
+            small.repeat_interleave(p, dim=0), motions.flatten(0, 1), align_corners=False, padding_mode="border"
+        ).view(b, p, c, d, s, s)
         inp = torch.cat([heat.unsqueeze(2), deformed], dim=2).flatten(1, 2)
         h = self.hourglass(inp)
         masks = self.mask(h).float().softmax(dim=1)  # B×(K+1)×D×S×S

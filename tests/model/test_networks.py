@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mmfa_studio.model import MMFA, MultiScaleDiscriminator, TargetMotion
-from mmfa_studio.model.dense_motion import sparse_motions
+from mmfa_studio.model.dense_motion import add_tps_proposal, sparse_motions, thin_plate_spline
 from mmfa_studio.model.blocks import make_coordinate_grid
 
 
@@ -15,9 +15,9 @@ def config_at(tiny_config, variant, size):
 
 
 @pytest.mark.parametrize("variant", ["hybrid", "volumetric"])
-@pytest.mark.parametrize("size", [64, 128])
-def test_shapes_of_every_network(tiny_config, variant, size):
-    cfg = config_at(tiny_config, variant, size)
+@pytest.mark.parametrize("size,tps", [(64, False), (128, False), (64, True)])
+def test_shapes_of_every_network(tiny_config, variant, size, tps):
+    cfg = replace(config_at(tiny_config, variant, size), tps_motion=tps)
     torch.manual_seed(0)
     model = MMFA(cfg).eval()
     b, k, s = 2, cfg.num_keypoints, cfg.feature_size
@@ -40,7 +40,7 @@ def test_shapes_of_every_network(tiny_config, variant, size):
         flow_shape = (b, s, s, 2) if variant == "hybrid" else (b, cfg.volume_depth, s, s, 3)
         assert result.motion.flow.shape == flow_shape
         assert result.motion.occlusion.shape == (b, 1, s, s)
-        assert result.motion.masks.shape[:2] == (b, k + 1)
+        assert result.motion.masks.shape[:2] == (b, k + 1 + tps)
         assert torch.allclose(result.motion.masks.sum(1), torch.ones(()), atol=1e-5)
         assert [p.shape[-1] for p in result.output.pyramid] == [s, 2 * s, 4 * s]
         assert result.image.shape == (b, 3, size, size)
@@ -72,6 +72,50 @@ def test_sparse_motion_follows_a_translation():
     kp_d = torch.tensor([[[0.25, 0.0]]])  # driving keypoint moved right → sample the source further left
     motions = sparse_motions(grid, kp_s, kp_d, torch.eye(2)[None])
     assert torch.allclose(motions[0, 1], grid - torch.tensor([0.25, 0.0]), atol=1e-6)
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_thin_plate_spline_passes_through_its_points_and_keeps_affine_maps(n):
+    torch.manual_seed(0)
+    control, target = torch.rand(2, 6, n) * 2 - 1, torch.rand(2, 6, n) * 2 - 1
+    at_control = thin_plate_spline(control, target, control[0], regularisation=0.0)  # batch 0's points as the grid
+    assert torch.allclose(at_control[0], target[0], atol=1e-4)
+    affine = torch.randn(n, n) * 0.3 + torch.eye(n)
+    grid = make_coordinate_grid((5,) * n, torch.zeros(1))
+    mapped = thin_plate_spline(control, control @ affine.T + 0.1, grid)
+    assert torch.allclose(mapped, grid @ affine.T + 0.1, atol=1e-4)
+    assert torch.allclose(thin_plate_spline(control, control, grid), grid.expand(2, *grid.shape), atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["hybrid", "volumetric"])
+def test_adding_the_spline_to_a_trained_dense_motion_keeps_it_until_the_spline_gets_weight(tiny_config, variant):
+    """add_tps_proposal grows the old weights in place: with a hopeless spline logit nothing changes; with a
+    dominant one the flow is the spline through the keypoint pairs."""
+    cfg = replace(tiny_config, variant=variant)
+    torch.manual_seed(0)
+    old = MMFA(cfg).eval()
+    new = MMFA(replace(cfg, tps_motion=True)).eval()
+    state = {k: v for k, v in old.state_dict().items() if not k.startswith("dense_motion.")}
+    old_motion = old.dense_motion.state_dict()
+    image = torch.rand(1, 3, cfg.image_size, cfg.image_size)
+    with torch.no_grad():
+        src = old.encode_source(image)
+        target = src.own_motion.with_changes(yaw=src.own_motion.yaw + 20)
+        before = old.render(src, target)
+        for logit, check in ((-60.0, "same"), (60.0, "spline")):
+            grown = add_tps_proposal(old_motion, new.dense_motion, logit)
+            new.load_state_dict(state | {"dense_motion." + k: v for k, v in grown.items()})
+            after = new.render(new.encode_source(image), target)
+            if check == "same":
+                assert torch.allclose(after.image, before.image, atol=1e-5)
+            else:
+                assert after.motion.masks[:, -1].min() > 0.99
+                if variant == "hybrid":
+                    grid = make_coordinate_grid((cfg.feature_size,) * 2, image)
+                    spline = thin_plate_spline(after.keypoints[..., :2], src.keypoints[..., :2], grid)
+                    assert torch.allclose(after.motion.flow, spline, atol=1e-3)
+    with pytest.raises(ValueError, match="cannot grow"):
+        add_tps_proposal(new.dense_motion.state_dict(), old.dense_motion, 0.0)
 
 
 @pytest.mark.parametrize("variant", ["hybrid", "volumetric"])

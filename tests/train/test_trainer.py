@@ -283,6 +283,29 @@ def test_init_from_a_learned_depth_model_moves_it_to_the_face_template(blob_stor
         Trainer(other, cfg, blob_store, options(tmp_path / "run3", max_steps=4, init_from=path)).run()
 
 
+def test_init_from_a_model_without_the_spline_adds_it(blob_store, tmp_path):
+    """The stop-9 bundled model continues under tps_motion: its dense-motion weights keep their places."""
+    from mmfa_studio.checkpoint import read_info, save_model
+    from mmfa_studio.model import MMFA
+    from mmfa_studio.train.trainer import TPS_INIT_LOGIT
+
+    plain_cfg, cfg = tiny()
+    tps_cfg = dataclasses.replace(plain_cfg, tps_motion=True)
+    torch.manual_seed(6)
+    old = MMFA(plain_cfg)
+    path = tmp_path / "plain.safetensors"
+    save_model(path, old, {"step": 3})
+    trainer = Trainer(tps_cfg, cfg, blob_store, options(tmp_path / "run", max_steps=3, init_from=path))
+    assert trainer.run() == 3  # loaded, nothing trained
+    grown = trainer.ema.dense_motion.state_dict()
+    for name, weight in old.dense_motion.state_dict().items():
+        leading = grown[name][tuple(slice(0, n) for n in weight.shape)]
+        assert torch.equal(leading, weight), name
+    assert grown["mask.bias"][-1] == TPS_INIT_LOGIT and grown["mask.weight"][-1].abs().max() == 0
+    assert read_info(tmp_path / "run" / EMA_NAME).config == tps_cfg
+    assert Trainer(tps_cfg, cfg, blob_store, options(tmp_path / "run2", max_steps=5, init_from=path)).run() == 5
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="process groups and SIGTERM are POSIX")
 def test_sigterm_to_the_whole_process_group_still_saves(prepared_blobs, tmp_path):
     """A cluster's preemption (or `kill -- -PGID`) signals the data-loader workers too; the run must still save."""
