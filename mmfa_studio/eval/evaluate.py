@@ -127,17 +127,23 @@ class Evaluator:
         return None if isinstance(self.identity, Unavailable) else self.identity.descriptor(crop)
 
     def _recon_metrics(self, output: np.ndarray, target: np.ndarray, target_face: Face | None,
-                       target_embedding: np.ndarray | None) -> dict[str, float | None]:
+                       target_embedding: np.ndarray | None,
+                       output_measured: tuple[Face | None, np.ndarray | None] | None = None) -> dict[str, float | None]:
+        """``output_measured``: the output's face and identity descriptor when already known (the copied source)."""
         row: dict[str, float | None] = {"l1": l1(output, target), "psnr": psnr(output, target)}
         row["ssim"] = None if isinstance(self.ssim_fn, Unavailable) else ssim(output, target, self.ssim_fn)
         row["lpips"] = None if isinstance(self.lpips, Unavailable) else self.lpips(output, target)
-        out_face = self._face(output) if target_face is not None else None
+        if output_measured is not None:
+            out_face, out_emb = output_measured
+        else:
+            out_face = self._face(output) if target_face is not None else None
+            out_emb = self._descriptor(output) if target_embedding is not None else None
         if target_face is not None and out_face is not None and len(out_face.landmarks) == len(target_face.landmarks):
             row["akd"] = float(np.linalg.norm(out_face.landmarks - target_face.landmarks, axis=1).mean())
         else:
             row["akd"] = None
-        out_emb = self._descriptor(output) if target_embedding is not None else None
-        row["aed"] = float(np.linalg.norm(out_emb - target_embedding)) if out_emb is not None else None
+        ok = out_emb is not None and target_embedding is not None
+        row["aed"] = float(np.linalg.norm(out_emb - target_embedding)) if ok else None
         return row
 
     # -- one clip -------------------------------------------------------------------------------------
@@ -167,11 +173,12 @@ class Evaluator:
                                           expression=fm.expression, relative=False))
         outputs = [r.crop for r in self.engine.render_batch(source, motions)] if motions else []
         model_rows, base_rows = [], []
+        source_measured = (self._face(source_crop), self._descriptor(source_crop))  # the baseline's output, once
         for out, target in zip(outputs, driving):
             face = self._face(target)
             emb = self._descriptor(target)
             model_rows.append(self._recon_metrics(out, target, face, emb))
-            base_rows.append(self._recon_metrics(source_crop, target, face, emb))
+            base_rows.append(self._recon_metrics(source_crop, target, face, emb, source_measured))
 
         model = {k: _mean([r[k] for r in model_rows]) for k in RECON_KEYS}
         baseline = {k: _mean([r[k] for r in base_rows]) for k in RECON_KEYS}
