@@ -56,6 +56,10 @@ def _smoother_settings(smoothing: float) -> tuple[float, float]:
     return 10.0 ** (1.0 - 2.0 * smoothing), 0.0
 
 
+class _Keep:
+    """Sentinel for :meth:`Reenactor.configure`: leave the setting as it is (None already means "off")."""
+
+
 class Reenactor:
     """Drive ``source`` with driving frames. Not thread-safe: use from the engine's worker thread.
 
@@ -77,9 +81,14 @@ class Reenactor:
         self._last: ReenactResult | None = None
         self.configure(mode, transfer, smoothing, paste_back)
 
-    def configure(self, mode: str = "relative", transfer: str = "both", smoothing: float | None = 0.5,
-                  paste_back: bool = False) -> None:
-        """Change the settings live; the tracker and the neutral reference are kept (smoothing restarts)."""
+    def configure(self, mode: str | None = None, transfer: str | None = None,
+                  smoothing: float | None | type[_Keep] = _Keep, paste_back: bool | None = None) -> None:
+        """Change the given settings live, keeping the others; the tracker and the neutral reference are kept
+        (smoothing restarts). ``smoothing=None`` turns smoothing off."""
+        mode = getattr(self, "mode", "relative") if mode is None else mode
+        transfer = getattr(self, "transfer", "both") if transfer is None else transfer
+        smoothing = getattr(self, "smoothing", 0.5) if smoothing is _Keep else smoothing
+        paste_back = getattr(self, "paste_back", False) if paste_back is None else paste_back
         if mode not in MODES:
             raise ValueError(f"mode must be 'relative' or 'absolute', not {mode!r}")
         if transfer not in TRANSFERS:

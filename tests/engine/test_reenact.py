@@ -93,5 +93,9 @@ def test_configure_changes_settings_live_and_keeps_the_reference(engine, prepare
         re.configure(transfer="expression", smoothing=None)
         m = re.process(driving_frames[0]).motion  # the reference frame again: no pose change
         assert (m.yaw, m.pitch, m.roll) == (0, 0, 0)
+        re.configure(mode="absolute", paste_back=True)  # settings not given stay as they were
+        assert (re.mode, re.transfer, re.smoothing, re.paste_back) == ("absolute", "expression", 0.0, True)
+        re.configure(smoothing=0.3)
+        assert (re.mode, re.transfer, re.smoothing, re.paste_back) == ("absolute", "expression", 0.3, True)
         with pytest.raises(ValueError, match="mode"):
             re.configure(mode="sideways")
