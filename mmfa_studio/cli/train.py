@@ -58,13 +58,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-minutes", type=float, default=None, help="override train.checkpoint_minutes")
     parser.add_argument("--log-every", type=int, default=None, help="override train.log_every")
     parser.add_argument("--seed", type=int, default=None, help="override train.seed")
+    parser.add_argument("--pose-warmup", type=int, default=None, metavar="STEPS",
+                        help="override train.pose_warmup_steps: fit the motion encoder's head pose to the prepared "
+                        "pseudo-labels first (fresh runs and --init-from; 0 = off)")
 
 
 def _overrides(args: argparse.Namespace) -> dict:
     mapping = {
         "batch_size": args.batch_size, "image_size": args.image_size, "num_workers": args.num_workers,
         "amp": args.amp, "checkpoint_minutes": args.checkpoint_minutes, "log_every": args.log_every,
-        "seed": args.seed, "perceptual_backbone": args.perceptual_backbone,
+        "seed": args.seed, "perceptual_backbone": args.perceptual_backbone, "pose_warmup_steps": args.pose_warmup,
     }
     out = {k: v for k, v in mapping.items() if v is not None}
     if args.perceptual_layers:

@@ -87,6 +87,9 @@ class TrainConfig:
     keypoint_min_distance: float = 0.1
     edit_yaw: float = 30.0  # keypoint_flow: random yaw edits of the source, uniform in ±edit_yaw degrees
     edit_pitch: float = 20.0
+    pose_warmup_steps: int = 0  # before training (fresh or --init-from, not --resume): fit the pose head alone
+    pose_warmup_batch: int = 32  # pairs per warm-up step (both frames are used)
+    pose_warmup_lr: float = 1e-3
     template_flow: bool = False  # keypoint_flow also holds for the inner face of a rigid template (face/depth.py)
     depth_target: float = 0.33
     equivariance_affine: float = 0.05  # std of the random affine warp's perturbation
@@ -104,6 +107,8 @@ class TrainConfig:
             raise ValueError("train.batch_size must be ≥ 1")
         if self.log_every < 1:  # the trainer logs when step % log_every == 0
             raise ValueError("train.log_every must be ≥ 1")
+        if self.pose_warmup_steps < 0 or self.pose_warmup_batch < 1:
+            raise ValueError("train.pose_warmup_steps must be ≥ 0 and train.pose_warmup_batch ≥ 1")
         if self.num_workers < 0:
             raise ValueError("train.num_workers must be ≥ 0")
         if self.max_frame_gap < 0:

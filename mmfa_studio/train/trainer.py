@@ -50,6 +50,7 @@ from ..model.motion_encoder import HeadMotion
 from . import losses as L
 from .config import TrainConfig, scaled_model_config
 from .dataset import FrameStore, PairDataset, PairSample, ResumableSampler, collate_pairs
+from .pose_warmup import warm_up_head_pose
 from .visualize import pair_grid
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -737,6 +738,26 @@ class Trainer:
             raise FileExistsError(f"{self.run_dir} already holds a training checkpoint: pass --resume or choose another --out")
         elif self.opt.init_from is not None:
             self.load_weights(Path(self.opt.init_from))
+        if not self.opt.resume and self.cfg.pose_warmup_steps > 0:
+            self.warm_up_pose()
+
+    def warm_up_pose(self) -> None:
+        """train.pose_warmup_steps of supervised head-pose fitting (see :mod:`.pose_warmup`); the EMA takes the
+        result. Every rank runs the same batches, so DDP replicas stay identical."""
+        cfg = self.cfg
+        dataset = PairDataset(self.store, self.model_cfg.detector_size, cfg.augment, seed=cfg.seed + 7919)
+        workers = cfg.num_workers
+        loader = DataLoader(dataset, batch_size=cfg.pose_warmup_batch, sampler=ResumableSampler(), num_workers=workers,
+                            collate_fn=collate_pairs, pin_memory=self.device.type == "cuda",
+                            prefetch_factor=2 if workers else None, worker_init_fn=_worker_init)
+        self.log(f"pose warm-up: {cfg.pose_warmup_steps} steps × {cfg.pose_warmup_batch} pairs at "
+                 f"{self.model_cfg.detector_size} px, lr {cfg.pose_warmup_lr:g}")
+        result = warm_up_head_pose(self.mmfa.motion_encoder, iter(loader), cfg.pose_warmup_steps, cfg.pose_warmup_lr,
+                                   self.device, self._autocast, log=self.log if self.is_main else lambda _: None,
+                                   log_every=max(1, min(100, cfg.pose_warmup_steps // 10)))
+        self.ema.motion_encoder.load_state_dict(self.mmfa.motion_encoder.state_dict())
+        self.log(f"pose warm-up done in {result.seconds:.0f} s: mean angle error {result.first_error_deg:.2f}° → "
+                 f"{result.last_error_deg:.2f}°")
 
     def load_weights(self, path: Path) -> None:
         """Generator, discriminator and EMA weights (and the step, so schedules continue) from a training
