@@ -888,6 +888,13 @@ class Trainer:
                     window_t, window_steps, totals, data_wait = time.monotonic(), 0, defaultdict(float), 0.0
                 if self.writer is not None and cfg.image_every and self.step % cfg.image_every == 0:
                     self._log_images()
+        except RuntimeError as exc:
+            # The stop signal reached a loader worker too (`pkill -f` matches the workers' command line), and the
+            # loader's SIGCHLD handler raised this wherever the loop was. Save all the same: at worst the
+            # interrupted step's update is in the weights without being counted.
+            if self._stop_signal is None or "DataLoader worker" not in str(exc):
+                raise
+            stopped_by = self._stop_signal
         finally:
             for sig, handler in previous:
                 signal.signal(sig, handler)

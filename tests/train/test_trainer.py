@@ -306,23 +306,37 @@ def test_init_from_a_model_without_the_spline_adds_it(blob_store, tmp_path):
     assert Trainer(tps_cfg, cfg, blob_store, options(tmp_path / "run2", max_steps=5, init_from=path)).run() == 5
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="process groups and SIGTERM are POSIX")
-def test_sigterm_to_the_whole_process_group_still_saves(prepared_blobs, tmp_path):
-    """A cluster's preemption (or `kill -- -PGID`) signals the data-loader workers too; the run must still save."""
+def _train_until_first_step(tmp_path: Path, prepared_blobs: Path, out: Path):
     import time
 
-    out = tmp_path / "run"
     log = open(tmp_path / "log.txt", "w")
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     proc = subprocess.Popen([sys.executable, "-m", "mmfa_studio", "train", "--config", "tiny", "--data", str(prepared_blobs),
                              "--out", str(out), "--device", "cpu", "--num-workers", "1", "--minutes", "5",
                              "--log-every", "1"],
                             cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while "step 1 " not in (tmp_path / "log.txt").read_text() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return proc, log
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="process groups and SIGTERM are POSIX")
+@pytest.mark.parametrize("how", ["process group", "pkill -f"])
+def test_sigterm_to_the_whole_process_group_or_every_process_still_saves(prepared_blobs, tmp_path, how):
+    """A cluster's preemption (or `kill -- -PGID`) signals the data-loader workers too, and `pkill -f` reaches
+    them even in their own process group: the run must still save."""
+    import shutil
+
+    if how == "pkill -f" and shutil.which("pkill") is None:
+        pytest.skip("pkill is not installed")
+    out = tmp_path / "run"
+    proc, log = _train_until_first_step(tmp_path, prepared_blobs, out)
     try:
-        deadline = time.monotonic() + 120
-        while "step 1 " not in (tmp_path / "log.txt").read_text() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        os.killpg(proc.pid, signal.SIGTERM)
+        if how == "process group":
+            os.killpg(proc.pid, signal.SIGTERM)
+        else:
+            subprocess.run(["pkill", "-TERM", "-f", str(out)], check=True)  # the workers share the command line
         assert proc.wait(timeout=120) == 0, (tmp_path / "log.txt").read_text()
     finally:
         if proc.poll() is None:
