@@ -35,6 +35,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                         help="what to take from the driving face (default both)")
     parser.add_argument("--reference-frame", type=int, default=None, metavar="N",
                         help="driving frame used as the neutral reference (relative mode only; default 0)")
+    parser.add_argument("--pose-from", choices=("tracker", "model"), default="tracker",
+                        help="relative mode: head turns measured by the face tracker (default) or by the model's motion "
+                        "encoder, which reads few of them in the bundled model")
     parser.add_argument("--smoothing", type=float, default=0.5, metavar="S",
                         help="temporal smoothing, 0 (off) to 1 (strong) (default 0.5)")
     parser.add_argument("--paste-back", action="store_true", help="paste the face back into the full source photo")
@@ -85,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         reference_needed = args.mode == "relative" and args.reference_frame > 0
         with user_errors(), frames, Reenactor(engine, source, mode=args.mode, transfer=args.transfer,
                                               smoothing=args.smoothing or None, paste_back=args.paste_back,
-                                              fps=frames.fps) as reenactor:
+                                              fps=frames.fps, pose_from=args.pose_from) as reenactor:
             if reference_needed:
                 reenactor.set_reference(_frame_at(driving_path, args.reference_frame))
             with VideoExporter(output, frames.fps_fraction, audio_from=driving_path if has_audio else None,

@@ -11,6 +11,10 @@ translation, expression z) â†’ turn that into a :class:`Motion` for the source â
   each crop is face-centred and the model alone cannot see it.
 * ``mode="absolute"``: the driving face's pose and expression are used as they are (cross-identity: the
   source takes the driver's exact head angles).
+* ``pose_from`` (relative mode): where the head's turns come from. "tracker" (default): the face tracker's
+  yaw/pitch/roll, since the bundled model's motion encoder reads almost none of a driver's turns (model card);
+  "model": the motion encoder, as in the paper. Translation, scale and expression always come from the model
+  and the crop box; absolute mode always uses the model's reading.
 * ``transfer``: "both", "pose" (the source keeps its expression) or "expression" (the source keeps its pose).
 * ``smoothing``: None/0 = off, up to 1 = strong; a One-Euro filter per group (angles, scale + translation,
   expression), causal, so it works live.
@@ -29,13 +33,14 @@ from .errors import NoFaceFoundError
 from ..motion import Motion
 
 MODES = ("relative", "absolute")
+POSE_SOURCES = ("tracker", "model")
 TRANSFERS = ("both", "pose", "expression")
 
 
 @dataclass
 class ReenactResult:
     frame: RenderedFrame
-    driving_pose: HeadPose | None  # the driving face's pose as the model reads it (None: no face)
+    driving_pose: HeadPose | None  # the driving face's pose as read for ``pose_from`` (None: no face)
     driving_expression: np.ndarray | None  # its expression z (Z,)
     face_found: bool
     motion: Motion  # what the source was rendered with
@@ -69,7 +74,7 @@ class Reenactor:
 
     def __init__(self, engine: Engine, source: PreparedSource, mode: str = "relative", transfer: str = "both",
                  smoothing: float | None = 0.5, paste_back: bool = False, tracker: FaceTracker | None = None,
-                 fps: float = 30.0):
+                 fps: float = 30.0, pose_from: str = "tracker"):
         if not fps > 0:
             raise ValueError("fps must be positive")
         self.engine, self.source = engine, source
@@ -79,16 +84,21 @@ class Reenactor:
         self._reference: _Reading | None = None
         self._frame_index = 0
         self._last: ReenactResult | None = None
-        self.configure(mode, transfer, smoothing, paste_back)
+        self.configure(mode, transfer, smoothing, paste_back, pose_from)
 
     def configure(self, mode: str | None = None, transfer: str | None = None,
-                  smoothing: float | None | type[_Keep] = _Keep, paste_back: bool | None = None) -> None:
+                  smoothing: float | None | type[_Keep] = _Keep, paste_back: bool | None = None,
+                  pose_from: str | None = None) -> None:
         """Change the given settings live, keeping the others; the tracker and the neutral reference are kept
         (smoothing restarts). ``smoothing=None`` turns smoothing off."""
         mode = getattr(self, "mode", "relative") if mode is None else mode
         transfer = getattr(self, "transfer", "both") if transfer is None else transfer
         smoothing = getattr(self, "smoothing", 0.5) if smoothing is _Keep else smoothing
         paste_back = getattr(self, "paste_back", False) if paste_back is None else paste_back
+        pose_from = getattr(self, "pose_from", "tracker") if pose_from is None else pose_from
+        if pose_from not in POSE_SOURCES:
+            raise ValueError(f"pose_from must be 'tracker' or 'model', not {pose_from!r}")
+        self.pose_from = pose_from
         if mode not in MODES:
             raise ValueError(f"mode must be 'relative' or 'absolute', not {mode!r}")
         if transfer not in TRANSFERS:
@@ -179,7 +189,9 @@ class Reenactor:
             self._reference = reading
         motion = self._smooth(self.motion_for(reading), t)
         rendered = self.engine.render(self.source, motion, paste_back=self.paste_back)
-        self._last = ReenactResult(rendered, reading.motion.pose, reading.motion.expression, True, motion)
+        tracked = self.mode == "relative" and self.pose_from == "tracker" and reading.face.pose is not None
+        driving_pose = reading.face.pose if tracked else reading.motion.pose
+        self._last = ReenactResult(rendered, driving_pose, reading.motion.expression, True, motion)
         return self._last
 
     def motion_for(self, reading: _Reading) -> Motion:
@@ -197,7 +209,11 @@ class Reenactor:
             # The crop box's own motion in the frame, in crop widths; the source crop has the same framing,
             # so it maps straight onto the source's normalised units (crop width = 2).
             box_shift = 2.0 * (reading.centre - ref.centre) / max(ref.size, 1.0)
-            pose = dict(yaw=d.yaw - r.yaw, pitch=d.pitch - r.pitch, roll=d.roll - r.roll,
+            turn = d.pose.as_array() - r.pose.as_array()
+            tracked, tracked_ref = reading.face.pose, ref.face.pose
+            if self.pose_from == "tracker" and tracked is not None and tracked_ref is not None:
+                turn = tracked.as_array() - tracked_ref.as_array()  # both in the model's angle conventions
+            pose = dict(yaw=float(turn[0]), pitch=float(turn[1]), roll=float(turn[2]),
                         scale=(d.scale / r.scale) * (reading.size / max(ref.size, 1.0)),
                         tx=float(d.translation[0] - r.translation[0] + box_shift[0]),
                         ty=float(d.translation[1] - r.translation[1] + box_shift[1]),
@@ -225,4 +241,4 @@ class Reenactor:
                       expression=expression, relative=motion.relative)
 
 
-__all__ = ["Reenactor", "ReenactResult", "MODES", "TRANSFERS"]
+__all__ = ["Reenactor", "ReenactResult", "MODES", "POSE_SOURCES", "TRANSFERS"]
