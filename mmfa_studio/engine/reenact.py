@@ -98,14 +98,13 @@ class Reenactor:
         pose_from = getattr(self, "pose_from", "tracker") if pose_from is None else pose_from
         if pose_from not in POSE_SOURCES:
             raise ValueError(f"pose_from must be 'tracker' or 'model', not {pose_from!r}")
-        self.pose_from = pose_from
         if mode not in MODES:
             raise ValueError(f"mode must be 'relative' or 'absolute', not {mode!r}")
         if transfer not in TRANSFERS:
             raise ValueError(f"transfer must be 'both', 'pose' or 'expression', not {transfer!r}")
         if smoothing is not None and not 0.0 <= smoothing <= 1.0:
             raise ValueError(f"smoothing = {smoothing:g} is out of range [0, 1]")
-        self.mode, self.transfer, self.paste_back = mode, transfer, paste_back
+        self.mode, self.transfer, self.paste_back, self.pose_from = mode, transfer, paste_back, pose_from
         self.smoothing = smoothing or 0.0
         if self.smoothing > 0:
             cutoff, _ = _smoother_settings(self.smoothing)
@@ -189,10 +188,15 @@ class Reenactor:
             self._reference = reading
         motion = self._smooth(self.motion_for(reading), t)
         rendered = self.engine.render(self.source, motion, paste_back=self.paste_back)
-        tracked = self.mode == "relative" and self.pose_from == "tracker" and reading.face.pose is not None
-        driving_pose = reading.face.pose if tracked else reading.motion.pose
+        driving_pose = reading.face.pose if self._tracker_turns(reading) else reading.motion.pose
         self._last = ReenactResult(rendered, driving_pose, reading.motion.expression, True, motion)
         return self._last
+
+    def _tracker_turns(self, reading: _Reading) -> bool:
+        """Whether this reading's head turns come from the tracker (relative mode, both poses tracked)."""
+        ref = self._reference
+        return (self.mode == "relative" and self.pose_from == "tracker" and ref is not None
+                and reading.face.pose is not None and ref.face.pose is not None)
 
     def motion_for(self, reading: _Reading) -> Motion:
         """The source's motion for one driving reading (before smoothing)."""
@@ -210,9 +214,8 @@ class Reenactor:
             # so it maps straight onto the source's normalised units (crop width = 2).
             box_shift = 2.0 * (reading.centre - ref.centre) / max(ref.size, 1.0)
             turn = d.pose.as_array() - r.pose.as_array()
-            tracked, tracked_ref = reading.face.pose, ref.face.pose
-            if self.pose_from == "tracker" and tracked is not None and tracked_ref is not None:
-                turn = tracked.as_array() - tracked_ref.as_array()  # both in the model's angle conventions
+            if self._tracker_turns(reading):
+                turn = reading.face.pose.as_array() - ref.face.pose.as_array()  # both in the model's conventions
             pose = dict(yaw=float(turn[0]), pitch=float(turn[1]), roll=float(turn[2]),
                         scale=(d.scale / r.scale) * (reading.size / max(ref.size, 1.0)),
                         tx=float(d.translation[0] - r.translation[0] + box_shift[0]),

@@ -67,8 +67,11 @@ def thin_plate_spline(control: Tensor, target: Tensor, grid: Tensor, regularisat
         system[:, :k, :k] = kernel((c.unsqueeze(2) - c.unsqueeze(1)).pow(2).sum(-1)) + regularisation * torch.eye(k, device=c.device)
         system[:, :k, k:] = affine_c
         system[:, k:, :k] = affine_c.transpose(1, 2)
+        # A tiny ridge on the affine block keeps the system solvable when the keypoints are collinear (2D) or
+        # coplanar (3D); it changes a well-posed fit by ~1e-6.
+        system[:, k:, k:] = -1e-6 * torch.eye(n + 1, device=c.device)
         rhs = torch.cat([v, torch.zeros(b, n + 1, n, device=c.device)], dim=1)
-        # solve_ex: no host sync for error checking (see MMFA.estimate_motion); the system is regular.
+        # solve_ex: no host sync for error checking (see MMFA.estimate_motion).
         weights = torch.linalg.solve_ex(system, rhs).result  # B×(K+n+1)×n
         points = g.reshape(1, -1, n)
         radial = kernel((points.unsqueeze(2) - c.unsqueeze(1)).pow(2).sum(-1))  # B×P×K
@@ -97,6 +100,8 @@ def add_tps_proposal(state: dict[str, Tensor], module: nn.Module, tps_logit: flo
     constant ``tps_logit``, which sets how much of the flow the spline takes from the start.
     """
     grown = {}
+    if state["mask.bias"].shape == module.state_dict()["mask.bias"].shape:
+        raise ValueError("the dense motion already has as many proposals as the module: nothing to add")
     for name, fresh in module.state_dict().items():
         old = state[name]
         if old.shape == fresh.shape:
@@ -185,7 +190,7 @@ class DenseMotion3D(nn.Module):
         ).view(b, p, c, d, s, s)
         inp = torch.cat([heat.unsqueeze(2), deformed], dim=2).flatten(1, 2)
         h = self.hourglass(inp)
-        masks = self.mask(h).float().softmax(dim=1)  # B×(K+1)×D×S×S
+        masks = self.mask(h).float().softmax(dim=1)  # B×P×D×S×S
         flow = (masks.unsqueeze(-1) * motions).sum(dim=1)  # B×D×S×S×3
         occlusion = torch.sigmoid(self.occlusion(h.flatten(1, 2)).float())
         return DenseMotion(flow=flow, occlusion=occlusion, masks=masks)

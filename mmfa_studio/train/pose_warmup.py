@@ -42,7 +42,7 @@ def warm_up_head_pose(
     """Fit the encoder's trunk and pose head (not its translation, scale or expression heads) to the labels.
 
     ``batches``: pairs of labelled frames (both frames are used; rows without a label count for nothing).
-    Deterministic for a given batch stream, so every DDP rank can run it alike and stay in step.
+    The trainer runs it on every DDP rank with the same batches and then broadcasts rank 0's weights.
     """
     cfg = encoder.cfg
     params = [*encoder.trunk.parameters(), *encoder.pose.parameters()]

@@ -744,7 +744,7 @@ class Trainer:
 
     def warm_up_pose(self) -> None:
         """train.pose_warmup_steps of supervised head-pose fitting (see :mod:`.pose_warmup`); the EMA takes the
-        result. Every rank runs the same batches, so DDP replicas stay identical."""
+        result. Every rank runs the same batches; rank 0's result is then broadcast, so DDP replicas are identical."""
         cfg = self.cfg
         dataset = PairDataset(self.store, self.model_cfg.detector_size, cfg.augment, seed=cfg.seed + 7919)
         workers = cfg.num_workers
@@ -756,6 +756,9 @@ class Trainer:
         result = warm_up_head_pose(self.mmfa.motion_encoder, iter(loader), cfg.pose_warmup_steps, cfg.pose_warmup_lr,
                                    self.device, self._autocast, log=self.log if self.is_main else lambda _: None,
                                    log_every=max(1, min(100, cfg.pose_warmup_steps // 10)))
+        if self.distributed:  # DDP broadcast the weights when it was built, before this; kernels may differ per rank
+            for tensor in self.mmfa.motion_encoder.state_dict().values():
+                dist.broadcast(tensor, src=0)
         self.ema.motion_encoder.load_state_dict(self.mmfa.motion_encoder.state_dict())
         self.log(f"pose warm-up done in {result.seconds:.0f} s: mean angle error {result.first_error_deg:.2f}° → "
                  f"{result.last_error_deg:.2f}°")
@@ -826,7 +829,7 @@ class Trainer:
         formats = {CHECKPOINT_FORMAT} | ({WEIGHTS_FORMAT} if weights_only_ok else set())
         if not isinstance(state, dict) or state.get("format") not in formats:
             raise ValueError(f"{path} is not an MMFA Studio training checkpoint")
-        if state["model_config"] != self.model_cfg.to_dict():
+        if ModelConfig.from_dict(state["model_config"]) != self.model_cfg:  # fields added since read as defaults
             diff = ", ".join(self.model_cfg.differences(state["model_config"]))
             raise ValueError(f"{path} was trained with another model config (differs in: {diff})")
         return state
@@ -893,7 +896,8 @@ class Trainer:
             # The stop signal reached a loader worker too (`pkill -f` matches the workers' command line), and the
             # loader's SIGCHLD handler raised this wherever the loop was. Save all the same: at worst the
             # interrupted step's update is in the weights without being counted.
-            if self._stop_signal is None or "DataLoader worker" not in str(exc):
+            # Under DDP the other ranks may be inside a collective: saving here could hang, so fail instead.
+            if self._stop_signal is None or "DataLoader worker" not in str(exc) or self.distributed:
                 raise
             stopped_by = self._stop_signal
         finally:

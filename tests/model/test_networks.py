@@ -87,6 +87,24 @@ def test_thin_plate_spline_passes_through_its_points_and_keeps_affine_maps(n):
     assert torch.allclose(thin_plate_spline(control, control, grid), grid.expand(2, *grid.shape), atol=1e-5)
 
 
+def test_thin_plate_spline_is_the_r2_log_r2_interpolant_and_survives_collinear_points():
+    # Four corners of a square, one displaced: by symmetry the hand solution has w = ±c and a known value at the
+    # centre: f(0) = affine part only, since the four kernel terms U(r² = 2) cancel pairwise in sign.
+    control = torch.tensor([[[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]]])
+    target = control.clone()
+    target[0, 2] += torch.tensor([0.4, 0.0])
+    centre = thin_plate_spline(control, target, torch.zeros(1, 2), regularisation=0.0)
+    # Least-squares affine part of the four displacements (0.4, 0) at one corner: mean shift 0.1, and the kernel
+    # weights ±0.1 cancel at the centre because all four corners are at the same distance.
+    assert torch.allclose(centre[0, 0], torch.tensor([0.1, 0.0]), atol=1e-4)
+    line = torch.stack([torch.linspace(-0.5, 0.5, 5), torch.zeros(5)], -1)[None]  # collinear keypoints
+    grid = make_coordinate_grid((4, 4), torch.zeros(1))
+    assert torch.isfinite(thin_plate_spline(line, line + 0.05, grid)).all()
+    flat = torch.cat([torch.rand(1, 6, 2), torch.zeros(1, 6, 1)], -1)  # coplanar 3D keypoints
+    mapped = thin_plate_spline(flat, flat + 0.05, make_coordinate_grid((3, 3, 3), torch.zeros(1)))
+    assert torch.isfinite(mapped).all() and mapped.abs().max() < 2
+
+
 @pytest.mark.parametrize("variant", ["hybrid", "volumetric"])
 def test_adding_the_spline_to_a_trained_dense_motion_keeps_it_until_the_spline_gets_weight(tiny_config, variant):
     """add_tps_proposal grows the old weights in place: with a hopeless spline logit nothing changes; with a
@@ -116,6 +134,8 @@ def test_adding_the_spline_to_a_trained_dense_motion_keeps_it_until_the_spline_g
                     assert torch.allclose(after.motion.flow, spline, atol=1e-3)
     with pytest.raises(ValueError, match="cannot grow"):
         add_tps_proposal(new.dense_motion.state_dict(), old.dense_motion, 0.0)
+    with pytest.raises(ValueError, match="nothing to add"):
+        add_tps_proposal(new.dense_motion.state_dict(), new.dense_motion, 0.0)
 
 
 @pytest.mark.parametrize("variant", ["hybrid", "volumetric"])

@@ -69,6 +69,15 @@ def test_resume_reproduces_the_next_steps_exactly(blob_store, tmp_path):
     assert state["step"] == 4
 
 
+def test_resume_reads_a_checkpoint_saved_before_a_model_field_existed(blob_store, tmp_path):
+    """A field added later (e.g. tps_motion) is missing from older checkpoints' config: it reads as its default."""
+    run_steps(tmp_path, blob_store, 1)
+    state = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)
+    del state["model_config"]["tps_motion"]
+    torch.save(state, tmp_path / CHECKPOINT_NAME)
+    assert len(run_steps(tmp_path, blob_store, 2, resume=True)) == 1
+
+
 def test_checkpoint_exports_the_ema_generator_and_refuses_to_overwrite(blob_store, tmp_path):
     run_steps(tmp_path, blob_store, 2)
     assert (tmp_path / CHECKPOINT_NAME).is_file()
