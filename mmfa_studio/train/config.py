@@ -74,6 +74,7 @@ class TrainConfig:
     ema_decay: float = 0.999
     ema_start: int = 0  # steps before the EMA starts following (it copies the weights until then)
     checkpoint_minutes: float = 10.0
+    freeze: tuple[str, ...] = ()  # MMFA parts kept fixed, e.g. [keypoint_detector, motion_encoder, expression_vae]
     keep_ema_snapshots: bool = False  # also keep RUNDIR/model_ema-stepNNNNNNN.safetensors from every save
     log_every: int = 20
     image_every: int = 500  # TensorBoard image grid every N steps
@@ -148,7 +149,7 @@ class TrainConfig:
         data = dict(data or {})
         loss = _build(LossWeights, data.pop("loss", {}) or {}, "train.loss")
         augment = _build(Augmentation, data.pop("augment", {}) or {}, "train.augment")
-        tuples = {"betas", "perceptual_layers", "perceptual_scales"}
+        tuples = {"betas", "perceptual_layers", "perceptual_scales", "freeze"}
         values = {k: tuple(v) if k in tuples and isinstance(v, list) else v for k, v in data.items()}
         return _build(cls, values, "train", loss=loss, augment=augment)
 

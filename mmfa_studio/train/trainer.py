@@ -391,6 +391,12 @@ class Trainer:
         if cfg.channels_last:
             self.discriminator.to(memory_format=torch.channels_last)
         self.ema = copy.deepcopy(self.mmfa).eval().requires_grad_(False)
+        parts = dict(self.mmfa.named_children())
+        unknown = [name for name in cfg.freeze if name not in parts]
+        if unknown:
+            raise ValueError(f"train.freeze: unknown part(s) {', '.join(unknown)} (parts: {', '.join(parts)})")
+        for name in cfg.freeze:
+            parts[name].requires_grad_(False)  # no gradient, so Adam leaves them as loaded
         self.g_step = GeneratorStep(self.mmfa, expression_from_augmented=cfg.loss.expression > 0,
                                     pose_edits=(cfg.edit_yaw, cfg.edit_pitch) if cfg.loss.keypoint_flow > 0 else None,
                                     face_template=cfg.template_flow).to(self.device)  # its template buffers

@@ -78,6 +78,19 @@ def test_resume_reads_a_checkpoint_saved_before_a_model_field_existed(blob_store
     assert len(run_steps(tmp_path, blob_store, 2, resume=True)) == 1
 
 
+def test_frozen_parts_keep_their_weights_and_unknown_parts_are_refused(blob_store, tmp_path):
+    model_cfg, cfg = tiny(freeze=("keypoint_detector", "motion_encoder"))
+    trainer = Trainer(model_cfg, cfg, blob_store, options(tmp_path / "run", max_steps=2))
+    before = {k: v.clone() for k, v in trainer.mmfa.state_dict().items()}
+    trainer.run()
+    after = trainer.mmfa.state_dict()
+    for name, value in before.items():
+        frozen = name.startswith(("keypoint_detector.", "motion_encoder."))
+        assert torch.equal(after[name], value) == frozen or not value.is_floating_point() or "depth_template" in name, name
+    with pytest.raises(ValueError, match="unknown part"):
+        Trainer(model_cfg, dataclasses.replace(cfg, freeze=("keypoints",)), blob_store, options(tmp_path / "run2"))
+
+
 def test_checkpoint_exports_the_ema_generator_and_refuses_to_overwrite(blob_store, tmp_path):
     run_steps(tmp_path, blob_store, 2)
     assert (tmp_path / CHECKPOINT_NAME).is_file()
