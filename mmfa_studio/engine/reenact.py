@@ -91,11 +91,12 @@ class Reenactor:
                   pose_from: str | None = None) -> None:
         """Change the given settings live, keeping the others; the tracker and the neutral reference are kept
         (smoothing restarts). ``smoothing=None`` turns smoothing off."""
-        mode = getattr(self, "mode", "relative") if mode is None else mode
-        transfer = getattr(self, "transfer", "both") if transfer is None else transfer
-        smoothing = getattr(self, "smoothing", 0.5) if smoothing is _Keep else smoothing
-        paste_back = getattr(self, "paste_back", False) if paste_back is None else paste_back
-        pose_from = getattr(self, "pose_from", "tracker") if pose_from is None else pose_from
+        # (__init__ passes every setting, so the current values are only read on later calls.)
+        mode = self.mode if mode is None else mode
+        transfer = self.transfer if transfer is None else transfer
+        smoothing = self.smoothing if smoothing is _Keep else smoothing
+        paste_back = self.paste_back if paste_back is None else paste_back
+        pose_from = self.pose_from if pose_from is None else pose_from
         if pose_from not in POSE_SOURCES:
             raise ValueError(f"pose_from must be 'tracker' or 'model', not {pose_from!r}")
         if mode not in MODES:

@@ -99,10 +99,10 @@ def add_tps_proposal(state: dict[str, Tensor], module: nn.Module, tps_logit: flo
     keeps its place; the new input weights start at zero (the old behaviour) and the new mask logit at the
     constant ``tps_logit``, which sets how much of the flow the spline takes from the start.
     """
-    grown = {}
-    if state["mask.bias"].shape == module.state_dict()["mask.bias"].shape:
+    grown, target = {}, module.state_dict()
+    if state["mask.bias"].shape == target["mask.bias"].shape:
         raise ValueError("the dense motion already has as many proposals as the module: nothing to add")
-    for name, fresh in module.state_dict().items():
+    for name, fresh in target.items():
         old = state[name]
         if old.shape == fresh.shape:
             grown[name] = old

@@ -69,11 +69,11 @@ def warm_up_head_pose(
                 n = valid.sum()
                 window.append(float((error.mean(-1) * valid).sum() / n.clamp_min(1)) if n else float("nan"))
             if step % log_every == 0 or step == steps:
-                mean = float(torch.tensor(window).nanmean())
-                first = mean if first != first else first  # NaN until the first window
-                last = mean
+                last = float(torch.tensor(window).nanmean())
+                if step <= log_every:
+                    first = last
                 window.clear()
-                log(f"pose warm-up {step}/{steps}: mean angle error {mean:.2f}° | loss {loss.item():.3f}")
+                log(f"pose warm-up {step}/{steps}: mean angle error {last:.2f}° | loss {loss.item():.3f}")
     finally:
         encoder.train(was_training)
     return PoseWarmupResult(steps, first, last, time.monotonic() - t0)

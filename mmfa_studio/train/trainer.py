@@ -462,12 +462,15 @@ class Trainer:
             return warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
         return warm
 
-    def _loader(self) -> Iterator[PairSample]:
-        sampler = ResumableSampler(self.rank, self.world, start=self.step * self.cfg.batch_size * self.world)
+    def _loader(self, dataset: PairDataset | None = None, batch_size: int | None = None,
+                sampler: ResumableSampler | None = None) -> Iterator[PairSample]:
+        """Batches of the training pairs (default: this rank's shard, continuing after the samples already seen)."""
+        if sampler is None:
+            sampler = ResumableSampler(self.rank, self.world, start=self.step * self.cfg.batch_size * self.world)
         workers = self.cfg.num_workers
         loader = DataLoader(
-            self.dataset, batch_size=self.cfg.batch_size, sampler=sampler, num_workers=workers,
-            collate_fn=collate_pairs, pin_memory=self.device.type == "cuda",
+            dataset or self.dataset, batch_size=batch_size or self.cfg.batch_size, sampler=sampler,
+            num_workers=workers, collate_fn=collate_pairs, pin_memory=self.device.type == "cuda",
             prefetch_factor=2 if workers else None, persistent_workers=False, worker_init_fn=_worker_init,
         )
         return iter(loader)
@@ -753,13 +756,10 @@ class Trainer:
         result. Every rank runs the same batches; rank 0's result is then broadcast, so DDP replicas are identical."""
         cfg = self.cfg
         dataset = PairDataset(self.store, self.model_cfg.detector_size, cfg.augment, seed=cfg.seed + 7919)
-        workers = cfg.num_workers
-        loader = DataLoader(dataset, batch_size=cfg.pose_warmup_batch, sampler=ResumableSampler(), num_workers=workers,
-                            collate_fn=collate_pairs, pin_memory=self.device.type == "cuda",
-                            prefetch_factor=2 if workers else None, worker_init_fn=_worker_init)
+        batches = self._loader(dataset, cfg.pose_warmup_batch, ResumableSampler())  # the same batches on every rank
         self.log(f"pose warm-up: {cfg.pose_warmup_steps} steps × {cfg.pose_warmup_batch} pairs at "
                  f"{self.model_cfg.detector_size} px, lr {cfg.pose_warmup_lr:g}")
-        result = warm_up_head_pose(self.mmfa.motion_encoder, iter(loader), cfg.pose_warmup_steps, cfg.pose_warmup_lr,
+        result = warm_up_head_pose(self.mmfa.motion_encoder, batches, cfg.pose_warmup_steps, cfg.pose_warmup_lr,
                                    self.device, self._autocast, log=self.log if self.is_main else lambda _: None,
                                    log_every=max(1, min(100, cfg.pose_warmup_steps // 10)))
         if self.distributed:  # DDP broadcast the weights when it was built, before this; kernels may differ per rank
