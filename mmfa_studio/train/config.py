@@ -85,6 +85,9 @@ class TrainConfig:
     kl_anneal_start: int = 0
     kl_anneal_steps: int = 2000  # KL weight ramps linearly from 0 to loss.kl over these steps
     kl_free_nats: float = 0.0  # per latent dim, KL below this is not penalised (free bits; 0 = plain KL)
+    # δ the training render uses: "sample" decodes z ~ q(z|x) (the VAE as in the paper); "mean" decodes μ, so the
+    # reconstruction reaches the latent without the sampling noise that collapsed it (the KL still shapes μ).
+    render_expression: Literal["sample", "mean"] = "sample"
     keypoint_min_distance: float = 0.1
     edit_yaw: float = 30.0  # keypoint_flow: random yaw edits of the source, uniform in ±edit_yaw degrees
     edit_pitch: float = 20.0
@@ -116,6 +119,8 @@ class TrainConfig:
             raise ValueError("train.max_frame_gap must be ≥ 0 (0 = any two frames of a clip)")
         if self.amp not in ("auto", "bf16", "fp16", "off"):
             raise ValueError(f"train.amp must be auto, bf16, fp16 or off, not {self.amp!r}")
+        if self.render_expression not in ("sample", "mean"):
+            raise ValueError(f"train.render_expression must be 'sample' or 'mean', not {self.render_expression!r}")
         if self.perceptual_backbone not in ("vgg16-st", "none"):
             raise ValueError(f"train.perceptual_backbone must be 'vgg16-st' or 'none', not {self.perceptual_backbone!r}")
         if not set(self.perceptual_layers) <= {1, 2, 3, 4, 5}:

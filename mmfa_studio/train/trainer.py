@@ -204,10 +204,11 @@ class GeneratorStep(nn.Module):
     """
 
     def __init__(self, mmfa: MMFA, expression_from_augmented: bool = True, pose_edits: tuple[float, float] | None = None,
-                 face_template: bool = False):
+                 face_template: bool = False, render_expression: str = "sample"):
         super().__init__()
         self.mmfa = mmfa
         self.expression_from_augmented = expression_from_augmented
+        self.render_from_mean = render_expression == "mean"
         self.pose_edits = pose_edits  # (max |yaw|, max |pitch|) of random source edits for the keypoint-flow loss
         self.face_template = face_template and pose_edits is not None
         if self.face_template:
@@ -222,8 +223,9 @@ class GeneratorStep(nn.Module):
         motion = m.motion_encoder(torch.cat([source, driving, warped, augmented]))
         mu, logvar = m.expression_vae.encode(motion.expression)
         z = m.expression_vae.reparameterize(mu, logvar)
-        delta_z = m.expression_vae.decode(z)  # sampled: what rendering uses (the VAE is trained through it)
         delta_mu = m.expression_vae.decode(mu)  # deterministic: equivariance and the expression objective
+        # What rendering uses (the VAE's decoder is trained through it): sampled, or μ's (render_expression).
+        delta_z = delta_mu if self.render_from_mean else m.expression_vae.decode(z)
         canonical = m.keypoint_detector(torch.cat([source, driving, warped]))
         part = lambda t, i: t[i * b:(i + 1) * b]  # noqa: E731
         src_m, drv_m, wrp_m = (_split_motion(motion, i, b) for i in range(3))
@@ -399,7 +401,7 @@ class Trainer:
             parts[name].requires_grad_(False)  # no gradient, so Adam leaves them as loaded
         self.g_step = GeneratorStep(self.mmfa, expression_from_augmented=cfg.loss.expression > 0,
                                     pose_edits=(cfg.edit_yaw, cfg.edit_pitch) if cfg.loss.keypoint_flow > 0 else None,
-                                    face_template=cfg.template_flow).to(self.device)  # its template buffers
+                                    face_template=cfg.template_flow, render_expression=cfg.render_expression).to(self.device)  # its template buffers
         if self.distributed:
             from torch.nn.parallel import DistributedDataParallel as DDP
 

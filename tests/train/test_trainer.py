@@ -405,6 +405,26 @@ def test_keypoint_flow_trains_the_dense_motion_only():
     assert trained == {"dense_motion"}
 
 
+def test_render_expression_mean_renders_the_latent_mean_without_sampling_noise():
+    """render_expression='mean' decodes μ for the training render: the same inputs give the same δ and image."""
+    from mmfa_studio.model import MMFA
+    from mmfa_studio.train.config import TrainConfig
+    from mmfa_studio.train.trainer import GeneratorStep
+
+    model_cfg, _ = tiny()
+    torch.manual_seed(0)
+    model = MMFA(model_cfg).train()
+    x = torch.rand(2, 3, model_cfg.image_size, model_cfg.image_size)
+    mean_step = GeneratorStep(model, render_expression="mean")
+    first, second = mean_step(x, x, x, x), mean_step(x, x, x, x)
+    assert torch.equal(first["render_delta"], second["render_delta"])
+    assert torch.allclose(first["render_delta"], first["delta_mu"][6:8])  # the augmented frame's μ, decoded
+    sampled = GeneratorStep(model)(x, x, x, x)
+    assert not torch.allclose(sampled["render_delta"], first["render_delta"])
+    with pytest.raises(ValueError, match="render_expression"):
+        TrainConfig(render_expression="mode")
+
+
 def test_every_save_can_keep_a_numbered_ema_snapshot(blob_store, tmp_path):
     """checkpoint.pt is overwritten; numbered EMA snapshots keep the weights from before a late divergence."""
     model, cfg = tiny(keep_ema_snapshots=True)
