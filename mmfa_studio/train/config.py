@@ -35,6 +35,7 @@ class LossWeights:
     head_pose: float = 0.0  # cross-entropy + L1 against prepare's pseudo-labels (0 = off)
     keypoint_flow: float = 0.0  # the dense flow carries driving keypoints to source keypoints, also under random
     # pose edits of the source (edit_yaw / edit_pitch); 0 = off (and no extra dense-motion pass)
+    scale_anchor: float = 0.0  # (batch-mean log s − log train.scale_anchor_target)²; 0 = off
 
 
 @dataclass
@@ -88,6 +89,10 @@ class TrainConfig:
     # δ the training render uses: "sample" decodes z ~ q(z|x) (the VAE as in the paper); "mean" decodes μ, so the
     # reconstruction reaches the latent without the sampling noise that collapsed it (the KL still shapes μ).
     render_expression: Literal["sample", "mean"] = "sample"
+    # loss.scale_anchor keeps the motion encoder's mean scale here. Fine-tuning the encoder around frozen keypoints
+    # and renderer, reconstruction shrank s (0.82 → 0.65 in 900 steps): smaller keypoint layouts move less, which
+    # pays when the motion is uncertain, but pose edits then turn the head less.
+    scale_anchor_target: float = 0.82
     keypoint_min_distance: float = 0.1
     edit_yaw: float = 30.0  # keypoint_flow: random yaw edits of the source, uniform in ±edit_yaw degrees
     edit_pitch: float = 20.0
@@ -119,6 +124,8 @@ class TrainConfig:
             raise ValueError("train.max_frame_gap must be ≥ 0 (0 = any two frames of a clip)")
         if self.amp not in ("auto", "bf16", "fp16", "off"):
             raise ValueError(f"train.amp must be auto, bf16, fp16 or off, not {self.amp!r}")
+        if self.scale_anchor_target <= 0:
+            raise ValueError("train.scale_anchor_target must be > 0")
         if self.render_expression not in ("sample", "mean"):
             raise ValueError(f"train.render_expression must be 'sample' or 'mean', not {self.render_expression!r}")
         if self.perceptual_backbone not in ("vgg16-st", "none"):

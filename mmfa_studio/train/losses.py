@@ -281,6 +281,11 @@ def expression_invariance_loss(mu: Tensor, augmented_mu: Tensor, delta: Tensor, 
     return (mu.float() - augmented_mu.float()).abs().mean() + (delta.float() - augmented_delta.float()).abs().mean()
 
 
+def scale_anchor_loss(log_scale: Tensor, target: float) -> Tensor:
+    """(mean log s − log target)² over the batch (B log-scales): pins the overall scale, not each frame's."""
+    return (log_scale.float().mean() - math.log(target)) ** 2
+
+
 def head_pose_loss(pose_logits: Tensor, target_degrees: Tensor, valid: Tensor, num_bins: int, max_degrees: float) -> Tensor:
     """Cross-entropy on angle bins + L1 on the expected angle (degrees / 10) against pseudo-labels.
 
@@ -299,7 +304,7 @@ def head_pose_loss(pose_logits: Tensor, target_degrees: Tensor, valid: Tensor, n
 __all__ = [
     "PerceptualLoss", "RandomWarp", "VGGTrunk", "canonical_consistency_loss", "deformation_prior_loss",
     "discriminator_hinge_loss", "equivariance_loss", "expression_invariance_loss", "feature_matching_loss",
-    "find_vgg_weights", "generator_hinge_loss", "head_pose_loss", "keypoint_flow_loss", "keypoint_prior_loss",
+    "find_vgg_weights", "generator_hinge_loss", "head_pose_loss", "scale_anchor_loss", "keypoint_flow_loss", "keypoint_prior_loss",
     "kl_loss", "kl_weight",
     "pose_equivariance_loss", "pyramid_l1", "split_discriminator_output",
 ]

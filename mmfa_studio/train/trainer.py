@@ -689,6 +689,7 @@ class Trainer:
         labels = torch.cat([batch.source_pose, batch.driving_pose])
         valid = torch.cat([batch.has_pose, batch.has_pose])
         result["head_pose"] = L.head_pose_loss(logits, labels, valid, self.model_cfg.pose_bins, self.model_cfg.pose_max_degrees)
+        result["scale_anchor"] = L.scale_anchor_loss(pose[: 2 * b, 3], cfg.scale_anchor_target)
         return result
 
     @torch.no_grad()
@@ -939,7 +940,7 @@ class Trainer:
         imgs = its * self.cfg.batch_size * self.world
         elapsed = time.monotonic() - self._t0
         main = ["total", "perceptual", "gan", "feature_matching", "equivariance", "keypoint_prior", "keypoint_flow",
-                "deformation_prior", "kl", "expression", "head_pose", "discriminator"]
+                "deformation_prior", "kl", "expression", "head_pose", "scale_anchor", "discriminator"]
         parts = " ".join(f"{k} {means[k]:.4f}" for k in main if k in means)
         lr = self.opt_g.param_groups[0]["lr"]
         self.log(f"step {self.step} | {its:.2f} it/s {imgs:.1f} img/s, waiting for data {100 * data_fraction:.0f} % | "

@@ -259,3 +259,13 @@ def test_keypoint_flow_loss_is_zero_only_when_the_flow_follows_the_keypoints():
     kp_s = (kp_d[..., :2] + shift).requires_grad_(True)
     L.keypoint_flow_loss(flow, kp_d, kp_s).backward()
     assert flow.grad.abs().sum() > 0 and kp_s.grad is None  # trains the flow, not the keypoints
+
+
+def test_scale_anchor_pins_the_batch_mean_scale_not_each_frame():
+    at_target = torch.log(torch.tensor([0.7, 0.82 * 0.82 / 0.7]))  # mean log s = log 0.82
+    assert L.scale_anchor_loss(at_target, 0.82).item() == pytest.approx(0.0, abs=1e-10)
+    shrunk = torch.log(torch.full((4,), 0.65)).requires_grad_(True)
+    loss = L.scale_anchor_loss(shrunk, 0.82)
+    assert loss.item() == pytest.approx(math.log(0.65 / 0.82) ** 2)
+    loss.backward()
+    assert (shrunk.grad < 0).all()  # gradient descent raises the shrunken scales

@@ -91,6 +91,22 @@ def test_frozen_parts_keep_their_weights_and_unknown_parts_are_refused(blob_stor
         Trainer(model_cfg, dataclasses.replace(cfg, freeze=("keypoints",)), blob_store, options(tmp_path / "run2"))
 
 
+def test_scale_anchor_moves_the_motion_encoders_scale_towards_its_target(blob_store, tmp_path):
+    """The same 5 steps with and without the anchor (target 0.7): only the anchored run ends near 0.7."""
+    model_cfg, cfg = tiny(lr_generator=1e-2, warmup_steps=0, scale_anchor_target=0.7,
+                          freeze=("appearance_encoder", "keypoint_detector", "dense_motion", "generator"))
+    probe = torch.rand(4, 3, model_cfg.image_size, model_cfg.image_size)
+    scales = []
+    for weight in (0.0, 1000.0):
+        run_cfg = dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, scale_anchor=weight))
+        trainer = Trainer(model_cfg, run_cfg, blob_store, options(tmp_path / str(weight), max_steps=5))
+        trainer.run()
+        with torch.no_grad():
+            scales.append(trainer.mmfa.motion_encoder(probe).scale.mean().item())
+    free, anchored = scales
+    assert abs(anchored - 0.7) < 0.05 < abs(free - 0.7), scales
+
+
 def test_checkpoint_exports_the_ema_generator_and_refuses_to_overwrite(blob_store, tmp_path):
     run_steps(tmp_path, blob_store, 2)
     assert (tmp_path / CHECKPOINT_NAME).is_file()
