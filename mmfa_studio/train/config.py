@@ -87,7 +87,7 @@ class TrainConfig:
     kl_anneal_steps: int = 2000  # KL weight ramps linearly from 0 to loss.kl over these steps
     kl_free_nats: float = 0.0  # per latent dim, KL below this is not penalised (free bits; 0 = plain KL)
     # δ the training render uses: "sample" decodes z ~ q(z|x) (the VAE as in the paper); "mean" decodes μ, so the
-    # reconstruction reaches the latent without the sampling noise that collapsed it (the KL still shapes μ).
+    # render's δ carries no sampling noise (the KL still shapes μ). It did not revive a collapsed latent (stop 11).
     render_expression: Literal["sample", "mean"] = "sample"
     # loss.scale_anchor keeps the motion encoder's mean scale here. Fine-tuning the encoder around frozen keypoints
     # and renderer, reconstruction shrank s (0.82 → 0.65 in 900 steps): smaller keypoint layouts move less, which

@@ -304,7 +304,7 @@ def head_pose_loss(pose_logits: Tensor, target_degrees: Tensor, valid: Tensor, n
 __all__ = [
     "PerceptualLoss", "RandomWarp", "VGGTrunk", "canonical_consistency_loss", "deformation_prior_loss",
     "discriminator_hinge_loss", "equivariance_loss", "expression_invariance_loss", "feature_matching_loss",
-    "find_vgg_weights", "generator_hinge_loss", "head_pose_loss", "scale_anchor_loss", "keypoint_flow_loss", "keypoint_prior_loss",
+    "find_vgg_weights", "generator_hinge_loss", "head_pose_loss", "keypoint_flow_loss", "keypoint_prior_loss",
     "kl_loss", "kl_weight",
-    "pose_equivariance_loss", "pyramid_l1", "split_discriminator_output",
+    "pose_equivariance_loss", "pyramid_l1", "scale_anchor_loss", "split_discriminator_output",
 ]

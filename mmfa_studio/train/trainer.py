@@ -401,7 +401,8 @@ class Trainer:
             parts[name].requires_grad_(False)  # no gradient, so Adam leaves them as loaded
         self.g_step = GeneratorStep(self.mmfa, expression_from_augmented=cfg.loss.expression > 0,
                                     pose_edits=(cfg.edit_yaw, cfg.edit_pitch) if cfg.loss.keypoint_flow > 0 else None,
-                                    face_template=cfg.template_flow, render_expression=cfg.render_expression).to(self.device)  # its template buffers
+                                    face_template=cfg.template_flow,
+                                    render_expression=cfg.render_expression).to(self.device)  # its template buffers
         if self.distributed:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
