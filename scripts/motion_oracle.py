@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/motion_oracle.py VIDEO_FOLDER [--checkpoint CKPT] [--frames 4] [--iterations 60]
 
-For each video the first frame is the source and ``--frames`` later frames (cropped at the source's box, as
+For each video the first frame with a face is the source and the later frames (cropped at the source's box, as
 ``mmfa-studio evaluate`` does) are the driving frames. Three reconstructions are compared in L1:
 
 * copy: the source itself;
@@ -22,8 +22,7 @@ import numpy as np
 import torch
 
 from mmfa_studio.engine import Engine
-from mmfa_studio.eval.evaluate import list_videos, read_spread_frames
-from mmfa_studio.face.crop import crop_at
+from mmfa_studio.eval.evaluate import crop_clip, list_videos, read_spread_frames
 from mmfa_studio.model.mmfa import MMFA, SourceEncoding, TargetMotion
 
 POSE_FIELDS = ("yaw", "pitch", "roll", "translation", "scale")
@@ -61,14 +60,11 @@ def main() -> None:
     model = engine.model.requires_grad_(False)
     rows = []
     for video in list_videos(args.folder):
-        frames = read_spread_frames(video, args.frames)
-        faces = engine.detect_faces(frames[0])
-        if not faces:
-            print(f"{video.name}: no face in the first frame, skipped")
+        crops = crop_clip(engine, read_spread_frames(video, args.frames))
+        if crops is None or not crops.driving:
+            print(f"{video.name}: no face before the last frame, skipped")
             continue
-        crop, transform = engine.crop(frames[0], faces[0])
-        crops = [crop] + [crop_at(f, transform.box, engine.image_size)[0] for f in frames[1:]]
-        images = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255
+        images = torch.from_numpy(np.stack([crops.source, *crops.driving])).permute(0, 3, 1, 2).float() / 255
         source_image, driving = images[:1], images[1:]
         with torch.no_grad():
             source = model.encode_source(source_image)
@@ -78,14 +74,14 @@ def main() -> None:
         pose_only = fitted_l1(model, source, encoded, driving, args.iterations, fit_delta=False)
         with_delta = fitted_l1(model, source, encoded, driving, args.iterations, fit_delta=True)
         rows.append((copy, read, pose_only, with_delta))
-        gain = lambda v: f"{v:.4f} ({100 * (1 - v / copy):+.1f} %)"  # noqa: E731
-        print(f"{video.name[:32]:<33} copy {copy:.4f}  model {gain(read)}  oracle pose {gain(pose_only)}  "
-              f"oracle pose+δ {gain(with_delta)}", flush=True)
+        print(f"{video.name[:32]:<33} {_line(copy, read, pose_only, with_delta)}", flush=True)
     if rows:
-        copy, read, pose_only, with_delta = np.mean(rows, axis=0)
-        gain = lambda v: f"{v:.4f} ({100 * (1 - v / copy):+.1f} %)"  # noqa: E731
-        print(f"overall L1: copy {copy:.4f}  model {gain(read)}  oracle pose {gain(pose_only)}  "
-              f"oracle pose+δ {gain(with_delta)}")
+        print(f"overall L1: {_line(*np.mean(rows, axis=0))}")
+
+
+def _line(copy: float, read: float, pose_only: float, with_delta: float) -> str:
+    gain = lambda v: f"{v:.4f} ({100 * (1 - v / copy):+.1f} %)"  # noqa: E731
+    return f"copy {copy:.4f}  model {gain(read)}  oracle pose {gain(pose_only)}  oracle pose+δ {gain(with_delta)}"
 
 
 if __name__ == "__main__":

@@ -93,6 +93,26 @@ def read_spread_frames(path: Path, count: int) -> list[np.ndarray]:
         return kept
 
 
+@dataclass
+class ClipCrops:
+    """A clip's frames cropped as the evaluation sees them: the first frame with a face is the source, and every
+    later frame is cropped at the source's box (so the head's motion inside the crop is the clip's own)."""
+
+    source: np.ndarray  # S×S×3 uint8
+    driving: list[np.ndarray]  # S×S×3 uint8 each
+
+
+def crop_clip(engine: Engine, frames: Sequence[np.ndarray]) -> ClipCrops | None:
+    """:class:`ClipCrops` of ``frames`` at the engine's image size; None when no frame shows a face."""
+    first = next(((i, f) for i, f in enumerate(frames) for f in [engine.detect_faces(f)] if f), None)
+    if first is None:
+        return None
+    start, faces = first
+    source, transform = engine.crop(frames[start], faces[0])
+    driving = [crop_at(f, transform.box, engine.image_size)[0] for f in frames[start + 1:]]
+    return ClipCrops(source, driving)
+
+
 def _median(values: list[float]) -> float | None:
     values = [v for v in values if v is not None and math.isfinite(v)]
     return float(np.median(values)) if values else None
@@ -155,13 +175,10 @@ class Evaluator:
             return ClipResult(path.name, 0, {k: None for k in KEYS}, {k: None for k in RECON_KEYS},
                               [f"unreadable: {exc}"])
         notes: list[str] = []
-        first = next(((i, f) for i, f in enumerate(frames) for f in [self.engine.detect_faces(f)] if f), None)
-        if first is None:
+        crops = crop_clip(self.engine, frames)
+        if crops is None:
             return ClipResult(path.name, 0, {k: None for k in KEYS}, {k: None for k in RECON_KEYS}, ["no face found"])
-        start, faces = first
-        source_crop, transform = self.engine.crop(frames[start], faces[0])
-        size = self.engine.image_size
-        driving = [crop_at(f, transform.box, size)[0] for f in frames[start + 1:]]
+        source_crop, driving = crops.source, crops.driving
         source = self.engine.prepare_crop(source_crop, name=path.name)
 
         # Same-identity reconstruction with each driving frame's absolute motion.
