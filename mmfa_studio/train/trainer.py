@@ -225,19 +225,19 @@ class GeneratorStep(nn.Module):
         z = m.expression_vae.reparameterize(mu, logvar)
         delta_mu = m.expression_vae.decode(mu)  # deterministic: equivariance and the expression objective
         # What rendering uses (the VAE's decoder is trained through it): sampled, or μ's (render_expression).
-        delta_z = delta_mu if self.render_from_mean else m.expression_vae.decode(z)
+        delta_used = delta_mu if self.render_from_mean else m.expression_vae.decode(z)
         canonical = m.keypoint_detector(torch.cat([source, driving, warped]))
         part = lambda t, i: t[i * b:(i + 1) * b]  # noqa: E731
         src_m, drv_m, wrp_m = (_split_motion(motion, i, b) for i in range(3))
 
-        src_target = TargetMotion(src_m.yaw, src_m.pitch, src_m.roll, src_m.translation, src_m.scale, part(delta_z, 0))
+        src_target = TargetMotion(src_m.yaw, src_m.pitch, src_m.roll, src_m.translation, src_m.scale, part(delta_used, 0))
         kp_s, jac_s = m.pose_keypoints(part(canonical, 0), src_target)
         source_enc = SourceEncoding(
             image=source, appearance=m.appearance_encoder(source), canonical=part(canonical, 0), motion=src_m,
-            expression=ExpressionCode(part(mu, 0), part(logvar, 0), part(z, 0), part(delta_z, 0)),
+            expression=ExpressionCode(part(mu, 0), part(logvar, 0), part(z, 0), part(delta_used, 0)),
             keypoints=kp_s, jacobian=jac_s,
         )
-        render_delta = part(delta_z, 3) if self.expression_from_augmented else part(delta_z, 1)
+        render_delta = part(delta_used, 3) if self.expression_from_augmented else part(delta_used, 1)
         target = TargetMotion(drv_m.yaw, drv_m.pitch, drv_m.roll, drv_m.translation, drv_m.scale, render_delta)
         render = m.render(source_enc, target)
 
