@@ -16,6 +16,9 @@ def register(sub) -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="folder of raw talking-face videos")
     p.add_argument("--clips", help="text file listing which videos of --data to use (one name per line)")
     p.add_argument("--frames", type=int, default=24, help="driving frames per clip (default 24)")
+    p.add_argument("--motion", choices=("tracker", "model"), default="tracker",
+                   help="how each driving frame's motion is read: as reenactment does (tracker: turns, shift and zoom "
+                        "from the face tracker, expression from the model; default) or by the model alone (the paper)")
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="fp32", help="fp32 (default, comparable figures), bf16, fp16, auto")
     p.add_argument("--json", metavar="OUT", help="write the full report (overall, baseline, per clip) as JSON")
@@ -57,7 +60,7 @@ def run(args) -> int:
     from tqdm import tqdm
 
     bar = tqdm(videos, desc="evaluate", unit="clip", file=sys.stderr)
-    report = evaluate_videos(engine, bar, EvalSettings(frames_per_clip=args.frames))
+    report = evaluate_videos(engine, bar, EvalSettings(frames_per_clip=args.frames, motion=args.motion))
     report["checkpoint"] = str(engine.info.path) if engine.info else None
     print(f"{'clip':<44}{'frames':>7}" + "".join(f"{k:>16}" for k in KEYS))
     for row in report["per_clip"]:

@@ -1,20 +1,20 @@
 """Reenactment: drive a prepared source with the face in a video or live frames.
 
-Per frame: track the driving face → crop it → read its motion with the model's motion encoder (pose, scale,
-translation, expression z) → turn that into a :class:`Motion` for the source → render.
+Per frame: track the driving face (landmarks, head pose) → crop it → read its motion with the model's motion
+encoder (pose, scale, translation, expression z) → turn that into a :class:`Motion` for the source → render.
 
 * ``mode="relative"`` (default, as LivePortrait): the driving face's *changes* since a neutral reference frame
   are applied to the source — angles and translation add, scale multiplies, and the expression moves in
   latent space: z = z_src + (z_drv − z_ref). The reference is the first frame with a face unless
-  :meth:`Reenactor.set_reference` gives one; ``set_reference(None)`` resets it to the next frame. The head's
-  movement inside the frame (the crop box moving and growing) is added to the translation and scale, since
-  each crop is face-centred and the model alone cannot see it.
+  :meth:`Reenactor.set_reference` gives one; ``set_reference(None)`` resets it to the next frame.
 * ``mode="absolute"``: the driving face's pose and expression are used as they are (cross-identity: the
   source takes the driver's exact head angles).
-* ``pose_from`` (relative mode): where the head's turns come from. "tracker" (default): the face tracker's
-  yaw/pitch/roll, since the bundled model's motion encoder reads almost none of a driver's turns (model card);
-  "model": the motion encoder, as in the paper. Translation, scale and expression always come from the model
-  and the crop box; absolute mode always uses the model's reading.
+* ``pose_from`` (relative mode): where the head's movement comes from. "tracker" (default): the face tracker —
+  yaw/pitch/roll from its landmarks, and translation and scale from where its rigid landmarks sit
+  (:func:`tracked_change`), since the bundled model's motion encoder reads few of a driver's turns and shifts
+  (model card); "model": the motion encoder, as in the paper, plus the crop box's movement in the frame (each
+  crop is face-centred, so the model alone cannot see the head move across the frame). The expression
+  always comes from the model; absolute mode always uses the model's reading.
 * ``transfer``: "both", "pose" (the source keeps its expression) or "expression" (the source keeps its pose).
 * ``smoothing``: None/0 = off, up to 1 = strong; a One-Euro filter per group (angles, scale + translation,
   expression), causal, so it works live.
@@ -26,7 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mmfa_studio.face import CropSmoother, Face, FaceTracker, HeadPose, OneEuroSmoother, create_tracker, crop_at, crop_box
+from mmfa_studio.face import (CropSmoother, Face, FaceTracker, HeadPose, OneEuroSmoother, create_tracker,
+                              crop_at, crop_box, head_placement)
 
 from .core import Engine, FaceMotion, PreparedSource, RenderedFrame
 from .errors import NoFaceFoundError
@@ -35,6 +36,7 @@ from ..motion import Motion
 MODES = ("relative", "absolute")
 POSE_SOURCES = ("tracker", "model")
 TRANSFERS = ("both", "pose", "expression")
+_POSE_FIELDS = ("yaw", "pitch", "roll", "scale", "tx", "ty", "tz")
 
 
 @dataclass
@@ -54,6 +56,27 @@ class _Reading:
     centre: np.ndarray  # (2,) crop box centre, frame pixels
     size: float  # crop box side, frame pixels
     face: Face
+
+
+def tracked_change(reference: Face, driving: Face, crop_side: float) -> Motion | None:
+    """The head's movement from ``reference`` to ``driving`` as the face tracker sees it, as a relative
+    :class:`Motion` with no expression; None when either face has no tracked pose.
+
+    Turns are the difference of the tracked poses; scale is the ratio of the rigid landmarks' fitted scale and
+    translation is their centroid's shift (:func:`~mmfa_studio.face.head_placement`) in the model's normalised
+    units of the reference crop (one crop width = 2), whose side is ``crop_side`` in the faces' pixels. The
+    source crop has the same framing, so the numbers apply to the source as they are.
+    """
+    if reference.pose is None or driving.pose is None:
+        return None
+    ref = head_placement(reference.landmarks, reference.pose)
+    drv = head_placement(driving.landmarks, driving.pose)
+    if ref is None or drv is None:
+        return None
+    turn = driving.pose.as_array() - reference.pose.as_array()
+    shift = 2.0 * (drv.centre - ref.centre) / max(crop_side, 1.0)
+    return Motion.clamped(yaw=float(turn[0]), pitch=float(turn[1]), roll=float(turn[2]), scale=drv.scale / ref.scale,
+                          tx=float(shift[0]), ty=float(shift[1]), tz=0.0, relative=True)
 
 
 def _smoother_settings(smoothing: float) -> tuple[float, float]:
@@ -189,12 +212,12 @@ class Reenactor:
             self._reference = reading
         motion = self._smooth(self.motion_for(reading), t)
         rendered = self.engine.render(self.source, motion, paste_back=self.paste_back)
-        driving_pose = reading.face.pose if self._tracker_turns(reading) else reading.motion.pose
+        driving_pose = reading.face.pose if self._tracker_moves(reading) else reading.motion.pose
         self._last = ReenactResult(rendered, driving_pose, reading.motion.expression, True, motion)
         return self._last
 
-    def _tracker_turns(self, reading: _Reading) -> bool:
-        """Whether this reading's head turns come from the tracker (relative mode, both poses tracked)."""
+    def _tracker_moves(self, reading: _Reading) -> bool:
+        """Whether this reading's head movement comes from the tracker (relative mode, both poses tracked)."""
         ref = self._reference
         return (self.mode == "relative" and self.pose_from == "tracker" and ref is not None
                 and reading.face.pose is not None and ref.face.pose is not None)
@@ -211,17 +234,19 @@ class Reenactor:
             ref = self._reference
             assert ref is not None
             r = ref.motion
-            # The crop box's own motion in the frame, in crop widths; the source crop has the same framing,
-            # so it maps straight onto the source's normalised units (crop width = 2).
-            box_shift = 2.0 * (reading.centre - ref.centre) / max(ref.size, 1.0)
-            turn = d.pose.as_array() - r.pose.as_array()
-            if self._tracker_turns(reading):
-                turn = reading.face.pose.as_array() - ref.face.pose.as_array()  # both in the model's conventions
-            pose = dict(yaw=float(turn[0]), pitch=float(turn[1]), roll=float(turn[2]),
-                        scale=(d.scale / r.scale) * (reading.size / max(ref.size, 1.0)),
-                        tx=float(d.translation[0] - r.translation[0] + box_shift[0]),
-                        ty=float(d.translation[1] - r.translation[1] + box_shift[1]),
-                        tz=float(d.translation[2] - r.translation[2]))
+            tracked = tracked_change(ref.face, reading.face, ref.size) if self._tracker_moves(reading) else None
+            if tracked is not None:
+                pose = {name: getattr(tracked, name) for name in _POSE_FIELDS}
+            else:
+                # The crop box's own motion in the frame, in crop widths; the source crop has the same framing,
+                # so it maps straight onto the source's normalised units (crop width = 2).
+                box_shift = 2.0 * (reading.centre - ref.centre) / max(ref.size, 1.0)
+                turn = d.pose.as_array() - r.pose.as_array()
+                pose = dict(yaw=float(turn[0]), pitch=float(turn[1]), roll=float(turn[2]),
+                            scale=(d.scale / r.scale) * (reading.size / max(ref.size, 1.0)),
+                            tx=float(d.translation[0] - r.translation[0] + box_shift[0]),
+                            ty=float(d.translation[1] - r.translation[1] + box_shift[1]),
+                            tz=float(d.translation[2] - r.translation[2]))
             z = src.expression + (d.expression - r.expression)
             relative = True
         if self.transfer == "expression":
@@ -245,4 +270,4 @@ class Reenactor:
                       expression=expression, relative=motion.relative)
 
 
-__all__ = ["Reenactor", "ReenactResult", "MODES", "POSE_SOURCES", "TRANSFERS"]
+__all__ = ["Reenactor", "ReenactResult", "MODES", "POSE_SOURCES", "TRANSFERS", "tracked_change"]

@@ -4,8 +4,11 @@ Per clip, one fixed crop (the tracker's framing on the first frame with a face) 
 VoxCeleb's pre-cropped evaluation:
 
 * same-identity reconstruction — source = the first frame, driving = the clip's other frames; the model renders
-  the source with each driving frame's pose, translation, scale and expression (absolute motion): L1, PSNR,
-  SSIM, LPIPS (shift-tolerant VGG16), AKD (mean landmark distance in crop pixels), AED (dlib embedding L2);
+  the source with each driving frame's motion, read as reenactment reads it (``motion="tracker"``, the
+  default: the head's turns, shift and zoom since the source from the face tracker, the expression from the
+  motion encoder; see ``engine/reenact.py``) or as in the paper (``motion="model"``: the motion encoder's
+  absolute pose, translation, scale and expression): L1, PSNR, SSIM, LPIPS (shift-tolerant VGG16), AKD (mean
+  landmark distance in crop pixels), AED (dlib embedding L2);
 * pose control — the source rendered at commanded yaw ±10/±20/±30, pitch ±10/±20, roll ±15 (relative to its
   own pose); the tracker measures the output: median |measured change − commanded change| on that axis;
 * disentanglement — pose change measured when only the expression moves (pose_leak_deg), and change of the
@@ -19,12 +22,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..engine import Engine, Motion, VideoError, VideoFileSource
+from ..engine.reenact import tracked_change
 from ..face import Face
 from ..face.crop import crop_at
 from ..face.measures import expression_measures
@@ -37,6 +41,7 @@ POSE_EDITS: tuple[tuple[str, float], ...] = (
 )
 RECON_KEYS = ("l1", "psnr", "ssim", "lpips", "akd", "aed")
 KEYS = RECON_KEYS + ("pose_error_deg", "pose_leak_deg", "expression_leak", "identity_cosine")
+MOTION_READERS = ("tracker", "model")
 
 
 @dataclass
@@ -46,6 +51,11 @@ class EvalSettings:
     seed: int = 0
     edits: Sequence[tuple[str, float]] = POSE_EDITS
     controls: bool = True  # False: reconstruction metrics only (no pose/expression edits)
+    motion: str = "tracker"  # how a driving frame's motion is read: "tracker" (as reenactment) or "model"
+
+    def __post_init__(self) -> None:
+        if self.motion not in MOTION_READERS:
+            raise ValueError(f"motion must be 'tracker' or 'model', not {self.motion!r}")
 
 
 @dataclass
@@ -181,22 +191,16 @@ class Evaluator:
         source_crop, driving = crops.source, crops.driving
         source = self.engine.prepare_crop(source_crop, name=path.name)
 
-        # Same-identity reconstruction with each driving frame's absolute motion.
-        motions = []
-        for crop in driving:
-            fm = self.engine.read_crop_motion(crop)
-            tx, ty, tz = (float(v) for v in fm.translation)
-            motions.append(Motion.clamped(yaw=fm.yaw, pitch=fm.pitch, roll=fm.roll, scale=fm.scale, tx=tx, ty=ty, tz=tz,
-                                          expression=fm.expression, relative=False))
-        outputs = [r.crop for r in self.engine.render_batch(source, motions)] if motions else []
-        model_rows, base_rows = [], []
+        # Same-identity reconstruction with each driving frame's motion.
         source_measured = (self._face(source_crop), self._descriptor(source_crop))  # the baseline's output, once
-        for out, target in zip(outputs, driving):
-            face = self._face(target)
-            emb = self._descriptor(target)
-            model_rows.append(self._recon_metrics(out, target, face, emb))
-            base_rows.append(self._recon_metrics(source_crop, target, face, emb, source_measured))
-
+        targets = [(self._face(target), self._descriptor(target)) for target in driving]
+        motions = [self._driving_motion(crop, source_measured[0], face) for crop, (face, _) in zip(driving, targets)]
+        if s.motion == "tracker" and (untracked := sum(m.relative is False for m in motions)):
+            notes.append(f"{untracked} of {len(motions)} driving frames read by the model alone (no tracked face)")
+        outputs = [r.crop for r in self.engine.render_batch(source, motions)] if motions else []
+        model_rows = [self._recon_metrics(out, target, *measured) for out, target, measured in zip(outputs, driving, targets)]
+        base_rows = [self._recon_metrics(source_crop, target, *measured, source_measured)
+                     for target, measured in zip(driving, targets)]
         model = {k: _mean([r[k] for r in model_rows]) for k in RECON_KEYS}
         baseline = {k: _mean([r[k] for r in base_rows]) for k in RECON_KEYS}
         if s.controls:
@@ -204,6 +208,17 @@ class Evaluator:
         else:
             model.update({k: None for k in KEYS if k not in RECON_KEYS})
         return ClipResult(path.name, len(driving), model, baseline, notes)
+
+    def _driving_motion(self, crop: np.ndarray, source_face: Face | None, face: Face | None) -> Motion:
+        """The motion that renders the source as ``crop`` (both cropped at the source's box)."""
+        read = self.engine.read_crop_motion(crop)
+        if self.settings.motion == "tracker" and source_face is not None and face is not None:
+            change = tracked_change(source_face, face, self.engine.image_size)
+            if change is not None:  # the expression z = z_src + (z_drv − z_src), as reenactment's
+                return replace(change, expression=read.expression)
+        tx, ty, tz = (float(v) for v in read.translation)
+        return Motion.clamped(yaw=read.yaw, pitch=read.pitch, roll=read.roll, scale=read.scale, tx=tx, ty=ty, tz=tz,
+                              expression=read.expression, relative=False)
 
     def _controls(self, source, source_crop: np.ndarray, notes: list[str]) -> dict[str, float | None]:
         """Pose edits, expression-only edits and identity under both, against the zero-edit render."""
@@ -266,7 +281,8 @@ def summarise(results: list[ClipResult], unavailable: dict[str, str]) -> dict:
 
 
 def evaluate_videos(engine: Engine, videos: Iterable[Path], settings: EvalSettings | None = None) -> dict:
-    """The report (see :func:`summarise`) over ``videos``; wrap them in a progress bar to show progress."""
+    """The report (see :func:`summarise`, plus how motion was read) over ``videos``; wrap them in a progress bar
+    to show progress."""
     evaluator = Evaluator(engine, settings)
     results = [evaluator.evaluate_clip(path) for path in videos]
-    return summarise(results, evaluator.unavailable)
+    return {"motion": evaluator.settings.motion, **summarise(results, evaluator.unavailable)}

@@ -45,6 +45,15 @@ def euler_from_matrix(rotation: np.ndarray) -> tuple[float, float, float]:
     return float(np.degrees(yaw)), float(np.degrees(pitch)), float(np.degrees(roll))
 
 
+def rotation_from_euler(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """NumPy twin of ``mmfa_studio.model.keypoints.rotation_matrix``: R = R_roll · R_yaw · R_pitch (3×3, degrees)."""
+    y, p, r = np.radians([yaw, pitch, roll])
+    r_yaw = np.array([[np.cos(y), 0, -np.sin(y)], [0, 1, 0], [np.sin(y), 0, np.cos(y)]])
+    r_pitch = np.array([[1, 0, 0], [0, np.cos(p), np.sin(p)], [0, -np.sin(p), np.cos(p)]])
+    r_roll = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
+    return r_roll @ r_yaw @ r_pitch
+
+
 @dataclass(frozen=True)
 class CanonicalFace:
     """points: 478×3 mean shape (model frame, unit inter-ocular distance); rigid: indices used for pose
@@ -68,18 +77,26 @@ def _camera(image_shape: tuple[int, ...]) -> np.ndarray:
     return np.array([[f, 0, w / 2.0], [0, f, h / 2.0], [0, 0, 1]], dtype=np.float64)
 
 
-def head_pose(landmarks: np.ndarray, image_shape: tuple[int, ...]) -> HeadPose | None:
-    """Head pose from N×2 pixel landmarks (478/468 MediaPipe points or 68 iBUG points), or None if PnP fails."""
+def _rigid_points(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(canonical M×3, observed M×2) for the points that move little with expression, or None for a landmark
+    scheme other than MediaPipe's mesh (468/478) or iBUG's 68."""
     canon = canonical_face()
     n = len(landmarks)
     if n >= 468:
         idx = canon.rigid
-        object_points, image_points = canon.points[idx], landmarks[idx]
-    elif n == 68:
+        return canon.points[idx], landmarks[idx, :2]
+    if n == 68:
         keep = np.r_[17:48]  # brows, nose and eyes: the rigid part of the 68 scheme
-        object_points, image_points = canon.points[MESH_INDEX_OF_68[keep]], landmarks[keep]
-    else:
+        return canon.points[MESH_INDEX_OF_68[keep]], landmarks[keep, :2]
+    return None
+
+
+def head_pose(landmarks: np.ndarray, image_shape: tuple[int, ...]) -> HeadPose | None:
+    """Head pose from N×2 pixel landmarks (478/468 MediaPipe points or 68 iBUG points), or None if PnP fails."""
+    points = _rigid_points(landmarks)
+    if points is None:
         return None
+    object_points, image_points = points
     ok, rvec, _tvec = cv2.solvePnP(
         object_points.astype(np.float64), np.ascontiguousarray(image_points, dtype=np.float64),
         _camera(image_shape), None, flags=cv2.SOLVEPNP_SQPNP,
@@ -88,6 +105,32 @@ def head_pose(landmarks: np.ndarray, image_shape: tuple[int, ...]) -> HeadPose |
         return None
     rotation, _ = cv2.Rodrigues(rvec)
     return HeadPose(*euler_from_matrix(rotation))
+
+
+@dataclass(frozen=True)
+class HeadPlacement:
+    """Where a posed head sits in its image and how large it is.
+
+    A weak-perspective fit of the canonical face's rigid points, rotated by the tracked pose, to the observed
+    ones: observed ≈ scale · (R · canonical)_xy + offset. Unlike the landmarks' bounding box, neither figure
+    moves when the mouth opens or the head turns, so two placements of one head compare its movement alone.
+    """
+
+    scale: float  # pixels per canonical unit (the inter-ocular distance)
+    centre: np.ndarray  # (2,) pixels: where the rigid points' centroid lies
+
+
+def head_placement(landmarks: np.ndarray, pose: HeadPose) -> HeadPlacement | None:
+    """:class:`HeadPlacement` of N×2 pixel landmarks posed by ``pose``; None for an unknown landmark scheme."""
+    points = _rigid_points(landmarks)
+    if points is None:
+        return None
+    canonical, observed = points
+    projected = (canonical @ rotation_from_euler(pose.yaw, pose.pitch, pose.roll).T)[:, :2]
+    projected = projected - projected.mean(axis=0)
+    centre = observed.mean(axis=0)
+    scale = float((projected * (observed - centre)).sum() / (projected * projected).sum())
+    return HeadPlacement(scale, centre.astype(np.float64))
 
 
 def frontalising_rotation(points: np.ndarray, pairs: np.ndarray) -> np.ndarray:

@@ -1,7 +1,11 @@
 import numpy as np
 import pytest
 
+from dataclasses import replace
+
 from mmfa_studio.engine import Motion, NoFaceFoundError, Reenactor, SyntheticSource, open_frame_source
+from mmfa_studio.engine.reenact import tracked_change
+from mmfa_studio.face import HeadPose
 
 
 @pytest.fixture(scope="module")
@@ -113,9 +117,25 @@ def test_relative_head_turns_come_from_the_tracker_unless_asked_for_the_model(en
         tracked = reading.face.pose.as_array() - reference.face.pose.as_array()
         m = re.motion_for(reading)
         assert np.allclose([m.yaw, m.pitch, m.roll], tracked, atol=1e-4)
+        change = tracked_change(reference.face, reading.face, reference.size)  # placement from the tracker too
+        assert (m.scale, m.tx, m.ty, m.tz) == pytest.approx((change.scale, change.tx, change.ty, 0.0))
         re.configure(pose_from="model")
         m = re.motion_for(reading)
         read = reading.motion.pose.as_array() - reference.motion.pose.as_array()
         assert np.allclose([m.yaw, m.pitch, m.roll], read, atol=1e-4)
         with pytest.raises(ValueError, match="pose_from"):
             re.configure(pose_from="webcam")
+
+
+def test_tracked_change_reads_zoom_shift_and_turns(engine, driving_frames):
+    face = engine.tracker.detect(driving_frames[0])[0]
+    assert tracked_change(face, face, 200.0) == Motion()  # no movement: the zero edit
+    turned_and_shifted = replace(face, landmarks=face.landmarks[:, :2] + [10.0, -4.0],
+                                 pose=HeadPose(face.pose.yaw + 5, face.pose.pitch, face.pose.roll - 3))
+    change = tracked_change(face, turned_and_shifted, 200.0)
+    assert change.relative and change.expression is None
+    assert (change.yaw, change.pitch, change.roll) == pytest.approx((5.0, 0.0, -3.0), abs=1e-4)
+    assert (change.tx, change.ty, change.tz) == pytest.approx((2 * 10.0 / 200, 2 * -4.0 / 200, 0.0), abs=1e-9)
+    zoomed = replace(face, landmarks=1.25 * face.landmarks[:, :2])
+    assert tracked_change(face, zoomed, 200.0).scale == pytest.approx(1.25, rel=1e-9)
+    assert tracked_change(face, replace(turned_and_shifted, pose=None), 200.0) is None

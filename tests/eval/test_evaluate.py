@@ -61,7 +61,7 @@ def test_evaluate_one_real_clip_end_to_end(shared_data, tiny_checkpoint, tmp_pat
                "--device", "cpu", "--json", str(out)])
     assert rc == 0
     report = json.loads(out.read_text())
-    assert report["clips"] == 1 and report["frames"] == 2
+    assert report["clips"] == 1 and report["frames"] == 2 and report["motion"] == "tracker"
     assert 0 < report["l1"] < 1 and report["psnr"] > 0
     assert 0 < report["baseline_copy_source"]["l1"] < report["l1"]  # a random model is worse than copying
     for key in KEYS:
@@ -81,6 +81,34 @@ def test_an_unreadable_clip_is_reported_not_fatal(tmp_path, tiny_checkpoint):
         engine.close()
     assert result.frames == 0 and result.notes[0].startswith("unreadable:")
     assert all(v is None for v in result.model.values())
+
+
+def test_driving_motion_is_read_as_reenactment_reads_it(tiny_checkpoint, sample_portrait):
+    """motion="tracker": the tracker's change since the source plus the model's expression (relative);
+    motion="model", or no tracked face: the model's absolute reading."""
+    from dataclasses import replace
+
+    from mmfa_studio.engine import Engine
+    from mmfa_studio.engine.reenact import tracked_change
+    from mmfa_studio.eval.evaluate import EvalSettings, Evaluator
+
+    with pytest.raises(ValueError, match="motion must be"):
+        EvalSettings(motion="webcam")
+    engine = Engine.load(tiny_checkpoint, device="cpu", precision="fp32")
+    try:
+        face = engine.detect_faces(sample_portrait)[0]
+        moved = replace(face, landmarks=face.landmarks[:, :2] + [6.0, -3.0])
+        crop = engine.prepare_source(sample_portrait).crop
+        read = engine.read_crop_motion(crop)
+        tracker = Evaluator(engine, EvalSettings(motion="tracker"))
+        m = tracker._driving_motion(crop, face, moved)
+        assert m == replace(tracked_change(face, moved, engine.image_size), expression=tuple(read.expression))
+        assert m.relative and (m.tx, m.ty) == pytest.approx((12.0 / 64, -6.0 / 64))
+        for motion in (tracker._driving_motion(crop, face, None),
+                       Evaluator(engine, EvalSettings(motion="model"))._driving_motion(crop, face, moved)):
+            assert not motion.relative and motion.yaw == pytest.approx(read.yaw, abs=1e-3)
+    finally:
+        engine.close()
 
 
 def test_spread_frames_are_the_evenly_spaced_ones_without_holding_the_whole_clip(tmp_path, sample_portrait):

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mmfa_studio.face import euler_from_matrix, head_pose
+from mmfa_studio.face import HeadPose, euler_from_matrix, head_placement, head_pose, rotation_from_euler
 from mmfa_studio.face.pose import MESH_INDEX_OF_68, canonical_face
 
 
@@ -20,6 +20,7 @@ def test_numpy_euler_matches_the_model():
     for a, m in zip(angles, mats):
         np.testing.assert_allclose(euler_from_matrix(m), a, atol=1e-6)
         np.testing.assert_allclose(euler_from_matrix(m), [t.item() for t in torch_euler(torch.tensor(m[None]))], atol=1e-9)
+        np.testing.assert_allclose(rotation_from_euler(*a), m, atol=1e-12)
 
 
 def test_canonical_face_is_in_the_model_frame():
@@ -54,6 +55,28 @@ def test_pose_recovers_known_rotations(pose):
     np.testing.assert_allclose([estimate.yaw, estimate.pitch, estimate.roll], pose, atol=0.5)
     est68 = head_pose(_project(*pose, pts)[MESH_INDEX_OF_68], (512, 512))
     np.testing.assert_allclose([est68.yaw, est68.pitch, est68.roll], pose, atol=0.5)
+
+
+def test_placement_follows_the_head_not_the_mouth_or_its_turns():
+    """The rigid points' fitted scale and centroid move with the head alone: a 1.5× zoom and a shift show as
+    such, while a 25° turn or an opened jaw leave the scale as it was."""
+    pts = canonical_face().points
+    frontal = _project(0, 0, 0, pts)
+    base = head_placement(frontal, HeadPose(0, 0, 0))
+    moved = head_placement(1.5 * frontal + [20.0, -10.0], HeadPose(0, 0, 0))
+    assert moved.scale / base.scale == pytest.approx(1.5, rel=1e-6)
+    np.testing.assert_allclose(moved.centre, 1.5 * base.centre + [20.0, -10.0], atol=1e-6)
+
+    turned = _project(25, 0, 0, pts)
+    assert head_placement(turned, HeadPose(25, 0, 0)).scale / base.scale == pytest.approx(1.0, abs=0.02)
+
+    jaw_open = frontal.copy()
+    chin = frontal[:, 1] > frontal[13, 1]  # everything below the upper lip drops by 15 px
+    jaw_open[chin, 1] += 15.0
+    opened = head_placement(jaw_open, HeadPose(0, 0, 0))
+    assert opened.scale / base.scale == pytest.approx(1.0, abs=0.01)
+    assert np.abs(opened.centre - base.centre).max() < 0.5
+    assert head_placement(frontal[:100], HeadPose(0, 0, 0)) is None  # not a known landmark scheme
 
 
 def _rotate_clockwise(image: np.ndarray, degrees: float) -> np.ndarray:
