@@ -36,8 +36,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--reference-frame", type=int, default=None, metavar="N",
                         help="driving frame used as the neutral reference (relative mode only; default 0)")
     parser.add_argument("--pose-from", choices=("tracker", "model"), default="tracker",
-                        help="relative mode: head turns measured by the face tracker (default) or by the model's motion "
-                        "encoder, which reads few of them in the bundled model")
+                        help="relative mode: head turns, shift and zoom measured by the face tracker (default) or by "
+                        "the model's motion encoder, which reads few of them in the bundled model")
     parser.add_argument("--smoothing", type=float, default=0.5, metavar="S",
                         help="temporal smoothing, 0 (off) to 1 (strong) (default 0.5)")
     parser.add_argument("--paste-back", action="store_true", help="paste the face back into the full source photo")

@@ -218,7 +218,10 @@ class GeneratorStep(nn.Module):
             self.register_buffer("template_points", torch.from_numpy(points), persistent=False)  # N×3
             self.register_buffer("template_offset", torch.tensor(offset), persistent=False)  # 2
 
-    def forward(self, source: Tensor, driving: Tensor, warped: Tensor, augmented: Tensor) -> dict[str, Any]:
+    def forward(self, source: Tensor, driving: Tensor, warped: Tensor, augmented: Tensor,
+                turn: Tensor | None = None, has_turn: Tensor | None = None) -> dict[str, Any]:
+        """``turn``: B×3 (yaw, pitch, roll) degrees from source to driving that replace the encoder's driving
+        angles where ``has_turn`` (B bool) holds: the driving render takes the source's angles plus the turn."""
         m, b = self.mmfa, source.shape[0]
         motion = m.motion_encoder(torch.cat([source, driving, warped, augmented]))
         mu, logvar = m.expression_vae.encode(motion.expression)
@@ -238,7 +241,12 @@ class GeneratorStep(nn.Module):
             keypoints=kp_s, jacobian=jac_s,
         )
         render_delta = part(delta_used, 3) if self.expression_from_augmented else part(delta_used, 1)
-        target = TargetMotion(drv_m.yaw, drv_m.pitch, drv_m.roll, drv_m.translation, drv_m.scale, render_delta)
+        angles = (drv_m.yaw, drv_m.pitch, drv_m.roll)
+        if turn is not None:
+            known = has_turn if has_turn is not None else torch.ones(b, dtype=torch.bool, device=source.device)
+            angles = tuple(torch.where(known, own + turn[:, i].to(own.dtype), read)
+                           for i, (own, read) in enumerate(zip((src_m.yaw, src_m.pitch, src_m.roll), angles)))
+        target = TargetMotion(*angles, drv_m.translation, drv_m.scale, render_delta)
         render = m.render(source_enc, target)
 
         flows = []
@@ -262,7 +270,11 @@ class GeneratorStep(nn.Module):
                 # turns, not only the neighbourhoods of the (central) keypoints.
                 flows.append((flow_e, *self._template_pair(src_m, edit)))
 
-        kp_d_eq, _ = m.pose_keypoints(part(canonical, 1), dataclasses.replace(target, delta=part(delta_mu, 1)))
+        # Equivariance compares the encoder's own readings of the driving frame and its warp.
+        kp_d_eq, _ = m.pose_keypoints(
+            part(canonical, 1),
+            TargetMotion(drv_m.yaw, drv_m.pitch, drv_m.roll, drv_m.translation, drv_m.scale, part(delta_mu, 1)),
+        )
         kp_w_eq, _ = m.pose_keypoints(
             part(canonical, 2),
             TargetMotion(wrp_m.yaw, wrp_m.pitch, wrp_m.roll, wrp_m.translation, wrp_m.scale, part(delta_mu, 2)),
@@ -613,7 +625,8 @@ class Trainer:
         losses: dict[str, Tensor] = {}
         with self._autocast():
             with t.section("G forward"):
-                out = self.g_step_ddp(batch.source, batch.driving, warped, augmented)
+                turn = batch.driving_pose - batch.source_pose if cfg.driving_turns == "tracker" else None
+                out = self.g_step_ddp(batch.source, batch.driving, warped, augmented, turn, batch.has_pose)
             fake = out["output"]
             with t.section("perceptual"):
                 if w.perceptual > 0:

@@ -441,6 +441,27 @@ def test_render_expression_mean_renders_the_latent_mean_without_sampling_noise()
         TrainConfig(render_expression="mode")
 
 
+def test_tracker_turns_replace_the_read_driving_angles_where_labelled(blob_store, tmp_path):
+    """driving_turns='tracker': the driving render takes the source's angles plus the labels' turn, only in the
+    pairs with labels; the others keep the encoder's reading. A short run trains with it."""
+    from mmfa_studio.model import MMFA
+    from mmfa_studio.train.config import TrainConfig
+    from mmfa_studio.train.trainer import GeneratorStep
+
+    model_cfg, _ = tiny()
+    torch.manual_seed(0)
+    step = GeneratorStep(MMFA(model_cfg).train(), render_expression="mean")
+    source, driving = (torch.rand(2, 3, model_cfg.image_size, model_cfg.image_size) for _ in range(2))
+    turn, has = torch.tensor([[15.0, -5.0, 3.0], [15.0, -5.0, 3.0]]), torch.tensor([True, False])
+    read = step(source, driving, driving, driving)["driving_keypoints"]
+    turned = step(source, driving, driving, driving, turn, has)["driving_keypoints"]
+    assert torch.allclose(turned[1], read[1]) and not torch.allclose(turned[0], read[0], atol=1e-3)
+    with pytest.raises(ValueError, match="driving_turns"):
+        TrainConfig(driving_turns="webcam")
+    model, cfg = tiny(driving_turns="tracker")
+    assert Trainer(model, cfg, blob_store, options(tmp_path, max_steps=2)).run() == 2
+
+
 def test_every_save_can_keep_a_numbered_ema_snapshot(blob_store, tmp_path):
     """checkpoint.pt is overwritten; numbered EMA snapshots keep the weights from before a late divergence."""
     model, cfg = tiny(keep_ema_snapshots=True)
