@@ -93,11 +93,11 @@ class TrainConfig:
     # and renderer, reconstruction shrank s (0.82 → 0.65 in 900 steps): smaller keypoint layouts move less, which
     # pays when the motion is uncertain, but pose edits then turn the head less.
     scale_anchor_target: float = 0.82
-    # The training render's driving head angles: "model" reads them with the motion encoder (the paper);
-    # "tracker" takes the source's angles plus the pseudo-labels' change between the two frames (where both
-    # frames have one), as reenactment and `evaluate` turn the source: the renderer learns to turn by the
-    # tracker's degrees.
-    driving_turns: Literal["model", "tracker"] = "model"
+    # The training render's driving head pose: "model" reads angles, scale and translation with the motion
+    # encoder (the paper); "tracker" moves the source's own pose by the labels' change between the two frames
+    # (angles from the pose labels, zoom and shift from the placement labels, each where both frames have one),
+    # as reenactment and `evaluate` move the source: the renderer learns the tracker's degrees and pixels.
+    driving_motion: Literal["model", "tracker"] = "model"
     keypoint_min_distance: float = 0.1
     edit_yaw: float = 30.0  # keypoint_flow: random yaw edits of the source, uniform in ±edit_yaw degrees
     edit_pitch: float = 20.0
@@ -131,8 +131,8 @@ class TrainConfig:
             raise ValueError(f"train.amp must be auto, bf16, fp16 or off, not {self.amp!r}")
         if self.scale_anchor_target <= 0:
             raise ValueError("train.scale_anchor_target must be > 0")
-        if self.driving_turns not in ("model", "tracker"):
-            raise ValueError(f"train.driving_turns must be 'model' or 'tracker', not {self.driving_turns!r}")
+        if self.driving_motion not in ("model", "tracker"):
+            raise ValueError(f"train.driving_motion must be 'model' or 'tracker', not {self.driving_motion!r}")
         if self.render_expression not in ("sample", "mean"):
             raise ValueError(f"train.render_expression must be 'sample' or 'mean', not {self.render_expression!r}")
         if self.perceptual_backbone not in ("vgg16-st", "none"):

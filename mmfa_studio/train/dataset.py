@@ -24,6 +24,8 @@ class ClipLike(Protocol):
     id: str
     frames: int
     pose: np.ndarray | None  # frames×3 (yaw, pitch, roll) degrees, NaN where unknown; or None
+    # frames×3 (scale, x, y): the head's placement (face.head_placement) in the clip's crop pixels; or None
+    placement: np.ndarray | None
 
 
 class FrameStore(Protocol):
@@ -62,18 +64,20 @@ class ArrayClip:
     id: str
     frames: int
     pose: np.ndarray | None = None
+    placement: np.ndarray | None = None
 
 
 class ArrayStore:
     """Clips held in memory as N×S×S×3 uint8 arrays (tests, benchmarks)."""
 
-    def __init__(self, videos: dict[str, np.ndarray], poses: dict[str, np.ndarray] | None = None):
+    def __init__(self, videos: dict[str, np.ndarray], poses: dict[str, np.ndarray] | None = None,
+                 placements: dict[str, np.ndarray] | None = None):
         if not videos:
             raise ValueError("no clips given")
         self.videos = videos
         self.size = int(next(iter(videos.values())).shape[1])
-        poses = poses or {}
-        self.clips = [ArrayClip(k, int(v.shape[0]), poses.get(k)) for k, v in videos.items()]
+        poses, placements = poses or {}, placements or {}
+        self.clips = [ArrayClip(k, int(v.shape[0]), poses.get(k), placements.get(k)) for k, v in videos.items()]
 
     def read(self, clip: ClipLike, frame_indices: Sequence[int]) -> np.ndarray:
         return self.videos[clip.id][list(frame_indices)]
@@ -86,6 +90,11 @@ class PairSample:
     source_pose: torch.Tensor  # 3 (yaw, pitch, roll) degrees, model conventions; 0 where unknown
     driving_pose: torch.Tensor  # 3
     has_pose: torch.Tensor  # bool scalar: both frames have a pseudo-label
+    # 3 (scale, x, y): the head's placement after augmentation, x and y in the model's normalised units (the
+    # image spans [-1, 1]), scale in arbitrary units (only the ratio between the two frames means something)
+    source_placement: torch.Tensor
+    driving_placement: torch.Tensor
+    has_placement: torch.Tensor  # bool scalar: both frames have one
 
     def pin_memory(self) -> "PairSample":  # called by DataLoader(pin_memory=True)
         return PairSample(*(getattr(self, f).pin_memory() for f in self.__dataclass_fields__))
@@ -196,7 +205,17 @@ class PairDataset(Dataset):
             elif flip:  # a mirror image turns yaw and roll the other way; pitch stays
                 p = p * np.array([-1.0, 1.0, -1.0], np.float32)
             poses.append(torch.from_numpy(np.ascontiguousarray(p)))
-        return PairSample(images[0], images[1], poses[0], poses[1], torch.tensor(has))
+        places, placed = [], clip.placement is not None
+        for i in (a, b):
+            q = None if clip.placement is None else np.asarray(clip.placement[i], dtype=np.float64)
+            if q is None or not np.all(np.isfinite(q)):
+                placed, q = False, np.array([1.0, 0.0, 0.0])
+            else:  # the frames' own warp moves and zooms the head too
+                centre = matrix[:, :2] @ q[1:] + matrix[:, 2]
+                q = np.array([q[0] * np.sqrt(abs(np.linalg.det(matrix[:, :2]))), *((2 * centre + 1) / self.size - 1)])
+            places.append(torch.from_numpy(q.astype(np.float32)))
+        return PairSample(images[0], images[1], poses[0], poses[1], torch.tensor(has), places[0], places[1],
+                          torch.tensor(placed))
 
 
 def collate_pairs(samples: list[PairSample]) -> PairSample:

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from mmfa_studio.atomic import atomic_path, write_text_atomic
-from mmfa_studio.face import CROP_OFFSET, CROP_SCALE, crop_at
+from mmfa_studio.face import CROP_OFFSET, CROP_SCALE, box_transform, crop_at, head_placement
 from mmfa_studio.face.tracker import MediaPipeTracker
 
 from .prepared import CLIPS_DIR, FRAMES_SUFFIX, ClipInfo, encode_frame, write_index
@@ -164,6 +164,7 @@ class _Track:
     boxes: list[np.ndarray | None] = field(default_factory=list)  # (cx, cy, size) at detection frames, else None
     detected: list[bool] = field(default_factory=list)  # a detection ran on this kept frame
     poses: list[np.ndarray | None] = field(default_factory=list)
+    placements: list[np.ndarray | None] = field(default_factory=list)  # (scale, x, y) in source pixels
     cuts: list[bool] = field(default_factory=list)  # a shot change happens just before this kept frame
     shape: tuple[int, int] = (0, 0)
     decoded: int = 0
@@ -189,7 +190,7 @@ def _scan(source: Source, opts: PrepareOptions, tracker: MediaPipeTracker) -> tu
         cut = prev_thumb is not None and float(np.abs(thumb - prev_thumb).mean()) > opts.cut_threshold
         prev_thumb = thumb
         detect = cut or last_failed or since_detect >= opts.detect_every
-        box = pose = None
+        box = pose = place = None
         if detect:
             faces = tracker.detect(frame)
             since_detect = 1
@@ -197,6 +198,8 @@ def _scan(source: Source, opts: PrepareOptions, tracker: MediaPipeTracker) -> tu
                 f = faces[0]
                 box = np.array([*f.centre, f.size])
                 pose = f.pose.as_array() if f.pose is not None else None
+                fitted = head_placement(f.landmarks, f.pose) if f.pose is not None else None
+                place = None if fitted is None else np.array([fitted.scale, *fitted.centre])
             last_failed = box is None
         else:
             since_detect += 1
@@ -204,6 +207,7 @@ def _scan(source: Source, opts: PrepareOptions, tracker: MediaPipeTracker) -> tu
         track.boxes.append(box)
         track.detected.append(detect)
         track.poses.append(pose)
+        track.placements.append(place)
         track.cuts.append(cut)
     if not hit_limit and claimed > 0 and track.decoded < 0.9 * claimed and claimed - track.decoded > 5:
         raise SourceError(f"truncated: only {track.decoded} of {claimed} frames decode")
@@ -272,12 +276,23 @@ def _fit_box(box: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.array([cx, cy, side])
 
 
-def _interpolated_pose(track: _Track, a: int, b: int) -> np.ndarray | None:
-    ks = [k for k in range(a, b) if track.poses[k] is not None]
+def _interpolated(readings: list[np.ndarray | None], a: int, b: int) -> np.ndarray | None:
+    """(b − a)×3 of the 3-vectors read on kept frames a..b−1, linearly interpolated between readings."""
+    ks = [k for k in range(a, b) if readings[k] is not None]
     if not ks:
         return None
-    values = np.stack([track.poses[k] for k in ks])
+    values = np.stack([readings[k] for k in ks])
     return np.stack([np.interp(np.arange(a, b), ks, values[:, j]) for j in range(3)], axis=1).astype(np.float32)
+
+
+def _in_crop(placement: np.ndarray | None, box: np.ndarray, size: int) -> np.ndarray | None:
+    """N×(scale, x, y) placements in source pixels → in the pixels of the size×size crop of ``box``."""
+    if placement is None:
+        return None
+    transform = box_transform(box, size, (1, 1))
+    zoom = transform.matrix[0, 0]
+    centres = placement[:, 1:] * zoom + transform.matrix[:, 2]
+    return np.concatenate([placement[:, :1] * zoom, centres], axis=1).astype(np.float32)
 
 
 # --- one source --------------------------------------------------------------------------------------------------
@@ -343,8 +358,9 @@ def _write_segments(source: Source, out_root: Path, opts: PrepareOptions, track:
         with atomic_path(clips_dir / f"{cid}{FRAMES_SUFFIX}") as tmp:
             tmp.write_bytes(b"".join(data))
         clips.append(ClipInfo(id=cid, frames=b - a, fps=round(fps, 3), source=source.rel,
-                              pose=_interpolated_pose(track, a, b), offsets=offsets, first_frame=track.kept[a],
-                              stride=opts.stride, box=tuple(float(v) for v in box)))
+                              pose=_interpolated(track.poses, a, b), offsets=offsets, first_frame=track.kept[a],
+                              stride=opts.stride, box=tuple(float(v) for v in box),
+                              placement=_in_crop(_interpolated(track.placements, a, b), box, opts.size)))
     return clips
 
 

@@ -8,8 +8,10 @@ Layout::
 
 Each clip entry: id, frames, fps, source (path of the raw video relative to the input folder), first_frame and
 stride (source frame of crop k = first_frame + k·stride), box (cx, cy, side of the fixed crop square in source
-pixels), offsets (frames + 1 byte offsets into the .frames file) and pose (frames × [yaw, pitch, roll] in
-degrees, the model's conventions; pseudo-labels from the face tracker, interpolated between detections).
+pixels), offsets (frames + 1 byte offsets into the .frames file), pose (frames × [yaw, pitch, roll] in
+degrees, the model's conventions; pseudo-labels from the face tracker, interpolated between detections) and
+placement (frames × [scale, x, y]: the head's placement, ``face.head_placement``, in crop pixels; interpolated
+alike; absent in data prepared before it existed).
 Random access costs one seek + one small image decode per frame.
 """
 
@@ -44,6 +46,7 @@ class ClipInfo:
     first_frame: int = 0
     stride: int = 1
     box: tuple[float, float, float] | None = None
+    placement: np.ndarray | None = None  # frames×3 (scale, x, y) in crop pixels
 
     def to_json(self) -> dict:
         return {
@@ -52,6 +55,8 @@ class ClipInfo:
             "box": None if self.box is None else [round(float(v), 2) for v in self.box],
             "offsets": [int(v) for v in self.offsets],
             "pose": None if self.pose is None else np.round(np.asarray(self.pose, dtype=np.float64), 2).tolist(),
+            "placement": (None if self.placement is None
+                          else np.round(np.asarray(self.placement, dtype=np.float64), 3).tolist()),
         }
 
     @classmethod
@@ -62,6 +67,7 @@ class ClipInfo:
             pose=None if pose is None else np.asarray(pose, dtype=np.float32).reshape(-1, 3),
             offsets=np.asarray(entry["offsets"], dtype=np.int64), first_frame=int(entry.get("first_frame", 0)),
             stride=int(entry.get("stride", 1)), box=None if entry.get("box") is None else tuple(entry["box"]),
+            placement=None if entry.get("placement") is None else np.asarray(entry["placement"], np.float32).reshape(-1, 3),
         )
 
 

@@ -191,6 +191,23 @@ def _split_motion(m: HeadMotion, i: int, b: int) -> HeadMotion:
     )
 
 
+@dataclass
+class TrackedChange:
+    """The head's change from each source to its driving frame as the pose and placement labels give it (B pairs)."""
+
+    turn: Tensor  # B×3 (yaw, pitch, roll) degrees
+    has_turn: Tensor  # B bool
+    zoom: Tensor  # B: driving scale / source scale
+    shift: Tensor  # B×2 (x, y) in normalised units
+    has_placement: Tensor  # B bool
+
+    @classmethod
+    def of(cls, batch: PairSample) -> "TrackedChange":
+        src, drv = batch.source_placement, batch.driving_placement
+        return cls(batch.driving_pose - batch.source_pose, batch.has_pose, drv[:, 0] / src[:, 0].clamp_min(1e-6),
+                   drv[:, 1:] - src[:, 1:], batch.has_placement)
+
+
 # ------------------------------------------------------------------------------------------------------
 # The generator side as one module (so DDP sees a single forward per step)
 # ------------------------------------------------------------------------------------------------------
@@ -219,9 +236,9 @@ class GeneratorStep(nn.Module):
             self.register_buffer("template_offset", torch.tensor(offset), persistent=False)  # 2
 
     def forward(self, source: Tensor, driving: Tensor, warped: Tensor, augmented: Tensor,
-                turn: Tensor | None = None, has_turn: Tensor | None = None) -> dict[str, Any]:
-        """``turn``: B×3 (yaw, pitch, roll) degrees from source to driving that replace the encoder's driving
-        angles where ``has_turn`` (B bool) holds: the driving render takes the source's angles plus the turn."""
+                tracked: TrackedChange | None = None) -> dict[str, Any]:
+        """``tracked``: the labels' change from source to driving, which replaces the encoder's reading of the
+        driving pose where known: the driving render moves the source's own pose by it."""
         m, b = self.mmfa, source.shape[0]
         motion = m.motion_encoder(torch.cat([source, driving, warped, augmented]))
         mu, logvar = m.expression_vae.encode(motion.expression)
@@ -241,12 +258,16 @@ class GeneratorStep(nn.Module):
             keypoints=kp_s, jacobian=jac_s,
         )
         render_delta = part(delta_used, 3) if self.expression_from_augmented else part(delta_used, 1)
-        angles = (drv_m.yaw, drv_m.pitch, drv_m.roll)
-        if turn is not None:
-            known = has_turn if has_turn is not None else torch.ones(b, dtype=torch.bool, device=source.device)
-            angles = tuple(torch.where(known, own + turn[:, i].to(own.dtype), read)
-                           for i, (own, read) in enumerate(zip((src_m.yaw, src_m.pitch, src_m.roll), angles)))
-        target = TargetMotion(*angles, drv_m.translation, drv_m.scale, render_delta)
+        angles, translation, scale = (drv_m.yaw, drv_m.pitch, drv_m.roll), drv_m.translation, drv_m.scale
+        if tracked is not None:
+            turned = (src_m.yaw, src_m.pitch, src_m.roll)
+            angles = tuple(torch.where(tracked.has_turn, own + tracked.turn[:, i].to(own.dtype), read)
+                           for i, (own, read) in enumerate(zip(turned, angles)))
+            placed = tracked.has_placement
+            scale = torch.where(placed, src_m.scale * tracked.zoom.to(scale.dtype), scale)
+            moved = src_m.translation + F.pad(tracked.shift.to(translation.dtype), (0, 1))  # z stays
+            translation = torch.where(placed[:, None], moved, translation)
+        target = TargetMotion(*angles, translation, scale, render_delta)
         render = m.render(source_enc, target)
 
         flows = []
@@ -625,8 +646,8 @@ class Trainer:
         losses: dict[str, Tensor] = {}
         with self._autocast():
             with t.section("G forward"):
-                turn = batch.driving_pose - batch.source_pose if cfg.driving_turns == "tracker" else None
-                out = self.g_step_ddp(batch.source, batch.driving, warped, augmented, turn, batch.has_pose)
+                tracked = TrackedChange.of(batch) if cfg.driving_motion == "tracker" else None
+                out = self.g_step_ddp(batch.source, batch.driving, warped, augmented, tracked)
             fake = out["output"]
             with t.section("perceptual"):
                 if w.perceptual > 0:

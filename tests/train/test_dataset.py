@@ -58,6 +58,25 @@ def test_flip_mirrors_the_frames_and_the_pose_labels():
     assert bool(a.has_pose) and bool(b.has_pose)
 
 
+def test_placement_labels_follow_the_frames_warp():
+    """Placement labels (crop pixels) come out in normalised units, mirrored by a flip and zoomed by a resize."""
+    video = blob_video(2)
+    place = np.array([[20.0, 47.5, 15.5], [24.0, 31.5, 31.5]], np.float32)
+    store = ArrayStore({"a": video}, placements={"a": place})
+    plain = PairDataset(store, 64, NO_AUG, seed=0)
+    for n in range(4):
+        s = plain[n]
+        both = sorted([s.source_placement.tolist(), s.driving_placement.tolist()])
+        assert bool(s.has_placement)
+        for got in both:
+            assert got in ([20.0, 0.5, -0.5], [24.0, 0.0, 0.0])
+    flipped = PairDataset(store, 32, dataclasses.replace(NO_AUG, flip=1.0), seed=0)
+    a, b = plain[3], flipped[3]
+    # (within the resize's half-pixel offset, which the frames' own warp has too)
+    assert torch.allclose(b.source_placement, a.source_placement * torch.tensor([0.5, -1.0, 1.0]), atol=1 / 32)
+    assert not bool(PairDataset(ArrayStore({"a": video}), 64, NO_AUG)[0].has_placement)
+
+
 def test_missing_or_nan_pose_is_marked_unknown():
     video = blob_video(3)
     pose = np.full((3, 3), np.nan, np.float32)

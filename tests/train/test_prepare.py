@@ -71,6 +71,9 @@ def test_real_clips_prepared(prepared):
         assert clip.fps == pytest.approx(25.0, abs=5)
         assert clip.pose.shape == (clip.frames, 3) and np.isfinite(clip.pose).all()
         assert np.abs(clip.pose).max() < 60
+        # the head's placement in crop pixels: near the crop's centre, eyes ~⅓ of the crop apart
+        assert clip.placement.shape == (clip.frames, 3) and np.isfinite(clip.placement).all()
+        assert np.abs(clip.placement[:, 1:] - 31.5).max() < 12 and 10 < clip.placement[:, 0].min() < 40
         frames = read_frames(index, clip, [0, clip.frames - 1, 3])
         assert frames.shape == (3, 64, 64, 3) and frames.dtype == np.uint8
         np.testing.assert_array_equal(read_frames(index, clip, [3])[0], frames[2])  # random access = same frame

@@ -441,24 +441,35 @@ def test_render_expression_mean_renders_the_latent_mean_without_sampling_noise()
         TrainConfig(render_expression="mode")
 
 
-def test_tracker_turns_replace_the_read_driving_angles_where_labelled(blob_store, tmp_path):
-    """driving_turns='tracker': the driving render takes the source's angles plus the labels' turn, only in the
-    pairs with labels; the others keep the encoder's reading. A short run trains with it."""
+def test_tracked_change_replaces_the_read_driving_pose_where_labelled(blob_store, tmp_path):
+    """driving_motion='tracker': the driving render moves the source's own pose by the labels' turn, zoom and
+    shift, only in the pairs with labels; the others keep the encoder's reading. A short run trains with it."""
     from mmfa_studio.model import MMFA
+    from mmfa_studio.model.mmfa import TargetMotion
     from mmfa_studio.train.config import TrainConfig
-    from mmfa_studio.train.trainer import GeneratorStep
+    from mmfa_studio.train.trainer import GeneratorStep, TrackedChange
 
     model_cfg, _ = tiny()
     torch.manual_seed(0)
-    step = GeneratorStep(MMFA(model_cfg).train(), render_expression="mean")
+    model = MMFA(model_cfg).eval()  # per-image normalisation: the step's batch and a lone encode agree
+    step = GeneratorStep(model, render_expression="mean")
     source, driving = (torch.rand(2, 3, model_cfg.image_size, model_cfg.image_size) for _ in range(2))
-    turn, has = torch.tensor([[15.0, -5.0, 3.0], [15.0, -5.0, 3.0]]), torch.tensor([True, False])
-    read = step(source, driving, driving, driving)["driving_keypoints"]
-    turned = step(source, driving, driving, driving, turn, has)["driving_keypoints"]
-    assert torch.allclose(turned[1], read[1]) and not torch.allclose(turned[0], read[0], atol=1e-3)
-    with pytest.raises(ValueError, match="driving_turns"):
-        TrainConfig(driving_turns="webcam")
-    model, cfg = tiny(driving_turns="tracker")
+    yes_no = torch.tensor([True, False])
+    tracked = TrackedChange(turn=torch.tensor([[15.0, -5.0, 3.0]] * 2), has_turn=yes_no, zoom=torch.tensor([1.2, 1.2]),
+                            shift=torch.tensor([[0.1, -0.05]] * 2), has_placement=yes_no)
+    read = step(source, driving, driving, driving)
+    moved = step(source, driving, driving, driving, tracked)
+    assert torch.allclose(moved["driving_keypoints"][1], read["driving_keypoints"][1])
+    # pair 0: the source's canonical keypoints in its own pose moved by the labels, with the driving frame's δ
+    src, _ = model.encode_motion(source)
+    expected = TargetMotion(src.yaw + 15, src.pitch - 5, src.roll + 3,
+                            src.translation + torch.tensor([0.1, -0.05, 0.0]), src.scale * 1.2, moved["render_delta"])
+    kp, _ = model.pose_keypoints(moved["canonical_source"], expected)
+    assert torch.allclose(moved["driving_keypoints"][0], kp[0], atol=1e-5)
+    assert not torch.allclose(moved["driving_keypoints"][0], read["driving_keypoints"][0], atol=1e-3)
+    with pytest.raises(ValueError, match="driving_motion"):
+        TrainConfig(driving_motion="webcam")
+    model, cfg = tiny(driving_motion="tracker")
     assert Trainer(model, cfg, blob_store, options(tmp_path, max_steps=2)).run() == 2
 
 
