@@ -38,6 +38,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--pose-from", choices=("tracker", "model"), default="tracker",
                         help="relative mode: head turns, shift and zoom measured by the face tracker (default) or by "
                         "the model's motion encoder, which reads few of them in the bundled model")
+    parser.add_argument("--expression-from", choices=("tracker", "model"), default="tracker",
+                        help="relative mode: the driver's mouth, eye and brow movement moves the source's keypoints, "
+                        "with the model's expression latent (tracker, default), or the latent alone (model), which "
+                        "carries little in the bundled model")
     parser.add_argument("--smoothing", type=float, default=0.5, metavar="S",
                         help="temporal smoothing, 0 (off) to 1 (strong) (default 0.5)")
     parser.add_argument("--paste-back", action="store_true", help="paste the face back into the full source photo")
@@ -88,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
         reference_needed = args.mode == "relative" and args.reference_frame > 0
         with user_errors(), frames, Reenactor(engine, source, mode=args.mode, transfer=args.transfer,
                                               smoothing=args.smoothing or None, paste_back=args.paste_back,
-                                              fps=frames.fps, pose_from=args.pose_from) as reenactor:
+                                              fps=frames.fps, pose_from=args.pose_from,
+                                              expression_from=args.expression_from) as reenactor:
             if reference_needed:
                 reenactor.set_reference(_frame_at(driving_path, args.reference_frame))
             with VideoExporter(output, frames.fps_fraction, audio_from=driving_path if has_audio else None,

@@ -35,6 +35,7 @@ from mmfa_studio.face import (
     paste_back as paste_crop_back,
 )
 from mmfa_studio.model import MMFA, ModelConfig, SourceEncoding, TargetMotion, interpolate
+from mmfa_studio.model.keypoints import rotation_matrix
 
 from .errors import EngineError, ModelLoadError, NoFaceFoundError, SourceImageError
 from ..motion import INTERPOLATION_MODES, Motion
@@ -304,13 +305,21 @@ class Engine:
                               name=name)
 
     # -- rendering --------------------------------------------------------------------------------------
-    def render(self, source: PreparedSource, motion: Motion, paste_back: bool = False) -> RenderedFrame:
-        """Render ``source`` under ``motion``; ``InvalidMotionError`` (a ValueError) for out-of-range values."""
-        return self.render_batch(source, [motion], paste_back=paste_back)[0]
+    def render(self, source: PreparedSource, motion: Motion, paste_back: bool = False,
+               keypoint_shift: np.ndarray | None = None) -> RenderedFrame:
+        """Render ``source`` under ``motion``; ``InvalidMotionError`` (a ValueError) for out-of-range values.
+
+        ``keypoint_shift``: K×2, moves each posed keypoint in the image plane (normalised units, crop width = 2)
+        on top of the motion — a driving face's non-rigid movement (``LandmarkExpression``)."""
+        shifts = None if keypoint_shift is None else [keypoint_shift]
+        return self.render_batch(source, [motion], paste_back=paste_back, keypoint_shifts=shifts)[0]
 
     def render_batch(self, source: PreparedSource, motions: Sequence[Motion], paste_back: bool = False,
-                     batch_size: int = 8) -> list[RenderedFrame]:
-        """Render many motions (for export), ``batch_size`` at a time through the model."""
+                     batch_size: int = 8, keypoint_shifts: Sequence[np.ndarray | None] | None = None) -> list[RenderedFrame]:
+        """Render many motions (for export), ``batch_size`` at a time through the model; ``keypoint_shifts``:
+        one K×2 shift or None per motion (see :meth:`render`)."""
+        if keypoint_shifts is not None and len(keypoint_shifts) != len(motions):
+            raise ValueError(f"{len(keypoint_shifts)} keypoint shifts for {len(motions)} motions")
         for i, motion in enumerate(motions):
             try:
                 motion.validate(self.latent_dim)
@@ -318,7 +327,7 @@ class Engine:
                 where = f"motion {i}: " if len(motions) > 1 else ""
                 raise InvalidMotionError(f"{where}{exc}") from None
         frames: list[RenderedFrame] = []
-        if len(motions) == 1 and self.cuda_graphs:
+        if len(motions) == 1 and self.cuda_graphs and (keypoint_shifts is None or keypoint_shifts[0] is None):
             graphed = self._render_graphed(source, motions[0])
             if graphed is not None:
                 crop, kp = graphed
@@ -326,8 +335,9 @@ class Engine:
                 return [RenderedFrame(crop=crop, full=full, keypoints=kp)]
         for start in range(0, len(motions), batch_size):
             chunk = motions[start:start + batch_size]
+            shifts = None if keypoint_shifts is None else keypoint_shifts[start:start + batch_size]
             with self._lock, torch.inference_mode():
-                target = self.target_motion(source, chunk)
+                target = self.target_motion(source, chunk, shifts)
                 with self._autocast():
                     result = self.model.render(source.encoding, target, all_scales=False)
                 crops = self._to_uint8(result.image)
@@ -362,11 +372,13 @@ class Engine:
             self._graphs.move_to_end(key)
             return graph(graph_inputs(source, motion, self.latent_dim))
 
-    def target_motion(self, source: PreparedSource, motions: Sequence[Motion]) -> TargetMotion:
+    def target_motion(self, source: PreparedSource, motions: Sequence[Motion],
+                      keypoint_shifts: Sequence[np.ndarray | None] | None = None) -> TargetMotion:
         """The model-side target (B = len(motions)) for the given motions of ``source``.
 
         relative: angles and translation add to the source's, scale multiplies it; absolute: taken as is.
         expression: None → the source's own δ; z → δ = decode(z_src + strength·(z − z_src)).
+        keypoint shift o (K×2): δ += Rᵀ·(o, 0) / s, so that x = s·R·(x_c + δ) + t moves by o in the image.
         """
         enc = source.encoding
         dev = self._device
@@ -388,6 +400,12 @@ class Engine:
             z_mix = z_src + strength[:, None] * (z - z_src)
             with self._autocast():
                 delta[with_z] = self.model.expression_vae.decode(z_mix).float()
+        shifted = [i for i, o in enumerate(keypoint_shifts or []) if o is not None]
+        if shifted:
+            o = torch.zeros(len(shifted), delta.shape[1], 3, device=dev)
+            o[..., :2] = torch.as_tensor(np.stack([keypoint_shifts[i] for i in shifted]), dtype=torch.float32, device=dev)
+            rotation = rotation_matrix(yaw[shifted], pitch[shifted], roll[shifted])  # B×3×3
+            delta[shifted] += (o @ rotation) / scale[shifted, None, None]  # row vectors: (Rᵀ·o)ᵀ = oᵀ·R
         # Same dtype as the cached source so a zero edit reproduces the source keypoints exactly.
         dtype = own.yaw.dtype
         return TargetMotion(yaw=yaw.to(dtype), pitch=pitch.to(dtype), roll=roll.to(dtype),

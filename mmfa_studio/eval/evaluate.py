@@ -5,8 +5,8 @@ VoxCeleb's pre-cropped evaluation:
 
 * same-identity reconstruction — source = the first frame, driving = the clip's other frames; the model renders
   the source with each driving frame's motion, read as reenactment reads it (``motion="tracker"``, the
-  default: the head's turns, shift and zoom since the source from the face tracker, the expression from the
-  motion encoder; see ``engine/reenact.py``) or as in the paper (``motion="model"``: the motion encoder's
+  default: the head's turns, shift and zoom since the source and the landmarks' non-rigid movement from the
+  face tracker, the expression latent from the motion encoder; see ``engine/reenact.py``) or as in the paper (``motion="model"``: the motion encoder's
   absolute pose, translation, scale and expression): L1, PSNR, SSIM, LPIPS (shift-tolerant VGG16), AKD (mean
   landmark distance in crop pixels), AED (dlib embedding L2);
 * pose control — the source rendered at commanded yaw ±10/±20/±30, pitch ±10/±20, roll ±15 (relative to its
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..engine import Engine, Motion, VideoError, VideoFileSource
-from ..engine.reenact import tracked_change
+from ..engine.reenact import LandmarkExpression, tracked_change
 from ..face import Face
 from ..face.crop import crop_at
 from ..face.measures import expression_measures
@@ -194,10 +194,17 @@ class Evaluator:
         # Same-identity reconstruction with each driving frame's motion.
         source_measured = (self._face(source_crop), self._descriptor(source_crop))  # the baseline's output, once
         targets = [(self._face(target), self._descriptor(target)) for target in driving]
-        motions = [self._driving_motion(crop, source_measured[0], face) for crop, (face, _) in zip(driving, targets)]
-        if s.motion == "tracker" and (untracked := sum(m.relative is False for m in motions)):
-            notes.append(f"{untracked} of {len(motions)} driving frames read by the model alone (no tracked face)")
-        outputs = [r.crop for r in self.engine.render_batch(source, motions)] if motions else []
+        source_face = source_measured[0]
+        motions = [self._driving_motion(crop, source_face, face) for crop, (face, _) in zip(driving, targets)]
+        shifts = None
+        if s.motion == "tracker":
+            if untracked := sum(m.relative is False for m in motions):
+                notes.append(f"{untracked} of {len(motions)} driving frames read by the model alone (no tracked face)")
+            expression = LandmarkExpression.for_source(self.engine, source, face=source_face) if source_face else None
+            if expression is not None:
+                shifts = [expression.keypoint_shift(source_face, face) if face is not None else None
+                          for face, _ in targets]
+        outputs = [r.crop for r in self.engine.render_batch(source, motions, keypoint_shifts=shifts)] if motions else []
         model_rows = [self._recon_metrics(out, target, *measured) for out, target, measured in zip(outputs, driving, targets)]
         base_rows = [self._recon_metrics(source_crop, target, *measured, source_measured)
                      for target, measured in zip(driving, targets)]

@@ -8,7 +8,7 @@ from .crop import (CROP_OFFSET, CROP_SCALE, CropSmoother, CropTransform, box_tra
                    face_mask, paste_back, select_face)
 from .image import ImageError, load_image
 from .measures import ExpressionMeasures, expression_measures
-from .pose import HeadPlacement, euler_from_matrix, head_placement, head_pose, rotation_from_euler
+from .pose import HeadPlacement, euler_from_matrix, head_placement, head_pose, nonrigid_motion, rotation_from_euler
 from .smoothing import OneEuroSmoother
 from .tracker import (FaceAlignmentTracker, FaceTracker, MediaPipeTracker, create_tracker, face_alignment_available)
 from .types import Face, HeadPose, NoFaceError
@@ -18,5 +18,5 @@ __all__ = [
     "FaceAlignmentTracker", "face_alignment_available", "NoFaceError", "crop_face", "crop_at", "crop_box",
     "box_transform", "CropTransform", "paste_back", "face_mask", "select_face", "OneEuroSmoother", "CropSmoother",
     "expression_measures", "ExpressionMeasures", "head_pose", "head_placement", "HeadPlacement", "euler_from_matrix",
-    "rotation_from_euler", "CROP_SCALE", "CROP_OFFSET",
+    "rotation_from_euler", "nonrigid_motion", "CROP_SCALE", "CROP_OFFSET",
 ]

@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .types import HeadPose
+from .types import Face, HeadPose
 
 CANONICAL_PATH = Path(__file__).with_name("data") / "canonical_face.npz"
 
@@ -77,18 +77,25 @@ def _camera(image_shape: tuple[int, ...]) -> np.ndarray:
     return np.array([[f, 0, w / 2.0], [0, f, h / 2.0], [0, 0, 1]], dtype=np.float64)
 
 
-def _rigid_points(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """(canonical M×3, observed M×2) for the points that move little with expression, or None for a landmark
-    scheme other than MediaPipe's mesh (468/478) or iBUG's 68."""
+def _rigid_index(count: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(landmark indices, canonical indices) of the points that move little with expression, for ``count``
+    landmarks; None for a scheme other than MediaPipe's mesh (468/478) or iBUG's 68."""
     canon = canonical_face()
-    n = len(landmarks)
-    if n >= 468:
-        idx = canon.rigid
-        return canon.points[idx], landmarks[idx, :2]
-    if n == 68:
+    if count >= 468:
+        return canon.rigid, canon.rigid
+    if count == 68:
         keep = np.r_[17:48]  # brows, nose and eyes: the rigid part of the 68 scheme
-        return canon.points[MESH_INDEX_OF_68[keep]], landmarks[keep, :2]
+        return keep, MESH_INDEX_OF_68[keep]
     return None
+
+
+def _rigid_points(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(canonical M×3, observed M×2) rigid points of ``landmarks``, or None for an unknown scheme."""
+    index = _rigid_index(len(landmarks))
+    if index is None:
+        return None
+    observed, canonical = index
+    return canonical_face().points[canonical], landmarks[observed, :2]
 
 
 def head_pose(landmarks: np.ndarray, image_shape: tuple[int, ...]) -> HeadPose | None:
@@ -131,6 +138,30 @@ def head_placement(landmarks: np.ndarray, pose: HeadPose) -> HeadPlacement | Non
     centre = observed.mean(axis=0)
     scale = float((projected * (observed - centre)).sum() / (projected * projected).sum())
     return HeadPlacement(scale, centre.astype(np.float64))
+
+
+def nonrigid_motion(reference: Face, driving: Face) -> np.ndarray | None:
+    """N×2: how each landmark moved from ``reference`` to ``driving`` beyond the head's rigid movement — the
+    mouth opening, the eyes closing, the brows rising — in units of the reference head's scale
+    (:class:`HeadPlacement`), along the driving image's axes.
+
+    The rigid prediction turns the reference's 3D landmarks about their rigid centroid by the change of
+    tracked pose and zooms and shifts them by the change of placement. None when either face lacks a pose,
+    the reference lacks depth, or the two landmark sets differ.
+    """
+    if reference.pose is None or driving.pose is None or reference.landmarks_3d is None:
+        return None
+    index = _rigid_index(len(reference.landmarks))
+    if index is None or len(driving.landmarks) != len(reference.landmarks):
+        return None
+    ref = head_placement(reference.landmarks, reference.pose)
+    drv = head_placement(driving.landmarks, driving.pose)
+    points = reference.landmarks_3d.astype(np.float64)
+    points = points - points[index[0]].mean(axis=0)
+    turn = rotation_from_euler(driving.pose.yaw, driving.pose.pitch, driving.pose.roll) @ rotation_from_euler(
+        reference.pose.yaw, reference.pose.pitch, reference.pose.roll).T
+    predicted = (drv.scale / ref.scale) * (points @ turn.T)[:, :2] + drv.centre
+    return (driving.landmarks[:, :2] - predicted) / ref.scale
 
 
 def frontalising_rotation(points: np.ndarray, pairs: np.ndarray) -> np.ndarray:

@@ -139,3 +139,39 @@ def test_tracked_change_reads_zoom_shift_and_turns(engine, driving_frames):
     zoomed = replace(face, landmarks=1.25 * face.landmarks[:, :2])
     assert tracked_change(face, zoomed, 200.0).scale == pytest.approx(1.25, rel=1e-9)
     assert tracked_change(face, replace(turned_and_shifted, pose=None), 200.0) is None
+
+
+def test_landmark_expression_ignores_the_heads_rigid_movement(engine, prepared, driving_frames):
+    """expression_from='tracker': the synthetic driver's head moves rigidly, so the keypoint shift is tiny."""
+    with Reenactor(engine, prepared, smoothing=None) as re:
+        assert re.expression_from == "tracker"
+        re.set_reference(driving_frames[0])
+        reading = re._read(driving_frames[3])
+        shift = re.keypoint_shift_for(reading)
+        assert shift.shape == (prepared.encoding.keypoints.shape[1], 2)
+        assert np.abs(shift).max() < 0.02  # normalised units: under 1 % of the crop
+        assert re.process(driving_frames[3]).face_found  # renders with the shift
+        for kwargs in ({"transfer": "pose"}, {"expression_from": "model"}):
+            re.configure(**kwargs)
+            assert re.keypoint_shift_for(reading) is None
+            re.configure(transfer="both", expression_from="tracker")
+        with pytest.raises(ValueError, match="expression_from"):
+            re.configure(expression_from="webcam")
+
+
+def test_landmark_expression_moves_the_keypoints_near_a_dropped_jaw(engine, driving_frames):
+    from mmfa_studio.engine.reenact import LandmarkExpression
+    from mmfa_studio.face.pose import canonical_face
+
+    face = engine.tracker.detect(driving_frames[0])[0]
+    size = driving_frames[0].shape[1]
+    chin, forehead = face.landmarks[152, :2], face.landmarks[10, :2]
+    expression = LandmarkExpression(face, np.stack([chin, forehead]), size)
+    jaw = canonical_face().points[:, 1] > canonical_face().points[13, 1]  # below the upper lip
+    drop = 0.05 * face.size
+    dropped = face.landmarks.copy()
+    dropped[jaw, 1] += drop
+    shift = expression.keypoint_shift(face, replace(face, landmarks=dropped))
+    full = 2 * drop / size  # the drop in normalised units
+    assert 0.6 * full < shift[0, 1] < 1.1 * full and abs(shift[0, 0]) < 0.1 * full  # the chin's keypoint drops
+    assert np.abs(shift[1]).max() < 0.1 * full  # the forehead's stays

@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mmfa_studio.face import HeadPose, euler_from_matrix, head_placement, head_pose, rotation_from_euler
+from mmfa_studio.face import (Face, HeadPose, euler_from_matrix, head_placement, head_pose, nonrigid_motion,
+                              rotation_from_euler)
 from mmfa_studio.face.pose import MESH_INDEX_OF_68, canonical_face
 
 
@@ -77,6 +78,27 @@ def test_placement_follows_the_head_not_the_mouth_or_its_turns():
     assert opened.scale / base.scale == pytest.approx(1.0, abs=0.01)
     assert np.abs(opened.centre - base.centre).max() < 0.5
     assert head_placement(frontal[:100], HeadPose(0, 0, 0)) is None  # not a known landmark scheme
+
+
+def _posed_face(pose: tuple[float, float, float], scale: float, centre: tuple[float, float]) -> Face:
+    """The canonical face under ``pose``, zoomed and placed (an exact weak-perspective view, with depth)."""
+    points = scale * canonical_face().points @ rotation_from_euler(*pose).T + [*centre, 0.0]
+    return Face(box=np.zeros(4), landmarks=points[:, :2].copy(), score=1.0, pose=HeadPose(*pose), landmarks_3d=points)
+
+
+def test_nonrigid_motion_is_what_moves_beyond_the_head():
+    """Turned, zoomed and shifted, the canonical face has no non-rigid motion; an opened jaw has it, in units of
+    the reference head's scale."""
+    reference = _posed_face((5, -3, 2), 40.0, (250, 260))
+    moved = _posed_face((-12, 8, -6), 48.0, (270, 240))
+    assert np.abs(nonrigid_motion(reference, moved)).max() < 1e-6
+    jaw = canonical_face().points[:, 1] > canonical_face().points[13, 1]  # below the upper lip
+    moved.landmarks[jaw, 1] += 12.0
+    motion = nonrigid_motion(reference, moved)
+    np.testing.assert_allclose(motion[jaw], [[0.0, 12.0 / 40]] * int(jaw.sum()), atol=0.02)
+    assert np.abs(motion[~jaw]).max() < 0.02  # (the jaw weighs a little in the rigid fit's zoom)
+    assert nonrigid_motion(Face(box=np.zeros(4), landmarks=reference.landmarks, score=1.0, pose=reference.pose),
+                           moved) is None  # no depth
 
 
 def _rotate_clockwise(image: np.ndarray, degrees: float) -> np.ndarray:
