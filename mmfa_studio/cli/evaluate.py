@@ -17,8 +17,9 @@ def register(sub) -> argparse.ArgumentParser:
     p.add_argument("--clips", help="text file listing which videos of --data to use (one name per line)")
     p.add_argument("--frames", type=int, default=24, help="driving frames per clip (default 24)")
     p.add_argument("--motion", choices=("tracker", "model"), default="tracker",
-                   help="how each driving frame's motion is read: as reenactment does (tracker: turns, shift and zoom "
-                        "from the face tracker, expression from the model; default) or by the model alone (the paper)")
+                   help="how each driving frame's motion is read: as reenactment does (tracker: turns, shift, zoom and "
+                        "landmark movement from the face tracker, expression latent from the model; default) or by the "
+                        "model alone (the paper)")
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="fp32", help="fp32 (default, comparable figures), bf16, fp16, auto")
     p.add_argument("--json", metavar="OUT", help="write the full report (overall, baseline, per clip) as JSON")
