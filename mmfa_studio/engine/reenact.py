@@ -21,7 +21,7 @@ encoder (pose, scale, translation, expression z) → turn that into a :class:`Mo
   "model": the latent alone, as in the paper.
 * ``transfer``: "both", "pose" (the source keeps its expression) or "expression" (the source keeps its pose).
 * ``smoothing``: None/0 = off, up to 1 = strong; a One-Euro filter per group (angles, scale + translation,
-  expression), causal, so it works live.
+  expression latent, keypoint shifts), causal, so it works live.
 """
 
 from __future__ import annotations
