@@ -315,7 +315,8 @@ class Engine:
         return self.render_batch(source, [motion], paste_back=paste_back, keypoint_shifts=shifts)[0]
 
     def render_batch(self, source: PreparedSource, motions: Sequence[Motion], paste_back: bool = False,
-                     batch_size: int = 8, keypoint_shifts: Sequence[np.ndarray | None] | None = None) -> list[RenderedFrame]:
+                     batch_size: int = 8,
+                     keypoint_shifts: Sequence[np.ndarray | None] | None = None) -> list[RenderedFrame]:
         """Render many motions (for export), ``batch_size`` at a time through the model; ``keypoint_shifts``:
         one K×2 shift or None per motion (see :meth:`render`)."""
         if keypoint_shifts is not None and len(keypoint_shifts) != len(motions):
@@ -403,7 +404,8 @@ class Engine:
         shifted = [i for i, o in enumerate(keypoint_shifts or []) if o is not None]
         if shifted:
             o = torch.zeros(len(shifted), delta.shape[1], 3, device=dev)
-            o[..., :2] = torch.as_tensor(np.stack([keypoint_shifts[i] for i in shifted]), dtype=torch.float32, device=dev)
+            given = np.stack([keypoint_shifts[i] for i in shifted])
+            o[..., :2] = torch.as_tensor(given, dtype=torch.float32, device=dev)
             rotation = rotation_matrix(yaw[shifted], pitch[shifted], roll[shifted])  # B×3×3
             delta[shifted] += (o @ rotation) / scale[shifted, None, None]  # row vectors: (Rᵀ·o)ᵀ = oᵀ·R
         # Same dtype as the cached source so a zero edit reproduces the source keypoints exactly.

@@ -109,7 +109,8 @@ class LandmarkExpression:
         self._to_units = 2.0 * placement.scale / crop_size  # head-scale units → normalised units
 
     @classmethod
-    def for_source(cls, engine: Engine, source: PreparedSource, face: Face | None = None) -> "LandmarkExpression | None":
+    def for_source(cls, engine: Engine, source: PreparedSource,
+                   face: Face | None = None) -> "LandmarkExpression | None":
         """For ``source`` (its face as found in the photo, or ``face`` in crop pixels); None when no face with
         a pose is found on it."""
         if face is None and source.face_index is not None and source.faces:
@@ -121,7 +122,8 @@ class LandmarkExpression:
             face = faces[0] if faces else None
         if face is None or face.pose is None:
             return None
-        keypoints = (source.encoding.keypoints[0, :, :2].float().cpu().numpy() + 1.0) * (engine.image_size / 2.0) - 0.5
+        # The engine's own keypoint → pixel convention (grid_sample frame, pixel centres at integers).
+        keypoints = engine._keypoints_to_pixels(source.encoding.keypoints)[0]  # noqa: SLF001
         return cls(face, keypoints, engine.image_size)
 
     def keypoint_shift(self, reference: Face, driving: Face) -> np.ndarray | None:
@@ -345,5 +347,5 @@ class Reenactor:
                       expression=expression, relative=motion.relative), shift
 
 
-__all__ = ["LandmarkExpression", "Reenactor", "ReenactResult", "MODES", "POSE_SOURCES", "EXPRESSION_SOURCES", "TRANSFERS",
-           "tracked_change"]
+__all__ = ["LandmarkExpression", "Reenactor", "ReenactResult", "MODES", "POSE_SOURCES", "EXPRESSION_SOURCES",
+           "TRANSFERS", "tracked_change"]

@@ -6,9 +6,9 @@ VoxCeleb's pre-cropped evaluation:
 * same-identity reconstruction — source = the first frame, driving = the clip's other frames; the model renders
   the source with each driving frame's motion, read as reenactment reads it (``motion="tracker"``, the
   default: the head's turns, shift and zoom since the source and the landmarks' non-rigid movement from the
-  face tracker, the expression latent from the motion encoder; see ``engine/reenact.py``) or as in the paper (``motion="model"``: the motion encoder's
-  absolute pose, translation, scale and expression): L1, PSNR, SSIM, LPIPS (shift-tolerant VGG16), AKD (mean
-  landmark distance in crop pixels), AED (dlib embedding L2);
+  face tracker, the expression latent from the motion encoder; see ``engine/reenact.py``) or as in the paper
+  (``motion="model"``: the motion encoder's absolute pose, translation, scale and expression): L1, PSNR, SSIM,
+  LPIPS (shift-tolerant VGG16), AKD (mean landmark distance in crop pixels), AED (dlib embedding L2);
 * pose control — the source rendered at commanded yaw ±10/±20/±30, pitch ±10/±20, roll ±15 (relative to its
   own pose); the tracker measures the output: median |measured change − commanded change| on that axis;
 * disentanglement — pose change measured when only the expression moves (pose_leak_deg), and change of the
@@ -205,7 +205,8 @@ class Evaluator:
                 shifts = [expression.keypoint_shift(source_face, face) if face is not None else None
                           for face, _ in targets]
         outputs = [r.crop for r in self.engine.render_batch(source, motions, keypoint_shifts=shifts)] if motions else []
-        model_rows = [self._recon_metrics(out, target, *measured) for out, target, measured in zip(outputs, driving, targets)]
+        model_rows = [self._recon_metrics(out, target, *measured)
+                      for out, target, measured in zip(outputs, driving, targets)]
         base_rows = [self._recon_metrics(source_crop, target, *measured, source_measured)
                      for target, measured in zip(driving, targets)]
         model = {k: _mean([r[k] for r in model_rows]) for k in RECON_KEYS}

@@ -285,14 +285,13 @@ def _interpolated(readings: list[np.ndarray | None], a: int, b: int) -> np.ndarr
     return np.stack([np.interp(np.arange(a, b), ks, values[:, j]) for j in range(3)], axis=1).astype(np.float32)
 
 
-def _in_crop(placement: np.ndarray | None, box: np.ndarray, size: int) -> np.ndarray | None:
-    """N×(scale, x, y) placements in source pixels → in the pixels of the size×size crop of ``box``."""
+def _in_crop(placement: np.ndarray | None, box: np.ndarray, size: int, shape: tuple[int, int]) -> np.ndarray | None:
+    """N×(scale, x, y) placements in the pixels of a ``shape`` frame → in those of its size×size crop of ``box``."""
     if placement is None:
         return None
-    transform = box_transform(box, size, (1, 1))
+    transform = box_transform(box, size, shape)
     zoom = transform.matrix[0, 0]
-    centres = placement[:, 1:] * zoom + transform.matrix[:, 2]
-    return np.concatenate([placement[:, :1] * zoom, centres], axis=1).astype(np.float32)
+    return np.concatenate([placement[:, :1] * zoom, transform.to_crop(placement[:, 1:])], axis=1).astype(np.float32)
 
 
 # --- one source --------------------------------------------------------------------------------------------------
@@ -360,7 +359,7 @@ def _write_segments(source: Source, out_root: Path, opts: PrepareOptions, track:
         clips.append(ClipInfo(id=cid, frames=b - a, fps=round(fps, 3), source=source.rel,
                               pose=_interpolated(track.poses, a, b), offsets=offsets, first_frame=track.kept[a],
                               stride=opts.stride, box=tuple(float(v) for v in box),
-                              placement=_in_crop(_interpolated(track.placements, a, b), box, opts.size)))
+                              placement=_in_crop(_interpolated(track.placements, a, b), box, opts.size, track.shape)))
     return clips
 
 

@@ -67,7 +67,8 @@ class ClipInfo:
             pose=None if pose is None else np.asarray(pose, dtype=np.float32).reshape(-1, 3),
             offsets=np.asarray(entry["offsets"], dtype=np.int64), first_frame=int(entry.get("first_frame", 0)),
             stride=int(entry.get("stride", 1)), box=None if entry.get("box") is None else tuple(entry["box"]),
-            placement=None if entry.get("placement") is None else np.asarray(entry["placement"], np.float32).reshape(-1, 3),
+            placement=(None if entry.get("placement") is None
+                       else np.asarray(entry["placement"], np.float32).reshape(-1, 3)),
         )
 
 

@@ -250,7 +250,8 @@ class GeneratorStep(nn.Module):
         part = lambda t, i: t[i * b:(i + 1) * b]  # noqa: E731
         src_m, drv_m, wrp_m = (_split_motion(motion, i, b) for i in range(3))
 
-        src_target = TargetMotion(src_m.yaw, src_m.pitch, src_m.roll, src_m.translation, src_m.scale, part(delta_used, 0))
+        src_target = TargetMotion(src_m.yaw, src_m.pitch, src_m.roll, src_m.translation, src_m.scale,
+                                  part(delta_used, 0))
         kp_s, jac_s = m.pose_keypoints(part(canonical, 0), src_target)
         source_enc = SourceEncoding(
             image=source, appearance=m.appearance_encoder(source), canonical=part(canonical, 0), motion=src_m,
