@@ -46,6 +46,20 @@ def save_model(path: str | Path, model: MMFA, metadata: dict[str, Any] | None = 
         save_file(tensors, str(tmp), metadata=header)
 
 
+def save_with_metadata(path: str | Path, out: str | Path, updates: dict[str, Any]) -> None:
+    """Write checkpoint ``path`` to ``out`` (may be the same file; atomic) with ``updates`` merged into its
+    metadata; the tensors and the config are copied unchanged."""
+    info = read_info(path)
+    try:
+        tensors = load_file(str(info.path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{info.path} is corrupt or truncated: {exc}") from None
+    header = {"format": FORMAT, "config": json.dumps(info.config.to_dict()),
+              "metadata": json.dumps({**info.metadata, **updates})}
+    with atomic_path(out) as tmp:
+        save_file(tensors, str(tmp), metadata=header)
+
+
 def read_info(path: str | Path) -> CheckpointInfo:
     """The config and metadata of a checkpoint, without loading its weights."""
     path = Path(path)

@@ -11,6 +11,7 @@ See ``core.py`` (Engine), ``motion.py`` (Motion semantics, keyframes), ``reenact
 
 from mmfa_studio.face import Face, HeadPose
 
+from .calibration import PoseCalibration
 from .core import (DEVICES, PRECISIONS, Engine, FaceMotion, InvalidMotionError, PreparedSource, RenderedFrame,
                    cpu_has_fast_bf16, resolve_device, resolve_precision)
 from .errors import EngineError, ExportCancelled, ModelLoadError, NoFaceFoundError, SourceImageError, VideoError
@@ -27,5 +28,5 @@ __all__ = [
     "EXPRESSION_LIMIT", "INTERPOLATION_MODES", "parse_expression_list", "CameraSource", "VideoFileSource",
     "ImageFolderSource", "SyntheticSource", "SAMPLE_PORTRAIT", "VideoInfo", "probe_video", "exact_fps", "MODES",
     "TRANSFERS", "DEVICES", "PRECISIONS", "resolve_device", "resolve_precision", "cpu_has_fast_bf16", "Face",
-    "HeadPose",
+    "HeadPose", "PoseCalibration",
 ]

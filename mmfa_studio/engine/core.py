@@ -37,6 +37,7 @@ from mmfa_studio.face import (
 from mmfa_studio.model import MMFA, ModelConfig, SourceEncoding, TargetMotion, interpolate
 from mmfa_studio.model.keypoints import rotation_matrix
 
+from .calibration import PoseCalibration
 from .errors import EngineError, ModelLoadError, NoFaceFoundError, SourceImageError
 from ..motion import INTERPOLATION_MODES, Motion
 
@@ -169,6 +170,10 @@ class Engine:
         # captured per source (falls back to eager if capture fails).
         self.cuda_graphs = cuda_graphs and device.type == "cuda"
         self._graphs: OrderedDict[int, _CudaGraphRender] = OrderedDict()
+        try:  # commanded turns → model angles (engine/calibration.py); identity for a checkpoint without one
+            self.pose_calibration = PoseCalibration.from_metadata(info.metadata if info else {})
+        except ValueError as exc:
+            raise ModelLoadError(f"{info.path}: {exc}") from None
 
     # -- construction -------------------------------------------------------------------------------
     @classmethod
@@ -306,19 +311,22 @@ class Engine:
 
     # -- rendering --------------------------------------------------------------------------------------
     def render(self, source: PreparedSource, motion: Motion, paste_back: bool = False,
-               keypoint_shift: np.ndarray | None = None) -> RenderedFrame:
+               keypoint_shift: np.ndarray | None = None, calibrate_pose: bool = True) -> RenderedFrame:
         """Render ``source`` under ``motion``; ``InvalidMotionError`` (a ValueError) for out-of-range values.
 
         ``keypoint_shift``: K×2, moves each posed keypoint in the image plane (normalised units, crop width = 2)
-        on top of the motion — a driving face's non-rigid movement (``LandmarkExpression``)."""
+        on top of the motion — a driving face's non-rigid movement (``LandmarkExpression``).
+        ``calibrate_pose``: a relative motion's turns are commands, mapped through :attr:`pose_calibration` so
+        the face turns that far; False takes them as model angles (reenactment's tracked turns)."""
         shifts = None if keypoint_shift is None else [keypoint_shift]
-        return self.render_batch(source, [motion], paste_back=paste_back, keypoint_shifts=shifts)[0]
+        return self.render_batch(source, [motion], paste_back=paste_back, keypoint_shifts=shifts,
+                                 calibrate_pose=calibrate_pose)[0]
 
     def render_batch(self, source: PreparedSource, motions: Sequence[Motion], paste_back: bool = False,
-                     batch_size: int = 8,
-                     keypoint_shifts: Sequence[np.ndarray | None] | None = None) -> list[RenderedFrame]:
+                     batch_size: int = 8, keypoint_shifts: Sequence[np.ndarray | None] | None = None,
+                     calibrate_pose: bool = True) -> list[RenderedFrame]:
         """Render many motions (for export), ``batch_size`` at a time through the model; ``keypoint_shifts``:
-        one K×2 shift or None per motion (see :meth:`render`)."""
+        one K×2 shift or None per motion; ``calibrate_pose`` as in :meth:`render`."""
         if keypoint_shifts is not None and len(keypoint_shifts) != len(motions):
             raise ValueError(f"{len(keypoint_shifts)} keypoint shifts for {len(motions)} motions")
         for i, motion in enumerate(motions):
@@ -328,8 +336,9 @@ class Engine:
                 where = f"motion {i}: " if len(motions) > 1 else ""
                 raise InvalidMotionError(f"{where}{exc}") from None
         frames: list[RenderedFrame] = []
+        calibration = self.pose_calibration if calibrate_pose else PoseCalibration()
         if len(motions) == 1 and self.cuda_graphs and (keypoint_shifts is None or keypoint_shifts[0] is None):
-            graphed = self._render_graphed(source, motions[0])
+            graphed = self._render_graphed(source, motions[0], calibration)
             if graphed is not None:
                 crop, kp = graphed
                 full = paste_crop_back(source.image, crop, source.transform) if paste_back else None
@@ -338,7 +347,7 @@ class Engine:
             chunk = motions[start:start + batch_size]
             shifts = None if keypoint_shifts is None else keypoint_shifts[start:start + batch_size]
             with self._lock, torch.inference_mode():
-                target = self.target_motion(source, chunk, shifts)
+                target = self.target_motion(source, chunk, shifts, calibration)
                 with self._autocast():
                     result = self.model.render(source.encoding, target, all_scales=False)
                 crops = self._to_uint8(result.image)
@@ -356,7 +365,8 @@ class Engine:
         s = self.image_size
         return (keypoints[..., :2].float() + 1.0) * (s / 2.0) - 0.5
 
-    def _render_graphed(self, source: PreparedSource, motion: Motion) -> tuple[np.ndarray, np.ndarray] | None:
+    def _render_graphed(self, source: PreparedSource, motion: Motion,
+                        calibration: PoseCalibration) -> tuple[np.ndarray, np.ndarray] | None:
         """(crop, keypoints) through the source's CUDA graph, or None when graphs are unavailable."""
         with self._lock:
             key = id(source.encoding)
@@ -371,13 +381,15 @@ class Engine:
                 while len(self._graphs) > 2:
                     self._graphs.popitem(last=False)
             self._graphs.move_to_end(key)
-            return graph(graph_inputs(source, motion, self.latent_dim))
+            return graph(graph_inputs(source, motion, self.latent_dim, calibration))
 
     def target_motion(self, source: PreparedSource, motions: Sequence[Motion],
-                      keypoint_shifts: Sequence[np.ndarray | None] | None = None) -> TargetMotion:
+                      keypoint_shifts: Sequence[np.ndarray | None] | None = None,
+                      calibration: PoseCalibration | None = None) -> TargetMotion:
         """The model-side target (B = len(motions)) for the given motions of ``source``.
 
-        relative: angles and translation add to the source's, scale multiplies it; absolute: taken as is.
+        relative: angles (through ``calibration``, when given) and translation add to the source's, scale
+        multiplies it; absolute: taken as is.
         expression: None → the source's own δ; z → δ = decode(z_src + strength·(z − z_src)).
         keypoint shift o (K×2): δ += Rᵀ·(o, 0) / s, so that x = s·R·(x_c + δ) + t moves by o in the image.
         """
@@ -386,9 +398,10 @@ class Engine:
         col = lambda name: torch.tensor([getattr(m, name) for m in motions], dtype=torch.float32, device=dev)  # noqa: E731
         rel = torch.tensor([m.relative for m in motions], device=dev)
         own = enc.motion
-        yaw = torch.where(rel, own.yaw.float() + col("yaw"), col("yaw"))
-        pitch = torch.where(rel, own.pitch.float() + col("pitch"), col("pitch"))
-        roll = torch.where(rel, own.roll.float() + col("roll"), col("roll"))
+        turns = torch.tensor([_model_turns(m, calibration) for m in motions], dtype=torch.float32, device=dev)
+        yaw = torch.where(rel, own.yaw.float() + turns[:, 0], turns[:, 0])
+        pitch = torch.where(rel, own.pitch.float() + turns[:, 1], turns[:, 1])
+        roll = torch.where(rel, own.roll.float() + turns[:, 2], turns[:, 2])
         scale = torch.where(rel, own.scale.float() * col("scale"), col("scale"))
         shift = torch.stack([col("tx"), col("ty"), col("tz")], dim=-1)
         translation = torch.where(rel[:, None], own.translation.float() + shift, shift)
@@ -463,17 +476,26 @@ class Engine:
             return self.model.expression_vae.decode(zt)[0].float().cpu().numpy()
 
 
-def graph_inputs(source: PreparedSource, motion: Motion, latent_dim: int) -> np.ndarray:
+def _model_turns(motion: Motion, calibration: PoseCalibration | None) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) in model degrees: a relative motion's turns through the calibration, when given."""
+    if motion.relative and calibration is not None:
+        return calibration.to_model(motion.yaw, motion.pitch, motion.roll)
+    return motion.yaw, motion.pitch, motion.roll
+
+
+def graph_inputs(source: PreparedSource, motion: Motion, latent_dim: int,
+                 calibration: PoseCalibration | None = None) -> np.ndarray:
     """The packed target of one motion for :class:`_CudaGraphRender`: yaw, pitch, roll, scale, t (3), z (Z),
     use_z — the same arithmetic as :meth:`Engine.target_motion`, done on the host."""
     own = source.motion
     values = np.zeros(8 + latent_dim, dtype=np.float64)
     shift = np.array([motion.tx, motion.ty, motion.tz])
+    yaw, pitch, roll = _model_turns(motion, calibration)
     if motion.relative:
-        values[:4] = (own.yaw + motion.yaw, own.pitch + motion.pitch, own.roll + motion.roll, own.scale * motion.scale)
+        values[:4] = (own.yaw + yaw, own.pitch + pitch, own.roll + roll, own.scale * motion.scale)
         values[4:7] = own.translation.astype(np.float64) + shift
     else:
-        values[:4] = (motion.yaw, motion.pitch, motion.roll, motion.scale)
+        values[:4] = (yaw, pitch, roll, motion.scale)
         values[4:7] = shift
     if motion.expression is not None:
         z_src = own.expression.astype(np.float64)

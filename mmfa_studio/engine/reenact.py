@@ -271,7 +271,9 @@ class Reenactor:
         if self._reference is None:
             self._reference = reading
         motion, shift = self._smooth(self.motion_for(reading), self.keypoint_shift_for(reading), t)
-        rendered = self.engine.render(self.source, motion, paste_back=self.paste_back, keypoint_shift=shift)
+        # The driver's turns are model angles, as the model was trained to take them: no command calibration.
+        rendered = self.engine.render(self.source, motion, paste_back=self.paste_back, keypoint_shift=shift,
+                                      calibrate_pose=False)
         driving_pose = reading.face.pose if self._tracker_moves(reading) else reading.motion.pose
         self._last = ReenactResult(rendered, driving_pose, reading.motion.expression, True, motion)
         return self._last

@@ -10,7 +10,8 @@ VoxCeleb's pre-cropped evaluation:
   (``motion="model"``: the motion encoder's absolute pose, translation, scale and expression): L1, PSNR, SSIM,
   LPIPS (shift-tolerant VGG16), AKD (mean landmark distance in crop pixels), AED (dlib embedding L2);
 * pose control — the source rendered at commanded yaw ±10/±20/±30, pitch ±10/±20, roll ±15 (relative to its
-  own pose); the tracker measures the output: median |measured change − commanded change| on that axis;
+  own pose, through the checkpoint's pose calibration as every edit is); the tracker measures the output: median
+  |measured change − commanded change| on that axis;
 * disentanglement — pose change measured when only the expression moves (pose_leak_deg), and change of the
   eye/mouth-open measures when only the pose moves (expression_leak);
 * identity — dlib embedding cosine between the source crop and every edited output.
@@ -204,7 +205,8 @@ class Evaluator:
             if expression is not None:
                 shifts = [expression.keypoint_shift(source_face, face) if face is not None else None
                           for face, _ in targets]
-        outputs = [r.crop for r in self.engine.render_batch(source, motions, keypoint_shifts=shifts)] if motions else []
+        outputs = [r.crop for r in self.engine.render_batch(source, motions, keypoint_shifts=shifts,
+                                                            calibrate_pose=False)] if motions else []
         model_rows = [self._recon_metrics(out, target, *measured)
                       for out, target, measured in zip(outputs, driving, targets)]
         base_rows = [self._recon_metrics(source_crop, target, *measured, source_measured)
