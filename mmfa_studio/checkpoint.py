@@ -46,10 +46,15 @@ def save_model(path: str | Path, model: MMFA, metadata: dict[str, Any] | None = 
         save_file(tensors, str(tmp), metadata=header)
 
 
-def save_with_metadata(path: str | Path, out: str | Path, updates: dict[str, Any]) -> None:
+def save_with_metadata(path: str | Path, out: str | Path, updates: dict[str, Any],
+                       config: ModelConfig | None = None) -> None:
     """Write checkpoint ``path`` to ``out`` (may be the same file; atomic) with ``updates`` merged into its
-    metadata; the tensors and the config are copied unchanged."""
+    metadata; the tensors are copied unchanged, and so is the config unless a ``config`` that differs only in
+    settings without weights is given (e.g. ``head_region_spread``)."""
     info = read_info(path)
+    if config is not None:
+        MMFA(config).load_state_dict(MMFA(info.config).state_dict())  # the same tensors must fit it
+        info.config = config
     try:
         tensors = load_file(str(info.path), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:

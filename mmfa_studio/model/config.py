@@ -63,6 +63,9 @@ class ModelConfig:
     dense_motion_compress: int = 4  # channels of the source appearance fed to the dense motion network
     keypoint_sigma: float = 0.01  # variance of the Gaussian heatmaps in normalised units
     tps_motion: bool = False  # add a thin-plate spline through all keypoints as a last motion proposal
+    # > 0 (hybrid only): a render moves only the head region, this many keypoint spreads around the source and
+    # driving keypoints (model/head_region.py); outside it the body and background stay as in the source.
+    head_region_spread: float = 0.0
     # Generator: residual blocks at feature_size, then upsampling to image_size; one RGB output per scale.
     generator_res_blocks: int = 3
     generator_channels: tuple[int, ...] = (64, 32, 16)  # at feature_size, ×2, ×4 ...
@@ -77,6 +80,8 @@ class ModelConfig:
             raise ValueError(f"model.variant must be 'hybrid' or 'volumetric', not {self.variant!r}")
         if self.keypoint_depth not in ("learned", "template"):
             raise ValueError(f"model.keypoint_depth must be 'learned' or 'template', not {self.keypoint_depth!r}")
+        if self.head_region_spread < 0 or (self.head_region_spread > 0 and self.variant != "hybrid"):
+            raise ValueError("model.head_region_spread must be ≥ 0, and is for the hybrid variant only")
         upsamplings = len(self.generator_channels) - 1
         if self.feature_size * 2**upsamplings != self.image_size:
             raise ValueError(

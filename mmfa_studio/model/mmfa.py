@@ -16,11 +16,12 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .appearance import AppearanceEncoder
-from .blocks import full_precision
+from .blocks import full_precision, make_coordinate_grid
 from .config import ModelConfig
 from .dense_motion import DenseMotion, DenseMotion2D, DenseMotion3D
 from .expression_vae import ExpressionCode, ExpressionVAE
 from .generator import Generator, GeneratorOutput
+from .head_region import composite, confine_flow, head_region
 from .keypoint_detector import CanonicalKeypointDetector
 from .keypoints import compose_keypoints, keypoint_jacobians, rotation_matrix
 from .motion_encoder import HeadMotion, MotionEncoder
@@ -131,8 +132,16 @@ class MMFA(nn.Module):
     def render(self, source: SourceEncoding, target: TargetMotion, all_scales: bool = True) -> RenderResult:
         """Render the source under ``target`` motion. Batch sizes must match (or the source has B = 1)."""
         src, kp_d, motion = self.estimate_motion(source, target)
+        region = None
+        if self.cfg.head_region_spread > 0:  # move only the head: the body and background stay still
+            grid = make_coordinate_grid(motion.flow.shape[1:3], motion.flow)
+            region = head_region(src.keypoints, kp_d, grid, self.cfg.head_region_spread)  # B×S×S
+            motion = replace(motion, flow=confine_flow(motion.flow, region, grid))
         features, image_flow = self.warp_features(src, motion)
         output = self.generator(features, src.image, image_flow, all_scales=all_scales)
+        if region is not None:
+            pyramid = [composite(level, region, _resized(src.image, level)) for level in output.pyramid]
+            output = replace(output, image=pyramid[-1], pyramid=pyramid)
         return RenderResult(output=output, motion=motion, keypoints=kp_d)
 
     # The three stages of render(), separately callable for benchmarks.
@@ -167,6 +176,13 @@ class MMFA(nn.Module):
             source=source, driving_motion=motion, driving_expression=expression,
             driving_canonical=self.keypoint_detector(driving_image), render=render,
         )
+
+
+def _resized(image: Tensor, like: Tensor) -> Tensor:
+    """``image`` at ``like``'s size (the generator's pyramid levels)."""
+    if image.shape[-1] == like.shape[-1]:
+        return image
+    return F.interpolate(image, size=like.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
 
 
 def _expand_source(source: SourceEncoding, b: int) -> SourceEncoding:
