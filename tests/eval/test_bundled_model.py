@@ -37,9 +37,10 @@ def test_zero_edit_reconstructs_the_source(engine, sample_portrait):
 
 @pytest.mark.slow
 def test_bundled_model_beats_copying_the_source_on_real_frames(engine, shared_data):
-    """Held-out clips, each driving frame read as reenactment reads it (motion="tracker"): at least 15 % better
-    than copying the source in L1 and 8 % in LPIPS (measured: about 20 % and 12 %, short of issue #7's target of
-    20 % on every clip). The motion encoder alone reads too little motion for this: about 4 % and 3 %."""
+    """Held-out clips, each driving frame read as reenactment reads it (motion="tracker"): at least 20 % better
+    than copying the source in L1 and 10 % in LPIPS (measured here: 23.2 % and 16.1 %; on all 8 validation
+    clips 25.9 % and 19.4 %, but not 20 % on each of them). The motion encoder alone reads too little motion
+    for this: about 4 % and 3 % (stop 12)."""
     from mmfa_studio.eval.evaluate import EvalSettings, Evaluator
 
     evaluator = Evaluator(engine, EvalSettings(frames_per_clip=3, controls=False, motion="tracker"))
@@ -49,4 +50,4 @@ def test_bundled_model_beats_copying_the_source_on_real_frames(engine, shared_da
     base_l1 = sum(r.baseline["l1"] for r in results) / len(results)
     model_lpips = sum(r.model["lpips"] for r in results) / len(results)
     base_lpips = sum(r.baseline["lpips"] for r in results) / len(results)
-    assert model_l1 <= 0.85 * base_l1 and model_lpips <= 0.92 * base_lpips
+    assert model_l1 <= 0.80 * base_l1 and model_lpips <= 0.90 * base_lpips
