@@ -122,6 +122,17 @@ class EditorPanel(QWidget):
         self.latent_sliders: list[ParamSlider] = []
         self.setEnabled(False)
 
+    def set_pose_reach(self, reach: dict[str, tuple[float, float]]) -> None:
+        """Tell, on each pose slider, how far this model can turn the face (beyond it a command stays there);
+        an axis missing from ``reach`` has no known limit."""
+        for name in ("yaw", "pitch", "roll"):
+            row = self.sliders[name]
+            tip = row.spec.tooltip
+            if name in reach:
+                low, high = reach[name]
+                tip += f"\nThis model turns the face {low:+.0f}° to {high:+.0f}° at most; a larger value stays there."
+            row.slider.setToolTip(tip)
+
     def set_latent_dim(self, dim: int) -> None:
         """Build one slider per expression latent dimension (called when a model is loaded)."""
         for row in self.latent_sliders:

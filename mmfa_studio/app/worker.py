@@ -75,6 +75,7 @@ class EngineInfo:
     latent_dim: int
     image_size: int
     motion_type: type  # the engine's Motion dataclass (the GUI builds motions without importing the engine)
+    pose_reach: dict[str, tuple[float, float]] = field(default_factory=dict)  # axis → farthest turns (°), if known
 
 
 @dataclass(frozen=True)
@@ -344,6 +345,8 @@ class EngineWorker(QObject):
                 latent_dim=int(engine.latent_dim),
                 image_size=int(engine.image_size),
                 motion_type=backend.Motion,
+                pose_reach={axis: reach for axis in ("yaw", "pitch", "roll")
+                            if (reach := engine.pose_calibration.reach(axis)) is not None},
             )
         )
 

@@ -50,6 +50,12 @@ class PoseCalibration:
     def is_identity(self) -> bool:
         return not (self.yaw or self.pitch or self.roll)
 
+    def reach(self, axis: str) -> tuple[float, float] | None:
+        """The farthest turns (degrees, most negative and most positive) a command on ``axis`` gives; None when the
+        axis is not calibrated (no known limit)."""
+        points = getattr(self, axis)
+        return (points[0][0], points[-1][0]) if points else None
+
     def to_model(self, yaw: float, pitch: float, roll: float) -> tuple[float, float, float]:
         """The model angles that render a commanded (yaw, pitch, roll) change, in degrees."""
         return self._map("yaw", yaw), self._map("pitch", pitch), self._map("roll", roll)

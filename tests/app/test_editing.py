@@ -146,3 +146,19 @@ def test_reset_pose_and_shortcut_actions(window):
     shortcuts = {a.shortcut().toString() for a in window.actions() if not a.shortcut().isEmpty()}
     for key in ("Ctrl+O", "Ctrl+S", "Ctrl+E", "Ctrl+Z", "K", "Space", "F5"):
         assert key in shortcuts
+
+
+def test_pose_sliders_tell_how_far_a_calibrated_model_turns(window, qtbot, tmp_path, tiny_checkpoint):
+    from mmfa_studio.checkpoint import save_with_metadata
+    from mmfa_studio.engine.calibration import METADATA_KEY
+
+    yaw = window.editor.sliders["yaw"].slider
+    assert "at most" not in yaw.toolTip()  # the tiny model has no calibration: no known limit
+    calibrated = tmp_path / "calibrated.safetensors"
+    save_with_metadata(tiny_checkpoint, calibrated, {METADATA_KEY: {"yaw": [[-16.0, -20.0], [0, 0], [14.1, 20.0]]}})
+    window.load_model(str(calibrated))
+    qtbot.waitUntil(lambda: window.engine_info.pose_reach != {} and window.source_info is not None, timeout=60_000)
+    wait_idle(qtbot, window)
+    assert window.engine_info.pose_reach == {"yaw": (-16.0, 14.1)}
+    assert "turns the face -16° to +14° at most" in yaw.toolTip()
+    assert "at most" not in window.editor.sliders["pitch"].slider.toolTip()

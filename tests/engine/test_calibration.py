@@ -22,6 +22,7 @@ def test_fit_inverts_the_response_up_to_the_models_reach():
     # turned less than -20° and the +40° that added only 0.2° are not used.
     assert cal.to_model(-25, 0, 0)[0] == -20.0 and cal.to_model(45, 0, 0)[0] == 30.0
     assert PoseCalibration().is_identity and PoseCalibration().to_model(12, -3, 4) == (12, -3, 4)
+    assert cal.reach("yaw") == (-14.0, 16.0) and cal.reach("pitch") is None
     with pytest.raises(ValueError, match="does not turn yaw at any measured negative angle"):
         PoseCalibration.fit({"yaw": {-10: 0.1, 10: 7.0}})
 
