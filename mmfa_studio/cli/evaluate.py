@@ -63,6 +63,8 @@ def run(args) -> int:
     bar = tqdm(videos, desc="evaluate", unit="clip", file=sys.stderr)
     report = evaluate_videos(engine, bar, EvalSettings(frames_per_clip=args.frames, motion=args.motion))
     report["checkpoint"] = str(engine.info.path) if engine.info else None
+    # pose edits go through the checkpoint's calibration (engine/calibration.py); None: taken as model angles
+    report["pose_calibration"] = None if engine.pose_calibration.is_identity else engine.pose_calibration.to_dict()
     print(f"{'clip':<44}{'frames':>7}" + "".join(f"{k:>16}" for k in KEYS))
     for row in report["per_clip"]:
         print(f"{row['clip'][:43]:<44}{row['frames']:>7}" + "".join(f"{_fmt(row.get(k)):>16}" for k in KEYS))
