@@ -55,14 +55,18 @@ def save_with_metadata(path: str | Path, out: str | Path, updates: dict[str, Any
     if config is not None:
         MMFA(config).load_state_dict(MMFA(info.config).state_dict())  # the same tensors must fit it
         info.config = config
-    try:
-        tensors = load_file(str(info.path), device="cpu")
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{info.path} is corrupt or truncated: {exc}") from None
+    tensors = _read_tensors(info)
     header = {"format": FORMAT, "config": json.dumps(info.config.to_dict()),
               "metadata": json.dumps({**info.metadata, **updates})}
     with atomic_path(out) as tmp:
         save_file(tensors, str(tmp), metadata=header)
+
+
+def _read_tensors(info: CheckpointInfo) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(info.path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{info.path} is corrupt or truncated: {exc}") from None
 
 
 def read_info(path: str | Path) -> CheckpointInfo:
@@ -102,10 +106,7 @@ def load_model(
     if expect is not None and expect != info.config:
         diff = ", ".join(expect.differences(info.config))
         raise CheckpointError(f"{info.path} holds a different architecture (differs in: {diff})")
-    try:
-        tensors = load_file(str(info.path), device="cpu")
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{info.path} is corrupt or truncated: {exc}") from None
+    tensors = _read_tensors(info)
     model = MMFA(info.config)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))

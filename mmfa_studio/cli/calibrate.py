@@ -26,21 +26,17 @@ def register(sub) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     from ..checkpoint import BUNDLED_MODEL, CheckpointError, save_with_metadata
-    from ..engine import Engine, EngineError
-    from ..engine.calibration import METADATA_KEY
+    from ..engine.calibration import AXES, METADATA_KEY
     from ..eval.calibrate import measure_pose_response
     from ..eval.evaluate import list_videos
-    from .render import check_writable
+    from .render import check_writable, open_engine
 
     check_writable(args.out, "--out")  # before minutes of measuring
     try:
         videos = list_videos(Path(args.data))
     except FileNotFoundError as exc:
         raise UserError(str(exc)) from None
-    try:
-        engine = Engine.load(args.checkpoint, device=args.device, precision=args.precision)
-    except EngineError as exc:
-        raise UserError(str(exc)) from None
+    engine = open_engine(args)
     from tqdm import tqdm
 
     response = measure_pose_response(engine, tqdm(videos, desc="calibrate", unit="clip", file=sys.stderr))
@@ -50,25 +46,23 @@ def run(args) -> int:
         calibration = response.fit()
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    summary = {"sources": response.sources,
-               "response": {axis: {f"{deg:g}": turn for deg, turn in table.items()}
-                            for axis, table in response.measured.items()},
-               METADATA_KEY: calibration.to_dict()}
+    table = calibration.to_dict()
+    response_json = {axis: {f"{deg:g}": turn for deg, turn in measured.items()}
+                     for axis, measured in response.measured.items()}
     try:
         save_with_metadata(args.checkpoint or BUNDLED_MODEL, args.out,
-                           {METADATA_KEY: calibration.to_dict(), "pose_response": summary["response"],
+                           {METADATA_KEY: table, "pose_response": response_json,
                             "pose_calibration_clips": [v.name for v in videos]})
     except (CheckpointError, OSError) as exc:
         raise UserError(f"cannot write {args.out}: {exc}") from None
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(json.dumps({"sources": response.sources, "response": response_json, METADATA_KEY: table}, indent=2))
         return 0
     print(f"pose response over {response.sources} sources (model angle → measured turn, median):")
     for axis, table in response.measured.items():
         print(f"  {axis:<6}" + "  ".join(f"{deg:+g}→{turn:+.1f}" for deg, turn in sorted(table.items())))
-    for axis in ("yaw", "pitch", "roll"):
-        points = getattr(calibration, axis)
-        print(f"{axis} reach {points[0][0]:+.1f}° … {points[-1][0]:+.1f}°"
-              f" (model {points[0][1]:+g}° … {points[-1][1]:+g}°)")
+    for axis in AXES:
+        low, high = calibration.reach(axis)
+        print(f"{axis} reach {low:+.1f}° … {high:+.1f}° (model {table[axis][0][1]:+g}° … {table[axis][-1][1]:+g}°)")
     print(f"wrote {args.out}")
     return 0

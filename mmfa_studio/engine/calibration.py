@@ -90,7 +90,8 @@ class PoseCalibration:
                     points.append((sign * turn, float(angle)))
                 if reach == 0.0:
                     side = "positive" if sign > 0 else "negative"
-                    raise ValueError(f"the render does not turn {axis} at any measured {side} angle: cannot calibrate")
+                    raise ValueError(f"the render does not turn {axis} at any measured {side} angle: "
+                                     "cannot calibrate")
             tables[axis] = tuple(sorted(points))
         return cls(**tables)
 

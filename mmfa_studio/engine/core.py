@@ -385,10 +385,10 @@ class Engine:
 
     def target_motion(self, source: PreparedSource, motions: Sequence[Motion],
                       keypoint_shifts: Sequence[np.ndarray | None] | None = None,
-                      calibration: PoseCalibration | None = None) -> TargetMotion:
+                      calibration: PoseCalibration = PoseCalibration()) -> TargetMotion:
         """The model-side target (B = len(motions)) for the given motions of ``source``.
 
-        relative: angles (through ``calibration``, when given) and translation add to the source's, scale
+        relative: angles (through ``calibration``; the default is the identity) and translation add to the source's, scale
         multiplies it; absolute: taken as is.
         expression: None → the source's own δ; z → δ = decode(z_src + strength·(z − z_src)).
         keypoint shift o (K×2): δ += Rᵀ·(o, 0) / s, so that x = s·R·(x_c + δ) + t moves by o in the image.
@@ -476,15 +476,15 @@ class Engine:
             return self.model.expression_vae.decode(zt)[0].float().cpu().numpy()
 
 
-def _model_turns(motion: Motion, calibration: PoseCalibration | None) -> tuple[float, float, float]:
-    """(yaw, pitch, roll) in model degrees: a relative motion's turns through the calibration, when given."""
-    if motion.relative and calibration is not None:
+def _model_turns(motion: Motion, calibration: PoseCalibration) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) in model degrees: a relative motion's turns go through the calibration."""
+    if motion.relative:
         return calibration.to_model(motion.yaw, motion.pitch, motion.roll)
     return motion.yaw, motion.pitch, motion.roll
 
 
 def graph_inputs(source: PreparedSource, motion: Motion, latent_dim: int,
-                 calibration: PoseCalibration | None = None) -> np.ndarray:
+                 calibration: PoseCalibration = PoseCalibration()) -> np.ndarray:
     """The packed target of one motion for :class:`_CudaGraphRender`: yaw, pitch, roll, scale, t (3), z (Z),
     use_z — the same arithmetic as :meth:`Engine.target_motion`, done on the host."""
     own = source.motion

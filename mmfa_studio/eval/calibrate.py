@@ -59,7 +59,8 @@ def measure_pose_response(engine: Engine, videos: Iterable[Path],
             if reference is None:
                 continue
             sources += 1
-            rendered = engine.render_batch(source, [Motion(**{axis: deg}) for axis, deg in edits], calibrate_pose=False)
+            edited = [Motion(**{axis: deg}) for axis, deg in edits]
+            rendered = engine.render_batch(source, edited, calibrate_pose=False)
             for (axis, deg), frame in zip(edits, rendered):
                 pose = _pose(engine, frame.crop)
                 if pose is not None:

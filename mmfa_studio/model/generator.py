@@ -35,6 +35,13 @@ def warp_image(image: Tensor, flow: Tensor) -> Tensor:
     return F.grid_sample(image, flow.to(image.dtype), align_corners=False, padding_mode="border")
 
 
+def resized_source(image: Tensor, size: int) -> Tensor:
+    """B×3×H×W → B×3×size×size (antialiased), or ``image`` itself when it is that size already."""
+    if image.shape[-1] == size:
+        return image
+    return F.interpolate(image, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
 class Generator(nn.Module):
     """B×C_in×S×S warped features (already multiplied by the occlusion map) → :class:`GeneratorOutput`."""
 
@@ -57,9 +64,7 @@ class Generator(nn.Module):
             if all_scales or i == n - 1:
                 out = head(h).float()
                 size = out.shape[-1]
-                src = source_image if source_image.shape[-1] == size else F.interpolate(
-                    source_image, size=(size, size), mode="bilinear", align_corners=False, antialias=True
-                )
+                src = resized_source(source_image, size)
                 warped = warp_image(src.float(), image_flow.float())
                 blend = torch.sigmoid(out[:, 3:])
                 pyramid.append(blend * warped + (1 - blend) * torch.sigmoid(out[:, :3]))

@@ -20,7 +20,7 @@ from .blocks import full_precision, make_coordinate_grid
 from .config import ModelConfig
 from .dense_motion import DenseMotion, DenseMotion2D, DenseMotion3D
 from .expression_vae import ExpressionCode, ExpressionVAE
-from .generator import Generator, GeneratorOutput
+from .generator import Generator, GeneratorOutput, resized_source
 from .head_region import composite, confine_flow, head_region
 from .keypoint_detector import CanonicalKeypointDetector
 from .keypoints import compose_keypoints, keypoint_jacobians, rotation_matrix
@@ -140,7 +140,8 @@ class MMFA(nn.Module):
         features, image_flow = self.warp_features(src, motion)
         output = self.generator(features, src.image, image_flow, all_scales=all_scales)
         if region is not None:
-            pyramid = [composite(level, region, _resized(src.image, level)) for level in output.pyramid]
+            pyramid = [composite(level, region, resized_source(src.image, level.shape[-1]))
+                       for level in output.pyramid]
             output = replace(output, image=pyramid[-1], pyramid=pyramid)
         return RenderResult(output=output, motion=motion, keypoints=kp_d)
 
@@ -176,13 +177,6 @@ class MMFA(nn.Module):
             source=source, driving_motion=motion, driving_expression=expression,
             driving_canonical=self.keypoint_detector(driving_image), render=render,
         )
-
-
-def _resized(image: Tensor, like: Tensor) -> Tensor:
-    """``image`` at ``like``'s size (the generator's pyramid levels)."""
-    if image.shape[-1] == like.shape[-1]:
-        return image
-    return F.interpolate(image, size=like.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
 
 
 def _expand_source(source: SourceEncoding, b: int) -> SourceEncoding:
