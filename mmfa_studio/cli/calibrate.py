@@ -59,8 +59,8 @@ def run(args) -> int:
         print(json.dumps({"sources": response.sources, "response": response_json, METADATA_KEY: table}, indent=2))
         return 0
     print(f"pose response over {response.sources} sources (model angle → measured turn, median):")
-    for axis, table in response.measured.items():
-        print(f"  {axis:<6}" + "  ".join(f"{deg:+g}→{turn:+.1f}" for deg, turn in sorted(table.items())))
+    for axis, measured in response.measured.items():
+        print(f"  {axis:<6}" + "  ".join(f"{deg:+g}→{turn:+.1f}" for deg, turn in sorted(measured.items())))
     for axis in AXES:
         low, high = calibration.reach(axis)
         print(f"{axis} reach {low:+.1f}° … {high:+.1f}° (model {table[axis][0][1]:+g}° … {table[axis][-1][1]:+g}°)")

@@ -29,12 +29,34 @@ def test_calibrating_the_bundled_model_on_real_clips(shared_data, tmp_path, caps
     for name in ("liveportrait__d14.mp4", "comfyui-advancedliveportrait__d2.mp4"):
         (data / name).symlink_to(shared_data / "videos" / name)
     out = tmp_path / "calibrated.safetensors"
-    assert main(["calibrate", "--data", str(data), "--out", str(out), "--device", "cpu", "--json"]) == 0
-    summary = json.loads(capsys.readouterr().out)
-    assert summary["sources"] == 4
-    assert 2.0 < summary["response"]["yaw"]["10"] < 10.0 and 5.0 < summary["response"]["roll"]["10"] < 12.0
+    assert main(["calibrate", "--data", str(data), "--out", str(out), "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "over 4 sources" in printed and "yaw reach" in printed and f"wrote {out}" in printed
     info = read_info(out)
+    response = info.metadata["pose_response"]
+    assert 2.0 < response["yaw"]["10"] < 10.0 and 5.0 < response["roll"]["10"] < 12.0
     assert info.config == read_info(BUNDLED_MODEL).config and info.metadata["step"] == read_info(BUNDLED_MODEL).metadata["step"]
     with Engine.load(out, device="cpu", precision="fp32") as engine:
         yaw, _, _ = engine.pose_calibration.to_model(8.0, 0.0, 0.0)
         assert yaw > 8.0
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_calibrate_prints_the_response_and_writes_it_to_the_header(tmp_path, tiny_checkpoint, capsys, monkeypatch,
+                                                                   as_json):
+    """The measuring is stubbed (the real one is tested below); this checks what the command prints and stores."""
+    from mmfa_studio.eval import calibrate
+
+    measured = {"yaw": {-10.0: -6.0, 10.0: 7.0}, "pitch": {-10.0: -8.0, 10.0: 8.5}, "roll": {-10.0: -9.0, 10.0: 9.0}}
+    monkeypatch.setattr(calibrate, "measure_pose_response",
+                        lambda engine, videos: calibrate.PoseResponse(sources=2, measured=measured))
+    (tmp_path / "clip.mp4").write_bytes(b"")  # listed only: the stub reads nothing
+    out = tmp_path / "out.safetensors"
+    args = ["calibrate", "--checkpoint", str(tiny_checkpoint), "--data", str(tmp_path), "--out", str(out)]
+    assert main(args + ["--json"] * as_json) == 0
+    printed = capsys.readouterr().out
+    if as_json:
+        assert json.loads(printed)["pose_calibration"]["yaw"] == [[-6.0, -10.0], [0.0, 0.0], [7.0, 10.0]]
+    else:
+        assert "yaw reach -6.0° … +7.0° (model -10° … +10°)" in printed and "over 2 sources" in printed
+    assert read_info(out).metadata["pose_response"]["pitch"] == {"-10": -8.0, "10": 8.5}
