@@ -4,8 +4,8 @@ Turning the keypoints by θ does not turn the rendered face by θ: the dense mot
 the turn (the bundled model turns yaw by about 0.7·θ, as the face tracker measures the render). A calibration,
 measured per checkpoint (``mmfa-studio calibrate``) and kept in its header, inverts that response so an edit of
 yaw 10° turns the face 10°, within the model's reach: the farthest measured model angle that still turned the
-face further (``eval/calibrate.py`` measures yaw and pitch to 20°, past which renders tear). A command past the
-reach stays at it: the turn saturates instead of breaking the face.
+face further (``eval/calibrate.py`` measures yaw and pitch to 30°, roll to 40°). A command past the reach stays
+at it: the turn saturates instead of breaking the face.
 
 It is for commanded edits (sliders, keyframes, the ``render`` command). Reenactment does not use it: its turns
 are a driver's, read by the tracker, which is how the model was trained to take them (``driving_motion:

@@ -19,12 +19,13 @@ from ..engine.calibration import AXES, PoseCalibration
 from .evaluate import crop_clip, read_spread_frames
 
 # Model angles measured, per axis; the largest is the farthest a calibrated edit turns the keypoints. Yaw and
-# pitch turn the head out of the image plane, which the 2D warp carries only so far: past 20° the renders tear
-# and lose identity (the bundled model's identity cosine under edits, before the head region: 0.97 with a 20°
-# reach, 0.89 with 30°, 0.85 with 40°). Roll turns it within the plane, which the warp carries to any angle.
+# pitch turn the head out of the image plane, which the 2D warp carries only so far. Before flow smoothing the
+# renders tore past 20° (identity cosine under edits, stop 13 before the head region: 0.97 with a 20° reach, 0.89
+# with 30°); with it (stop 14) 30° renders stay whole and keep identity (0.964), and turn the face 12-21°. Roll
+# turns it within the plane, which the warp carries to any angle.
 CALIBRATION_ANGLES: dict[str, tuple[float, ...]] = {
-    "yaw": (5.0, 10.0, 15.0, 20.0),
-    "pitch": (5.0, 10.0, 15.0, 20.0),
+    "yaw": (5.0, 10.0, 15.0, 20.0, 25.0, 30.0),
+    "pitch": (5.0, 10.0, 15.0, 20.0, 25.0, 30.0),
     "roll": (5.0, 10.0, 15.0, 20.0, 30.0, 40.0),
 }
 MIN_SOURCES = 3  # an angle measured on fewer sources (the tracker lost the face) is left out

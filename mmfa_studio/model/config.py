@@ -66,6 +66,9 @@ class ModelConfig:
     # > 0 (hybrid only): a render moves only the head region, this many keypoint spreads around the source and
     # driving keypoints (model/head_region.py); outside it the body and background stay as in the source.
     head_region_spread: float = 0.0
+    # > 0 (hybrid only): the flow's displacement is blurred by a Gaussian of this σ, as a fraction of the image
+    # side (model/flow_smoothing.py), so large edits cannot fold the warp.
+    flow_smoothing: float = 0.0
     # Generator: residual blocks at feature_size, then upsampling to image_size; one RGB output per scale.
     generator_res_blocks: int = 3
     generator_channels: tuple[int, ...] = (64, 32, 16)  # at feature_size, ×2, ×4 ...
@@ -82,6 +85,8 @@ class ModelConfig:
             raise ValueError(f"model.keypoint_depth must be 'learned' or 'template', not {self.keypoint_depth!r}")
         if self.head_region_spread < 0 or (self.head_region_spread > 0 and self.variant != "hybrid"):
             raise ValueError("model.head_region_spread must be ≥ 0, and is for the hybrid variant only")
+        if self.flow_smoothing < 0 or (self.flow_smoothing > 0 and self.variant != "hybrid"):
+            raise ValueError("model.flow_smoothing must be ≥ 0, and is for the hybrid variant only")
         upsamplings = len(self.generator_channels) - 1
         if self.feature_size * 2**upsamplings != self.image_size:
             raise ValueError(

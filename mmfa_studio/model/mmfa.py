@@ -21,6 +21,7 @@ from .config import ModelConfig
 from .dense_motion import DenseMotion, DenseMotion2D, DenseMotion3D
 from .expression_vae import ExpressionCode, ExpressionVAE
 from .generator import Generator, GeneratorOutput, resized_source
+from .flow_smoothing import smooth_flow
 from .head_region import composite, confine_flow, head_region
 from .keypoint_detector import CanonicalKeypointDetector
 from .keypoints import compose_keypoints, keypoint_jacobians, rotation_matrix
@@ -133,10 +134,12 @@ class MMFA(nn.Module):
         """Render the source under ``target`` motion. Batch sizes must match (or the source has B = 1)."""
         src, kp_d, motion = self.estimate_motion(source, target)
         region = None
+        grid = make_coordinate_grid(motion.flow.shape[1:3], motion.flow) if self.cfg.variant == "hybrid" else None
         if self.cfg.head_region_spread > 0:  # move only the head: the body and background stay still
-            grid = make_coordinate_grid(motion.flow.shape[1:3], motion.flow)
             region = head_region(src.keypoints, kp_d, grid, self.cfg.head_region_spread)  # B×S×S
             motion = replace(motion, flow=confine_flow(motion.flow, region, grid))
+        if self.cfg.flow_smoothing > 0:  # no folds where the proposals' masks switch
+            motion = replace(motion, flow=smooth_flow(motion.flow, grid, self.cfg.flow_smoothing))
         features, image_flow = self.warp_features(src, motion)
         output = self.generator(features, src.image, image_flow, all_scales=all_scales)
         if region is not None:
