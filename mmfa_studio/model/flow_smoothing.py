@@ -14,6 +14,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from .blocks import full_precision
+
 
 def gaussian_kernel(sigma: float, like: Tensor) -> Tensor:
     """A normalised 1D Gaussian of ``sigma`` pixels, 2·⌈3σ⌉ + 1 taps."""
@@ -35,6 +37,10 @@ def blur(image: Tensor, sigma: float) -> Tensor:
 def smooth_flow(flow: Tensor, grid: Tensor, sigma: float) -> Tensor:
     """A B×S×S×2 backward flow whose displacement from ``grid`` (S×S×2) is blurred by σ = ``sigma`` × S
     pixels (``sigma`` is a fraction of the image side, so it means the same at every feature size)."""
-    displacement = (flow - grid.to(flow.dtype)).permute(0, 3, 1, 2)
-    smoothed = blur(displacement, sigma * flow.shape[2]).permute(0, 2, 3, 1)
-    return grid.to(flow.dtype) + smoothed
+    with full_precision(flow):
+        # fp32 (bf16 coordinates are ~1 px off at 256 px) and contiguous: a grouped bf16 convolution of the
+        # permuted (channels-last) tensor took minutes on the CPU (torch 2.13, oneDNN).
+        grid = grid.float()
+        displacement = (flow.float() - grid).permute(0, 3, 1, 2).contiguous()
+        smoothed = blur(displacement, sigma * flow.shape[2]).permute(0, 2, 3, 1)
+        return (grid + smoothed).to(flow.dtype)

@@ -66,3 +66,14 @@ def test_flow_smoothing_is_for_the_hybrid_variant_only(tiny_config):
         replace(tiny_config, flow_smoothing=-0.1)
     with pytest.raises(ValueError, match="hybrid variant only"):
         replace(tiny_config, variant="volumetric", flow_smoothing=0.05)
+
+
+def test_smoothing_under_bf16_autocast_stays_fp32_exact():
+    """The engine renders under bf16 autocast: the flow's coordinates must not round to bf16 (~1 px), and the
+    permuted (channels-last) displacement once sent a grouped bf16 convolution into a minutes-long path."""
+    grid = make_coordinate_grid((64, 64), torch.zeros(1))
+    flow = grid.unsqueeze(0) + 0.05 * torch.randn(1, 64, 64, 2, generator=torch.Generator().manual_seed(0))
+    expected = smooth_flow(flow, grid, 3 / 64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        smoothed = smooth_flow(flow, grid, 3 / 64)
+    assert smoothed.dtype == torch.float32 and torch.equal(smoothed, expected)
