@@ -44,7 +44,7 @@ def main() -> int:
     engine = Engine.load(args.checkpoint, precision="fp32")
     source = engine.prepare_source(SAMPLE_PORTRAIT)
 
-    edits = [("source", None), ("yaw -20", Motion(yaw=-20)), ("yaw +20", Motion(yaw=20)),
+    edits = [("source", None), ("yaw -12", Motion(yaw=-12)), ("yaw +15", Motion(yaw=15)),
              ("pitch +15", Motion(pitch=15)), ("pitch -15", Motion(pitch=-15)), ("roll +15", Motion(roll=15)),
              ("scale 1.15", Motion(scale=1.15)), ("tx +0.1", Motion(tx=0.1))]
     tiles = [labelled(source.crop if m is None else engine.render(source, m).crop, name) for name, m in edits]
