@@ -1,7 +1,7 @@
 """Pose calibration: a commanded head turn in degrees → the model angle that renders it.
 
 Turning the keypoints by θ does not turn the rendered face by θ: the dense motion and generator carry part of
-the turn (the bundled model turns yaw by about 0.7·θ, as the face tracker measures the render). A calibration,
+the turn (the bundled model turns yaw by about 0.6·θ, as the face tracker measures the render). A calibration,
 measured per checkpoint (``mmfa-studio calibrate``) and kept in its header, inverts that response so an edit of
 yaw 10° turns the face 10°, within the model's reach: the farthest measured model angle that still turned the
 face further (``eval/calibrate.py`` measures yaw and pitch to 30°, roll to 40°). A command past the reach stays

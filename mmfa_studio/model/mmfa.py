@@ -20,8 +20,8 @@ from .blocks import full_precision, make_coordinate_grid
 from .config import ModelConfig
 from .dense_motion import DenseMotion, DenseMotion2D, DenseMotion3D
 from .expression_vae import ExpressionCode, ExpressionVAE
-from .generator import Generator, GeneratorOutput, resized_source
 from .flow_smoothing import smooth_flow
+from .generator import Generator, GeneratorOutput, resized_source
 from .head_region import composite, confine_flow, head_region
 from .keypoint_detector import CanonicalKeypointDetector
 from .keypoints import compose_keypoints, keypoint_jacobians, rotation_matrix

@@ -35,7 +35,8 @@ def test_calibrating_the_bundled_model_on_real_clips(shared_data, tmp_path, caps
     info = read_info(out)
     response = info.metadata["pose_response"]
     assert 2.0 < response["yaw"]["10"] < 10.0 and 5.0 < response["roll"]["10"] < 12.0
-    assert info.config == read_info(BUNDLED_MODEL).config and info.metadata["step"] == read_info(BUNDLED_MODEL).metadata["step"]
+    bundled = read_info(BUNDLED_MODEL)
+    assert info.config == bundled.config and info.metadata["step"] == bundled.metadata["step"]
     with Engine.load(out, device="cpu", precision="fp32") as engine:
         yaw, _, _ = engine.pose_calibration.to_model(8.0, 0.0, 0.0)
         assert yaw > 8.0
