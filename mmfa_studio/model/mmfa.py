@@ -134,7 +134,8 @@ class MMFA(nn.Module):
         """Render the source under ``target`` motion. Batch sizes must match (or the source has B = 1)."""
         src, kp_d, motion = self.estimate_motion(source, target)
         region = None
-        grid = make_coordinate_grid(motion.flow.shape[1:3], motion.flow) if self.cfg.variant == "hybrid" else None
+        if self.cfg.head_region_spread > 0 or self.cfg.flow_smoothing > 0:  # both hybrid only (config checks)
+            grid = make_coordinate_grid(motion.flow.shape[1:3], motion.flow)
         if self.cfg.head_region_spread > 0:  # move only the head: the body and background stay still
             region = head_region(src.keypoints, kp_d, grid, self.cfg.head_region_spread)  # B×S×S
             motion = replace(motion, flow=confine_flow(motion.flow, region, grid))
