@@ -22,6 +22,10 @@ from superqt.utils import signals_blocked
 
 from .state import EXPRESSION_RANGE, POSE_PARAMS, STRENGTH, ParamSpec
 
+# Below this many pixels of keypoint movement (Engine.expression_reach) the latent sliders change nothing one
+# can see, and the panel says so rather than leave the user dragging sliders that seem broken.
+VISIBLE_EXPRESSION_PX = 2.0
+
 
 class ParamSlider(QWidget):
     """``Name (unit)  [====o====] 12.5  ↺`` — emits ``edited(value)`` only for user changes."""
@@ -106,6 +110,11 @@ class EditorPanel(QWidget):
         self.neutral_button.clicked.connect(self.neutralExpressionRequested)
         self.source_button.clicked.connect(self.sourceExpressionRequested)
         expr_layout.addLayout(buttons)
+        self.expression_note = QLabel()
+        self.expression_note.setWordWrap(True)
+        self.expression_note.setStyleSheet("color: #b35c00;")
+        self.expression_note.hide()
+        expr_layout.addWidget(self.expression_note)
         strength = ParamSlider(STRENGTH)
         strength.edited.connect(lambda v: self.valueEdited.emit(STRENGTH.name, v))
         self.sliders[STRENGTH.name] = strength
@@ -132,6 +141,18 @@ class EditorPanel(QWidget):
                 low, high = reach[name]
                 tip += f"\nThis model turns the face {low:+.0f}° to {high:+.0f}° at most; a larger value stays there."
             row.slider.setToolTip(tip)
+
+    def set_expression_reach(self, pixels: float | None) -> None:
+        """Warn, above the sliders, when this model's expression latent can move the face by only ``pixels``
+        (at ±3 σ); None (unknown) or a visible reach hides the warning."""
+        weak = pixels is not None and pixels < VISIBLE_EXPRESSION_PX
+        if weak:
+            self.expression_note.setText(
+                f"This model's expression latent moves the face by at most {pixels:.1f} px, so these sliders "
+                "barely change it. Webcam reenactment moves the mouth and eyes through the face tracker instead.")
+            self.expression_note.setToolTip("Its expression latent did not learn to carry expressions (for the "
+                                            "bundled model, models/MODEL_CARD.md says why).")
+        self.expression_note.setVisible(weak)
 
     def set_latent_dim(self, dim: int) -> None:
         """Build one slider per expression latent dimension (called when a model is loaded)."""

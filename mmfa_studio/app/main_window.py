@@ -294,6 +294,7 @@ class MainWindow(QMainWindow):
             motion = replace(motion, expression=None)
         self.editor.set_latent_dim(info.latent_dim)
         self.editor.set_pose_reach(info.pose_reach)
+        self.editor.set_expression_reach(info.expression_reach)
         self.timeline_panel.set_latent_dim(info.latent_dim)
         if previous is not None and previous.latent_dim != info.latent_dim:
             # Latents of the old model's size cannot render with this one: undo history and keyframes drop them,

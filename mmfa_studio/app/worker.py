@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Qt, Signal, Slot
 
+from .state import EXPRESSION_RANGE
+
 
 def load_engine_backend() -> SimpleNamespace:
     """The real engine and face helpers, imported on first use (this imports torch: call it off the GUI thread)."""
@@ -76,6 +78,7 @@ class EngineInfo:
     image_size: int
     motion_type: type  # the engine's Motion dataclass (the GUI builds motions without importing the engine)
     pose_reach: dict[str, tuple[float, float]] = field(default_factory=dict)  # axis → farthest turns (°), if known
+    expression_reach: float | None = None  # px the expression sliders can move a keypoint (Engine.expression_reach)
 
 
 @dataclass(frozen=True)
@@ -347,6 +350,7 @@ class EngineWorker(QObject):
                 motion_type=backend.Motion,
                 pose_reach={axis: reach for axis in ("yaw", "pitch", "roll")
                             if (reach := engine.pose_calibration.reach(axis)) is not None},
+                expression_reach=engine.expression_reach(EXPRESSION_RANGE),
             )
         )
 

@@ -475,6 +475,17 @@ class Engine:
             zt = torch.as_tensor(np.asarray(z, dtype=np.float32).reshape(1, -1), device=self._device)
             return self.model.expression_vae.decode(zt)[0].float().cpu().numpy()
 
+    def expression_reach(self, sigmas: float = 3.0) -> float:
+        """How far this model's expression latent can move a face: the largest on-screen keypoint movement, in
+        pixels of the model's crop (at keypoint scale 1), that setting one latent to ±``sigmas`` prior standard
+        deviations makes against the prior's mean. Under a pixel or two, expression edits are invisible."""
+        eye = torch.eye(self.latent_dim, device=self._device) * sigmas
+        with self._lock, torch.inference_mode():
+            z = torch.cat([eye, -eye, torch.zeros(1, self.latent_dim, device=self._device)])
+            delta = self.model.expression_vae.decode(z).float()  # (2Z+1)×K×3
+        movement = (delta[:-1, :, :2] - delta[-1:, :, :2]).norm(dim=-1)  # x, y: what shows on screen
+        return float(movement.max()) * self.image_size / 2  # normalised units span 2 across the crop
+
 
 def _model_turns(motion: Motion, calibration: PoseCalibration) -> tuple[float, float, float]:
     """(yaw, pitch, roll) in model degrees: a relative motion's turns go through the calibration."""

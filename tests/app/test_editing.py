@@ -162,3 +162,14 @@ def test_pose_sliders_tell_how_far_a_calibrated_model_turns(window, qtbot, tmp_p
     assert window.engine_info.pose_reach == {"yaw": (-16.0, 14.1)}
     assert "turns the face -16° to +14° at most" in yaw.toolTip()
     assert "at most" not in window.editor.sliders["pitch"].slider.toolTip()
+
+
+def test_expression_panel_warns_when_the_latent_barely_moves_the_face(window):
+    note = window.editor.expression_note
+    reach = window.engine_info.expression_reach
+    assert reach is not None and reach < 2.0  # the tiny model's decoder starts near zero
+    assert not note.isHidden() and f"at most {reach:.1f} px" in note.text()
+    window.editor.set_expression_reach(5.0)
+    assert note.isHidden()
+    window.editor.set_expression_reach(None)
+    assert note.isHidden()

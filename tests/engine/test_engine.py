@@ -146,6 +146,24 @@ def test_expression_tools(engine, prepared, sample_portrait):
         engine.encode_expression(np.full((100, 100, 3), 30, np.uint8))
 
 
+
+def test_expression_reach_is_the_largest_keypoint_movement_one_latent_makes(tiny_checkpoint):
+    with Engine.load(tiny_checkpoint, device="cpu", precision="fp32") as engine:
+        z = np.zeros(engine.latent_dim, np.float32)
+        moves = []
+        for i in range(engine.latent_dim):
+            for sign in (1, -1):
+                z[i] = 3.0 * sign
+                change = engine.decode_expression(z)[:, :2] - engine.decode_expression(np.zeros_like(z))[:, :2]
+                moves.append(np.linalg.norm(change, axis=1).max())
+                z[i] = 0.0
+        expected = max(moves) * engine.image_size / 2
+        assert expected > 0 and engine.expression_reach(3.0) == pytest.approx(expected, rel=1e-4)
+        assert engine.expression_reach(1.0) < engine.expression_reach(3.0)
+        with torch.no_grad():  # a decoder that ignores z moves nothing
+            engine.model.expression_vae.decoder[-1].weight.zero_()
+        assert engine.expression_reach() == 0.0
+
 def test_rendering_from_a_worker_thread_matches(engine, prepared):
     expected = engine.render(prepared, Motion(yaw=-12, pitch=6)).crop
     out = {}
