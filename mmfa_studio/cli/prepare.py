@@ -1,6 +1,6 @@
 """``mmfa-studio prepare INPUT OUTPUT``: raw talking-head videos → face-centred training crops.
 
-    mmfa-studio prepare VIDEOS DATA [--size 256] [--stride 1] [--max-frames-per-clip N] [--workers 1]
+    mmfa-studio prepare VIDEOS DATA [--size 256] [--stride 1] [--max-frames-per-clip N] [--workers 1] [--landmarks]
 
 INPUT: a video, or a folder of videos and/or folders of frames (VoxCeleb layout). OUTPUT: index.json +
 clips/ (see mmfa_studio/train/prepared.py). Resumable: run the same command again to continue.
@@ -39,6 +39,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--exclude", metavar="FILE",
                         help="text file of source names to leave out, one per line (# comments), e.g. "
                              "models/validation_clips.txt")
+    parser.add_argument("--landmarks", action="store_true",
+                        help="also track the face's landmarks on every crop (for train.landmark_expression)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
     return parser
@@ -83,4 +85,10 @@ def run(args: argparse.Namespace) -> int:
               "train on", file=sys.stderr)
         return 2
     print(f"wrote {out / 'index.json'}")
+    if args.landmarks:
+        from ..train.landmarks import LANDMARKS_DIR, track_landmarks
+        from ..train.prepared import load_index
+
+        tracked = track_landmarks(load_index(out), progress=not args.no_progress)
+        print(f"tracked the landmarks of {tracked} clips into {out / LANDMARKS_DIR}")
     return 0

@@ -36,6 +36,7 @@ from mmfa_studio.face import (
 )
 from mmfa_studio.model import MMFA, ModelConfig, SourceEncoding, TargetMotion, interpolate
 from mmfa_studio.model.keypoints import rotation_matrix
+from mmfa_studio.model.landmark_motion import shift_to_deformation
 
 from .calibration import PoseCalibration
 from .errors import EngineError, ModelLoadError, NoFaceFoundError, SourceImageError
@@ -391,7 +392,7 @@ class Engine:
         relative: angles (through ``calibration``; the default is the identity) and translation add to the source's, scale
         multiplies it; absolute: taken as is.
         expression: None → the source's own δ; z → δ = decode(z_src + strength·(z − z_src)).
-        keypoint shift o (K×2): δ += Rᵀ·(o, 0) / s, so that x = s·R·(x_c + δ) + t moves by o in the image.
+        keypoint shift o (K×2): δ += Rᵀ·(o, 0) / s (``shift_to_deformation``), so x = s·R·(x_c + δ) + t moves by o.
         """
         enc = source.encoding
         dev = self._device
@@ -416,11 +417,10 @@ class Engine:
                 delta[with_z] = self.model.expression_vae.decode(z_mix).float()
         shifted = [i for i, o in enumerate(keypoint_shifts or []) if o is not None]
         if shifted:
-            o = torch.zeros(len(shifted), delta.shape[1], 3, device=dev)
             given = np.stack([keypoint_shifts[i] for i in shifted])
-            o[..., :2] = torch.as_tensor(given, dtype=torch.float32, device=dev)
+            o = torch.as_tensor(given, dtype=torch.float32, device=dev)  # B×K×2
             rotation = rotation_matrix(yaw[shifted], pitch[shifted], roll[shifted])  # B×3×3
-            delta[shifted] += (o @ rotation) / scale[shifted, None, None]  # row vectors: (Rᵀ·o)ᵀ = oᵀ·R
+            delta[shifted] += shift_to_deformation(o, rotation, scale[shifted])
         # Same dtype as the cached source so a zero edit reproduces the source keypoints exactly.
         dtype = own.yaw.dtype
         return TargetMotion(yaw=yaw.to(dtype), pitch=pitch.to(dtype), roll=roll.to(dtype),

@@ -30,12 +30,14 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from mmfa_studio.face import (CropSmoother, Face, FaceTracker, HeadPose, OneEuroSmoother, create_tracker,
                               crop_at, crop_box, head_placement, nonrigid_motion)
 
 from .core import Engine, FaceMotion, PreparedSource, RenderedFrame
 from .errors import NoFaceFoundError
+from ..model import landmark_motion
 from ..motion import Motion
 
 MODES = ("relative", "absolute")
@@ -90,22 +92,22 @@ class LandmarkExpression:
 
     The bundled model's expression latent carries almost nothing (model card), so the tracker's landmarks stand
     in: each keypoint moves by a Gaussian-weighted mean of the movement (:func:`~mmfa_studio.face.nonrigid_motion`)
-    of the source's landmarks around it, scaled from the driving head's size to the source's. A keypoint far
-    from every landmark stays put (the ``FAR`` weight of "no movement"). The settings were chosen on training
-    clips, not the validation ones: within 0.04–0.06 crop widths and 0.05–1 for ``FAR`` they give the same.
+    of the source's landmarks around it, scaled from the driving head's size to the source's
+    (:mod:`mmfa_studio.model.landmark_motion`, which training with ``train.landmark_expression`` uses too).
     """
 
-    KERNEL = 0.05  # Gaussian radius, in crop widths
-    FAR = 0.3
+    KERNEL = landmark_motion.KERNEL  # Gaussian radius, in crop widths
+    FAR = landmark_motion.FAR
 
     def __init__(self, source_face: Face, source_keypoints: np.ndarray, crop_size: int):
         """``source_face`` and ``source_keypoints`` (K×2) in the source crop's pixels."""
         placement = head_placement(source_face.landmarks, source_face.pose) if source_face.pose is not None else None
         if placement is None:
             raise ValueError("the source face has no tracked pose")
-        d2 = ((source_keypoints[:, None, :2] - source_face.landmarks[None, :, :2]) ** 2).sum(-1)
-        weights = np.exp(-d2 / (2.0 * (self.KERNEL * crop_size) ** 2))  # K×N
-        self._weights = weights / (weights.sum(axis=1, keepdims=True) + self.FAR)
+        as_batch = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64)[None, :, :2])  # noqa: E731
+        weights = landmark_motion.landmark_weights(as_batch(source_keypoints), as_batch(source_face.landmarks),
+                                                   self.KERNEL * crop_size, self.FAR)
+        self._weights = weights[0].numpy()  # K×N
         self._to_units = 2.0 * placement.scale / crop_size  # head-scale units → normalised units
 
     @classmethod

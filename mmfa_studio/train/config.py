@@ -98,6 +98,10 @@ class TrainConfig:
     # (angles from the pose labels, zoom and shift from the placement labels, each where both frames have one),
     # as reenactment and `evaluate` move the source: the renderer learns the tracker's degrees and pixels.
     driving_motion: Literal["model", "tracker"] = "model"
+    # With driving_motion "tracker": the render's keypoints also move with the landmarks' non-rigid movement
+    # between the two frames (mouth, eyes, brows), as reenactment moves them (model/landmark_motion.py), so the
+    # renderer learns to follow those shifts. Needs data prepared with `prepare --landmarks`.
+    landmark_expression: bool = False
     keypoint_min_distance: float = 0.1
     edit_yaw: float = 30.0  # keypoint_flow: random yaw edits of the source, uniform in ±edit_yaw degrees
     edit_pitch: float = 20.0
@@ -133,6 +137,8 @@ class TrainConfig:
             raise ValueError("train.scale_anchor_target must be > 0")
         if self.driving_motion not in ("model", "tracker"):
             raise ValueError(f"train.driving_motion must be 'model' or 'tracker', not {self.driving_motion!r}")
+        if self.landmark_expression and self.driving_motion != "tracker":
+            raise ValueError("train.landmark_expression needs train.driving_motion: tracker")
         if self.render_expression not in ("sample", "mean"):
             raise ValueError(f"train.render_expression must be 'sample' or 'mean', not {self.render_expression!r}")
         if self.perceptual_backbone not in ("vgg16-st", "none"):

@@ -17,7 +17,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from ..face import head_placement
 from .config import Augmentation
+from .landmarks import LANDMARK_COUNT, ClipLandmarks, load_clip_landmarks
 
 
 class ClipLike(Protocol):
@@ -38,6 +40,10 @@ class FrameStore(Protocol):
         """N×size×size×3 uint8 RGB."""
         ...
 
+    def landmarks(self, clip: ClipLike) -> ClipLandmarks | None:
+        """The clip's tracked landmarks, or None."""
+        ...
+
 
 class PreparedStore:
     """A dataset written by ``mmfa-studio prepare`` (see :mod:`mmfa_studio.train.prepared`)."""
@@ -54,9 +60,16 @@ class PreparedStore:
         self.size = int(self.index.size)
         if not self.clips:
             raise ValueError(f"training data {root} holds no clips with frames")
+        self._landmarks: dict[str, ClipLandmarks | None] = {}
 
     def read(self, clip: ClipLike, frame_indices: Sequence[int]) -> np.ndarray:
         return self._prepared.read_frames(self.index, clip, list(frame_indices))
+
+    def landmarks(self, clip: ClipLike) -> ClipLandmarks | None:
+        """The clip's tracked landmarks (``prepare --landmarks``), loaded once; None where not tracked."""
+        if clip.id not in self._landmarks:
+            self._landmarks[clip.id] = load_clip_landmarks(self.index.root, clip.id)
+        return self._landmarks[clip.id]
 
 
 @dataclass
@@ -71,16 +84,20 @@ class ArrayStore:
     """Clips held in memory as N×S×S×3 uint8 arrays (tests, benchmarks)."""
 
     def __init__(self, videos: dict[str, np.ndarray], poses: dict[str, np.ndarray] | None = None,
-                 placements: dict[str, np.ndarray] | None = None):
+                 placements: dict[str, np.ndarray] | None = None, landmarks: dict[str, ClipLandmarks] | None = None):
         if not videos:
             raise ValueError("no clips given")
         self.videos = videos
         self.size = int(next(iter(videos.values())).shape[1])
         poses, placements = poses or {}, placements or {}
         self.clips = [ArrayClip(k, int(v.shape[0]), poses.get(k), placements.get(k)) for k, v in videos.items()]
+        self._landmarks = landmarks or {}
 
     def read(self, clip: ClipLike, frame_indices: Sequence[int]) -> np.ndarray:
         return self.videos[clip.id][list(frame_indices)]
+
+    def landmarks(self, clip: ClipLike) -> ClipLandmarks | None:
+        return self._landmarks.get(clip.id)
 
 
 @dataclass
@@ -95,6 +112,11 @@ class PairSample:
     source_placement: torch.Tensor
     driving_placement: torch.Tensor
     has_placement: torch.Tensor  # bool scalar: both frames have one
+    # With landmarks (PairDataset(landmarks=True)), else zeros: the source's landmarks N×2 and their non-rigid
+    # movement to the driving frame N×2, both after augmentation in the model's normalised units.
+    source_landmarks: torch.Tensor
+    landmark_motion: torch.Tensor
+    has_landmarks: torch.Tensor  # bool scalar
 
     def pin_memory(self) -> "PairSample":  # called by DataLoader(pin_memory=True)
         return PairSample(*(getattr(self, f).pin_memory() for f in self.__dataclass_fields__))
@@ -158,10 +180,12 @@ class PairDataset(Dataset):
     (0 = any two), the same flip/zoom/shift/colour jitter on both, resized to ``size``.
     """
 
-    def __init__(self, store: FrameStore, size: int, augment: Augmentation, seed: int = 0, max_gap: int = 0):
+    def __init__(self, store: FrameStore, size: int, augment: Augmentation, seed: int = 0, max_gap: int = 0,
+                 landmarks: bool = False):
         if not store.clips:
             raise ValueError("the dataset holds no clips")
         self.store, self.size, self.augment, self.seed, self.max_gap = store, size, augment, seed, max_gap
+        self.landmarks = landmarks
         frames = np.array([max(1, c.frames) for c in store.clips], dtype=np.float64)
         self.clip_weights = frames / frames.sum()
 
@@ -214,8 +238,30 @@ class PairDataset(Dataset):
                 centre = matrix[:, :2] @ q[1:] + matrix[:, 2]
                 q = np.array([q[0] * np.sqrt(abs(np.linalg.det(matrix[:, :2]))), *((2 * centre + 1) / self.size - 1)])
             places.append(torch.from_numpy(q.astype(np.float32)))
+        points, motion, found = self._landmark_motion(clip, a, b, matrix)
         return PairSample(images[0], images[1], poses[0], poses[1], torch.tensor(has), places[0], places[1],
-                          torch.tensor(placed))
+                          torch.tensor(placed), points, motion, torch.tensor(found))
+
+    def _landmark_motion(self, clip: ClipLike, a: int, b: int,
+                         matrix: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """Source landmarks and their non-rigid movement to frame b, through the pair's warp ``matrix``
+        (prepared pixels → output pixels), in normalised units; zeros and False without landmarks."""
+        zeros = torch.zeros(LANDMARK_COUNT, 2)
+        tracked = self.store.landmarks(clip) if self.landmarks else None
+        movement = None if tracked is None else tracked.movement(a, b)
+        if movement is None or len(movement) != LANDMARK_COUNT:
+            return zeros, zeros.clone(), False
+        source = tracked.face(a)
+        placement = head_placement(source.landmarks, source.pose)
+        if placement is None:
+            return zeros, zeros.clone(), False
+        linear = matrix[:, :2]
+        points = source.landmarks @ linear.T + matrix[:, 2]  # output pixels
+        # movement is in source-head units along the prepared crop's axes: turn (and mirror) it like the
+        # image, then size it by the head in output pixels, 2/size per pixel.
+        moved = movement @ linear.T * (2.0 * placement.scale / self.size)
+        as_tensor = lambda v: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))  # noqa: E731
+        return as_tensor((2 * points + 1) / self.size - 1), as_tensor(moved), True
 
 
 def collate_pairs(samples: list[PairSample]) -> PairSample:

@@ -45,6 +45,8 @@ from ..model import MMFA, ModelConfig, MultiScaleDiscriminator
 from ..model.dense_motion import add_tps_proposal
 from ..model.expression_vae import ExpressionCode
 from ..model.keypoints import rotation_matrix
+from ..model.landmark_motion import KERNEL as LANDMARK_KERNEL
+from ..model.landmark_motion import landmark_weights, shift_to_deformation
 from ..model.mmfa import SourceEncoding, TargetMotion
 from ..model.motion_encoder import HeadMotion
 from . import losses as L
@@ -200,12 +202,25 @@ class TrackedChange:
     zoom: Tensor  # B: driving scale / source scale
     shift: Tensor  # B×2 (x, y) in normalised units
     has_placement: Tensor  # B bool
+    # train.landmark_expression: the source's landmarks B×N×2 and their non-rigid movement B×N×2 (normalised)
+    landmarks: Tensor | None = None
+    landmark_motion: Tensor | None = None
+    has_landmarks: Tensor | None = None  # B bool
 
     @classmethod
-    def of(cls, batch: PairSample) -> "TrackedChange":
+    def of(cls, batch: PairSample, landmarks: bool = False) -> "TrackedChange":
         src, drv = batch.source_placement, batch.driving_placement
+        extra = (batch.source_landmarks, batch.landmark_motion, batch.has_landmarks) if landmarks else ()
         return cls(batch.driving_pose - batch.source_pose, batch.has_pose, drv[:, 0] / src[:, 0].clamp_min(1e-6),
-                   drv[:, 1:] - src[:, 1:], batch.has_placement)
+                   drv[:, 1:] - src[:, 1:], batch.has_placement, *extra)
+
+    def keypoint_shift(self, keypoints: Tensor) -> Tensor | None:
+        """B×K×2 image-plane shifts of the source keypoints (B×K×≥2, normalised) by the landmarks' movement;
+        None without landmarks."""
+        if self.landmark_motion is None:
+            return None
+        weights = landmark_weights(keypoints[..., :2].float(), self.landmarks.float(), 2.0 * LANDMARK_KERNEL)
+        return (weights @ self.landmark_motion.float()) * self.has_landmarks[:, None, None]
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -259,6 +274,7 @@ class GeneratorStep(nn.Module):
             keypoints=kp_s, jacobian=jac_s,
         )
         render_delta = part(delta_used, 3) if self.expression_from_augmented else part(delta_used, 1)
+        target_delta = render_delta
         angles, translation, scale = (drv_m.yaw, drv_m.pitch, drv_m.roll), drv_m.translation, drv_m.scale
         if tracked is not None:
             turned = (src_m.yaw, src_m.pitch, src_m.roll)
@@ -268,7 +284,15 @@ class GeneratorStep(nn.Module):
             scale = torch.where(placed, src_m.scale * tracked.zoom.to(scale.dtype), scale)
             moved = src_m.translation + F.pad(tracked.shift.to(translation.dtype), (0, 1))  # z stays
             translation = torch.where(placed[:, None], moved, translation)
-        target = TargetMotion(*angles, translation, scale, render_delta)
+            # The landmarks' movement (mouth, eyes, brows) moves the keypoints as reenactment moves them. The
+            # inputs are detached: this teaches the renderer to follow the shifts, not the keypoints to make them.
+            # (The deformation prior sees the model's own δ only: it must not pull δ against the landmarks.)
+            shift = tracked.keypoint_shift(kp_s.detach())
+            if shift is not None:
+                d = lambda t: t.detach().float()  # noqa: E731
+                rotation = rotation_matrix(*(d(a) for a in angles))
+                target_delta = render_delta + shift_to_deformation(shift, rotation, d(scale)).to(render_delta.dtype)
+        target = TargetMotion(*angles, translation, scale, target_delta)
         render = m.render(source_enc, target)
 
         flows = []
@@ -464,7 +488,15 @@ class Trainer:
             self.perceptual.to(memory_format=torch.channels_last)
 
         self.data_size = cfg.largest_size(model_cfg)
-        self.dataset = PairDataset(store, self.data_size, cfg.augment, seed=cfg.seed, max_gap=cfg.max_frame_gap)
+        if cfg.landmark_expression:
+            missing = sum(store.landmarks(c) is None for c in store.clips)
+            if missing == len(store.clips):
+                raise ValueError("train.landmark_expression: the training data has no landmarks (prepare it again "
+                                 "with `mmfa-studio prepare VIDEOS DATA --landmarks`)")
+            if missing:
+                self.log(f"landmark expression: {missing} of {len(store.clips)} clips have no landmarks")
+        self.dataset = PairDataset(store, self.data_size, cfg.augment, seed=cfg.seed, max_gap=cfg.max_frame_gap,
+                                   landmarks=cfg.landmark_expression)
         self._loader_iter: Iterator[PairSample] | None = None
         self._stop_signal: str | None = None
         self._started = False
@@ -647,7 +679,8 @@ class Trainer:
         losses: dict[str, Tensor] = {}
         with self._autocast():
             with t.section("G forward"):
-                tracked = TrackedChange.of(batch) if cfg.driving_motion == "tracker" else None
+                tracked = (TrackedChange.of(batch, cfg.landmark_expression) if cfg.driving_motion == "tracker"
+                           else None)
                 out = self.g_step_ddp(batch.source, batch.driving, warped, augmented, tracked)
             fake = out["output"]
             with t.section("perceptual"):

@@ -144,3 +144,40 @@ def test_train_config_refuses_values_the_trainer_cannot_run_with(key, value):
     # log_every 0 used to pass and then stop training at its first step with "integer modulo by zero"
     with pytest.raises(ValueError, match=f"train.{key} must be ≥ 0|train.{key} must be ≥ 1"):
         TrainConfig.from_dict({key: value})
+
+
+def test_landmark_movement_follows_the_frames_warp(sample_portrait):
+    """PairDataset(landmarks=True): the source's landmarks and their non-rigid movement come out in normalised
+    units, mirrored by a flip; a lip moved 4 px down in a 256 px crop moves 0.031 units; no movement elsewhere."""
+    import cv2
+
+    from mmfa_studio.face import create_tracker
+    from mmfa_studio.train.dataset import sample_rng
+    from mmfa_studio.train.landmarks import ClipLandmarks
+
+    image = cv2.resize(cv2.cvtColor(cv2.imread(str(sample_portrait)), cv2.COLOR_BGR2RGB), (256, 256))
+    tracker = create_tracker("mediapipe", max_faces=1)
+    try:
+        face = tracker.detect(image)[0]
+    finally:
+        tracker.close()
+    lips = [14, 87, 178, 317, 402]  # the lower inner lip
+    points = np.stack([face.landmarks[:, :2], face.landmarks[:, :2]]).astype(np.float32)
+    points[1, lips, 1] += 4.0
+    tracked = ClipLandmarks(points=points, points_3d=np.stack([face.landmarks_3d] * 2).astype(np.float32),
+                            pose=np.stack([face.pose.as_array()] * 2), found=np.ones(2, bool))
+    store = ArrayStore({"a": np.stack([image, image])}, landmarks={"a": tracked})
+    plain = PairDataset(store, 128, NO_AUG, seed=0, landmarks=True)
+    flipped = PairDataset(store, 128, dataclasses.replace(NO_AUG, flip=1.0), seed=0, landmarks=True)
+    numbers = [n for n in range(40) if plain.pair_indices(sample_rng(0, n))[1:] == (0, 1)]
+    assert numbers
+    a, b = plain[numbers[0]], flipped[numbers[0]]
+    assert bool(a.has_landmarks) and bool(b.has_landmarks)
+    # (within the resize's half-pixel offset, which the frames' own warp has too)
+    assert torch.allclose(a.source_landmarks, torch.from_numpy((2 * points[0] + 1) / 256 - 1), atol=1 / 128)
+    assert torch.allclose(a.landmark_motion[lips, 1], torch.full((5,), 4 * 2 / 256), atol=0.004)
+    assert a.landmark_motion[[i for i in range(478) if i not in lips]].abs().max() < 0.004
+    mirror = torch.tensor([-1.0, 1.0])
+    assert torch.allclose(b.source_landmarks, a.source_landmarks * mirror, atol=2 / 128)
+    assert torch.allclose(b.landmark_motion, a.landmark_motion * mirror, atol=1e-4)
+    assert not bool(PairDataset(store, 128, NO_AUG, landmarks=False)[numbers[0]].has_landmarks)

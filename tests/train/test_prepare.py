@@ -164,8 +164,29 @@ def test_cli(videos, tmp_path, capsys):
     assert main(["prepare", str(videos), str(tmp_path / "o"), "--stride", "0"]) == 2
     out = tmp_path / "o2"
     assert main(["prepare", str(videos / CLIP_A), str(out), "--size", "64", "--max-frames-per-clip", "12",
-                 "--stride", "2", "--no-progress"]) == 0
+                 "--stride", "2", "--no-progress", "--landmarks"]) == 0
     text = capsys.readouterr().out
-    assert "1 prepared" in text and "wrote" in text
+    assert "1 prepared" in text and "wrote" in text and "tracked the landmarks of 1 clips" in text
+    assert len(list((out / "landmarks").glob("*.npz"))) == 1
     clip = load_index(out).clips[0]
     assert clip.frames == 12 and clip.stride == 2
+
+
+def test_landmarks_are_tracked_on_every_crop_and_give_real_mouth_movement(prepared, tmp_path, capsys):
+    """``prepare --landmarks``: one file per clip, a face on (nearly) every crop; a second run tracks nothing."""
+    from mmfa_studio.train.landmarks import load_clip_landmarks, track_landmarks
+
+    out, _ = prepared
+    index = load_index(out)
+    assert track_landmarks(index, progress=False) == len(index.clips)
+    assert track_landmarks(index, progress=False) == 0  # resumable: every clip already has its file
+    for clip in index.clips:
+        tracked = load_clip_landmarks(out, clip.id)
+        assert tracked.points.shape == (clip.frames, 478, 2) and tracked.found.mean() > 0.9
+        face = tracked.face(int(np.argmax(tracked.found)))
+        assert 0 <= face.landmarks.min() and face.landmarks.max() < index.size
+        moves = [tracked.movement(0, i) for i in range(1, clip.frames)]
+        moves = [m for m in moves if m is not None]
+        assert moves and all(m.shape == (478, 2) for m in moves)
+        assert np.abs(tracked.movement(0, 0)).max() < 1e-6  # a frame against itself has not moved
+    assert load_clip_landmarks(out, "no-such-clip") is None

@@ -473,6 +473,41 @@ def test_tracked_change_replaces_the_read_driving_pose_where_labelled(blob_store
     assert Trainer(model, cfg, blob_store, options(tmp_path, max_steps=2)).run() == 2
 
 
+
+def test_landmark_expression_moves_the_render_keypoints_by_the_landmarks_movement(blob_store, tmp_path):
+    """train.landmark_expression: the driving render's keypoints move by the weighted landmark movement (exactly
+    that, in the image plane), only in pairs with landmarks; without landmark data the trainer refuses."""
+    from mmfa_studio.model import MMFA
+    from mmfa_studio.model.landmark_motion import KERNEL, landmark_weights
+    from mmfa_studio.train.config import TrainConfig
+    from mmfa_studio.train.trainer import GeneratorStep, TrackedChange
+
+    model_cfg, _ = tiny()
+    torch.manual_seed(0)
+    model = MMFA(model_cfg).eval()
+    step = GeneratorStep(model, render_expression="mean")
+    source, driving = (torch.rand(2, 3, model_cfg.image_size, model_cfg.image_size) for _ in range(2))
+    yes_no = torch.tensor([True, False])
+    labels = dict(turn=torch.tensor([[10.0, 0.0, 0.0]] * 2), has_turn=torch.ones(2, dtype=torch.bool),
+                  zoom=torch.ones(2), shift=torch.zeros(2, 2), has_placement=torch.ones(2, dtype=torch.bool))
+    landmarks = torch.rand(2, 478, 2) * 1.6 - 0.8
+    movement = torch.zeros(2, 478, 2)
+    movement[:, :, 1] = 0.05  # every landmark moves down
+    plain = step(source, driving, driving, driving, TrackedChange(**labels))
+    moved = step(source, driving, driving, driving, TrackedChange(**labels, landmarks=landmarks,
+                                                                  landmark_motion=movement, has_landmarks=yes_no))
+    weights = landmark_weights(moved["source_keypoints"][..., :2], landmarks, 2 * KERNEL)
+    expected = weights @ movement
+    offset = moved["driving_keypoints"] - plain["driving_keypoints"]
+    assert torch.allclose(offset[0, :, :2], expected[0], atol=1e-5) and expected[0].abs().max() > 1e-3
+    assert offset[0, :, 2].abs().max() < 1e-5  # in the image plane only
+    assert torch.allclose(offset[1], torch.zeros_like(offset[1]), atol=1e-6)  # no landmarks, no shift
+    with pytest.raises(ValueError, match="driving_motion"):
+        TrainConfig(landmark_expression=True)
+    model, cfg = tiny(driving_motion="tracker", landmark_expression=True)
+    with pytest.raises(ValueError, match="--landmarks"):
+        Trainer(model, cfg, blob_store, options(tmp_path, max_steps=1))
+
 def test_every_save_can_keep_a_numbered_ema_snapshot(blob_store, tmp_path):
     """checkpoint.pt is overwritten; numbered EMA snapshots keep the weights from before a late divergence."""
     model, cfg = tiny(keep_ema_snapshots=True)

@@ -1,0 +1,106 @@
+"""Per-frame face landmarks of a prepared dataset, for training with ``train.landmark_expression``.
+
+``mmfa-studio prepare … --landmarks`` tracks the face on every prepared crop and stores, per clip,
+ROOT/landmarks/<clip id>.npz: ``points`` F×N×2 and ``points_3d`` F×N×3 (crop pixels, float16), ``pose`` F×3
+(degrees) and ``found`` F (bool). The trainer reads each pair's non-rigid landmark movement from them, as
+reenactment reads a driver's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..atomic import atomic_path
+from ..face import Face, HeadPose, nonrigid_motion
+
+if TYPE_CHECKING:
+    from .prepared import PreparedIndex
+
+LANDMARKS_DIR = "landmarks"
+LANDMARK_COUNT = 478  # the MediaPipe mesh with irises: every pair's landmark tensors have this many rows
+_CHUNK = 32  # frames decoded at a time
+
+
+@dataclass
+class ClipLandmarks:
+    """One clip's tracked faces (F frames, N landmarks)."""
+
+    points: np.ndarray  # F×N×2
+    points_3d: np.ndarray  # F×N×3
+    pose: np.ndarray  # F×3 (yaw, pitch, roll) degrees
+    found: np.ndarray  # F bool
+
+    def face(self, frame: int) -> Face | None:
+        """The face tracked on ``frame``, or None when none was found."""
+        if not self.found[frame]:
+            return None
+        points = self.points[frame].astype(np.float64)
+        box = np.array([*points.min(axis=0), *points.max(axis=0)])
+        return Face(box=box, landmarks=points, score=1.0, pose=HeadPose(*map(float, self.pose[frame])),
+                    landmarks_3d=self.points_3d[frame].astype(np.float64))
+
+    def movement(self, source: int, driving: int) -> np.ndarray | None:
+        """N×2: the landmarks' non-rigid movement from ``source`` to ``driving`` in units of the source head's
+        scale (:func:`~mmfa_studio.face.nonrigid_motion`); None when either frame has no face."""
+        a, b = self.face(source), self.face(driving)
+        return None if a is None or b is None else nonrigid_motion(a, b)
+
+
+def landmarks_path(root: str | Path, clip_id: str) -> Path:
+    return Path(root) / LANDMARKS_DIR / f"{clip_id}.npz"
+
+
+def load_clip_landmarks(root: str | Path, clip_id: str) -> ClipLandmarks | None:
+    """The clip's stored landmarks, or None when ``prepare --landmarks`` has not tracked it."""
+    path = landmarks_path(root, clip_id)
+    if not path.is_file():
+        return None
+    with np.load(path) as data:
+        return ClipLandmarks(points=data["points"], points_3d=data["points_3d"], pose=data["pose"],
+                             found=data["found"].astype(bool))
+
+
+def track_landmarks(index: PreparedIndex, progress: bool = True,
+                    tracker_factory: Callable | None = None) -> int:
+    """Track every clip of ``index`` that has no landmark file yet (resumable); returns how many it tracked."""
+    from tqdm import tqdm
+
+    from ..face.tracker import create_tracker
+    from .prepared import read_frames
+
+    todo = [c for c in index.clips if not landmarks_path(index.root, c.id).is_file()]
+    if not todo:
+        return 0
+    (index.root / LANDMARKS_DIR).mkdir(exist_ok=True)
+    tracker = (tracker_factory or (lambda: create_tracker("mediapipe", max_faces=1)))()
+    bar = tqdm(total=sum(c.frames for c in todo), unit="frame", disable=not progress, dynamic_ncols=True)
+    try:
+        for clip in todo:
+            n = clip.frames
+            points = np.zeros((n, LANDMARK_COUNT, 2), np.float16)
+            points_3d = np.zeros((n, LANDMARK_COUNT, 3), np.float16)
+            pose = np.zeros((n, 3), np.float32)
+            found = np.zeros(n, bool)
+            for start in range(0, n, _CHUNK):
+                frames = read_frames(index, clip, range(start, min(n, start + _CHUNK)))
+                for k, frame in enumerate(frames):
+                    faces = tracker.detect(frame)
+                    face = faces[0] if faces else None
+                    if (face is not None and face.pose is not None and face.landmarks_3d is not None
+                            and len(face.landmarks) == LANDMARK_COUNT):
+                        i = start + k
+                        points[i], points_3d[i] = face.landmarks[:, :2], face.landmarks_3d
+                        pose[i], found[i] = face.pose.as_array(), True
+                bar.update(len(frames))
+            with atomic_path(landmarks_path(index.root, clip.id)) as tmp:
+                with open(tmp, "wb") as fh:
+                    np.savez_compressed(fh, points=points, points_3d=points_3d, pose=pose, found=found)
+    finally:
+        bar.close()
+        tracker.close()
+    return len(todo)
