@@ -1,8 +1,8 @@
 """Per-frame face landmarks of a prepared dataset, for training with ``train.landmark_expression``.
 
 ``mmfa-studio prepare … --landmarks`` tracks the face on every prepared crop and stores, per clip,
-ROOT/landmarks/<clip id>.npz: ``points`` F×N×2 and ``points_3d`` F×N×3 (crop pixels, float16), ``pose`` F×3
-(degrees) and ``found`` F (bool). The trainer reads each pair's non-rigid landmark movement from them, as
+ROOT/landmarks/<clip id>.npz: ``points`` F×N×2 (crop pixels) and ``depth`` F×N (the tracker's z, pixel units),
+both float16, ``pose`` F×3 (degrees) and ``found`` F (bool): about 2.4 KB a frame. The trainer reads each pair's non-rigid landmark movement from them, as
 reenactment reads a driver's.
 """
 
@@ -31,7 +31,7 @@ class ClipLandmarks:
     """One clip's tracked faces (F frames, N landmarks)."""
 
     points: np.ndarray  # F×N×2
-    points_3d: np.ndarray  # F×N×3
+    depth: np.ndarray  # F×N: with points, the tracker's 3D landmarks (its x, y are the 2D ones)
     pose: np.ndarray  # F×3 (yaw, pitch, roll) degrees
     found: np.ndarray  # F bool
 
@@ -42,7 +42,7 @@ class ClipLandmarks:
         points = self.points[frame].astype(np.float64)
         box = np.array([*points.min(axis=0), *points.max(axis=0)])
         return Face(box=box, landmarks=points, score=1.0, pose=HeadPose(*map(float, self.pose[frame])),
-                    landmarks_3d=self.points_3d[frame].astype(np.float64))
+                    landmarks_3d=np.concatenate([points, self.depth[frame, :, None].astype(np.float64)], axis=1))
 
     def movement(self, source: int, driving: int) -> np.ndarray | None:
         """N×2: the landmarks' non-rigid movement from ``source`` to ``driving`` in units of the source head's
@@ -61,7 +61,7 @@ def load_clip_landmarks(root: str | Path, clip_id: str) -> ClipLandmarks | None:
     if not path.is_file():
         return None
     with np.load(path) as data:
-        return ClipLandmarks(points=data["points"], points_3d=data["points_3d"], pose=data["pose"],
+        return ClipLandmarks(points=data["points"], depth=data["depth"], pose=data["pose"],
                              found=data["found"].astype(bool))
 
 
@@ -83,7 +83,7 @@ def track_landmarks(index: PreparedIndex, progress: bool = True,
         for clip in todo:
             n = clip.frames
             points = np.zeros((n, LANDMARK_COUNT, 2), np.float16)
-            points_3d = np.zeros((n, LANDMARK_COUNT, 3), np.float16)
+            depth = np.zeros((n, LANDMARK_COUNT), np.float16)
             pose = np.zeros((n, 3), np.float32)
             found = np.zeros(n, bool)
             for start in range(0, n, _CHUNK):
@@ -94,12 +94,12 @@ def track_landmarks(index: PreparedIndex, progress: bool = True,
                     if (face is not None and face.pose is not None and face.landmarks_3d is not None
                             and len(face.landmarks) == LANDMARK_COUNT):
                         i = start + k
-                        points[i], points_3d[i] = face.landmarks[:, :2], face.landmarks_3d
+                        points[i], depth[i] = face.landmarks[:, :2], face.landmarks_3d[:, 2]
                         pose[i], found[i] = face.pose.as_array(), True
                 bar.update(len(frames))
             with atomic_path(landmarks_path(index.root, clip.id)) as tmp:
                 with open(tmp, "wb") as fh:
-                    np.savez_compressed(fh, points=points, points_3d=points_3d, pose=pose, found=found)
+                    np.savez_compressed(fh, points=points, depth=depth, pose=pose, found=found)
     finally:
         bar.close()
         tracker.close()

@@ -164,7 +164,7 @@ def test_landmark_movement_follows_the_frames_warp(sample_portrait):
     lips = [14, 87, 178, 317, 402]  # the lower inner lip
     points = np.stack([face.landmarks[:, :2], face.landmarks[:, :2]]).astype(np.float32)
     points[1, lips, 1] += 4.0
-    tracked = ClipLandmarks(points=points, points_3d=np.stack([face.landmarks_3d] * 2).astype(np.float32),
+    tracked = ClipLandmarks(points=points, depth=np.stack([face.landmarks_3d[:, 2]] * 2).astype(np.float32),
                             pose=np.stack([face.pose.as_array()] * 2), found=np.ones(2, bool))
     store = ArrayStore({"a": np.stack([image, image])}, landmarks={"a": tracked})
     plain = PairDataset(store, 128, NO_AUG, seed=0, landmarks=True)
