@@ -79,6 +79,12 @@ class WebcamPanel(QWidget):
         for label, value in TRANSFERS:
             self.transfer_combo.addItem(label, value)
         form.addRow("Transfer", self.transfer_combo)
+        self.follow_check = QCheckBox("Follow the head across the frame")
+        self.follow_check.setChecked(True)
+        self.follow_check.setToolTip("Move and zoom the portrait's head as the driver's moves. Uncheck it when you "
+                                     "move around: the head then stays put (turns and expression still follow), "
+                                     "where large shifts would tear the neck and collar.")
+        form.addRow(self.follow_check)
         self.smoothing_slider = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
         self.smoothing_slider.setRange(0.0, 1.0)
         self.smoothing_slider.setDecimals(2)
@@ -120,6 +126,7 @@ class WebcamPanel(QWidget):
         self.record_button.toggled.connect(self.recordRequested)
         self.mirror_check.toggled.connect(self._emit_settings)
         self.transfer_combo.currentIndexChanged.connect(self._emit_settings)
+        self.follow_check.toggled.connect(self._emit_settings)
         self.smoothing_slider.valueChanged.connect(self._emit_settings_throttled)
 
     # ---------------------------------------------------------------- settings
@@ -129,6 +136,7 @@ class WebcamPanel(QWidget):
             mirror=self.mirror_check.isChecked(),
             transfer=str(self.transfer_combo.currentData()),
             smoothing=float(self.smoothing_slider.value()),
+            follow_position=self.follow_check.isChecked(),
         )
 
     def _emit_settings(self, *_: object) -> None:

@@ -120,6 +120,7 @@ class WebcamSettings:
     smoothing: float = 0.5  # 0 = none … 1 = strong
     mode: str = "relative"
     paste_back: bool = False
+    follow_position: bool = True  # False: the portrait's head stays put while the driver moves across the frame
 
 
 @dataclass
@@ -454,7 +455,7 @@ class EngineWorker(QObject):
         fps = float(getattr(self._frame_source, "fps", 0.0) or 30.0)
         return self.backend.Reenactor(
             self.engine, self.source, mode=settings.mode, transfer=settings.transfer, smoothing=smoothing,
-            paste_back=settings.paste_back, fps=fps,
+            paste_back=settings.paste_back, fps=fps, follow_position=settings.follow_position,
         )
 
     def _close_reenactor(self) -> None:
@@ -503,7 +504,8 @@ class EngineWorker(QObject):
                 # Live change: the tracker and the user's neutral reference stay.
                 self._reenactor.configure(mode=settings.mode, transfer=settings.transfer,
                                           smoothing=settings.smoothing if settings.smoothing > 0 else None,
-                                          paste_back=settings.paste_back)
+                                          paste_back=settings.paste_back,
+                                          follow_position=settings.follow_position)
             if record_stop:
                 self._close_recorder()
             if record_request is not None:

@@ -42,6 +42,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                         help="relative mode: the driver's mouth, eye and brow movement moves the source's keypoints, "
                         "with the model's expression latent (tracker, default), or the latent alone (model), which "
                         "carries little in the bundled model")
+    parser.add_argument("--hold-position", action="store_true",
+                        help="keep the source's head where it is in the frame (turns and expression still follow): "
+                        "for drivers who move around, whose shifts tear the portrait's neck and collar")
     parser.add_argument("--smoothing", type=float, default=0.5, metavar="S",
                         help="temporal smoothing, 0 (off) to 1 (strong) (default 0.5)")
     parser.add_argument("--paste-back", action="store_true", help="paste the face back into the full source photo")
@@ -93,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
         with user_errors(), frames, Reenactor(engine, source, mode=args.mode, transfer=args.transfer,
                                               smoothing=args.smoothing or None, paste_back=args.paste_back,
                                               fps=frames.fps, pose_from=args.pose_from,
-                                              expression_from=args.expression_from) as reenactor:
+                                              expression_from=args.expression_from,
+                                              follow_position=not args.hold_position) as reenactor:
             if reference_needed:
                 reenactor.set_reference(_frame_at(driving_path, args.reference_frame))
             with VideoExporter(output, frames.fps_fraction, audio_from=driving_path if has_audio else None,
@@ -116,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
     summary = {"output": str(output), "frames": written, "frames_without_face": missing,
                "fps": float(frames.fps_fraction), "fps_exact": str(frames.fps_fraction), "audio": has_audio,
                "width": size[0], "height": size[1], "mode": args.mode, "transfer": args.transfer,
+               "hold_position": args.hold_position,
                "seconds": round(seconds, 2), "processing_fps": round(written / max(seconds, 1e-9), 2),
                **engine_summary(engine)}
     note = f", {missing} without a face" if missing else ""

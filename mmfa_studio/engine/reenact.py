@@ -20,6 +20,9 @@ encoder (pose, scale, translation, expression z) → turn that into a :class:`Mo
   (:class:`LandmarkExpression`), since the bundled model's expression latent carries almost nothing;
   "model": the latent alone, as in the paper.
 * ``transfer``: "both", "pose" (the source keeps its expression) or "expression" (the source keeps its pose).
+* ``follow_position`` (default True): the source's head moves across the frame and zooms as the driver's does.
+  False holds it where it is (turns and expression still follow): the renderer moves the head but not the neck
+  and collar, so a driver who travels far across the frame tears the portrait's lower face (model card).
 * ``smoothing``: None/0 = off, up to 1 = strong; a One-Euro filter per group (angles, scale + translation,
   expression latent, keypoint shifts), causal, so it works live.
 """
@@ -155,7 +158,8 @@ class Reenactor:
 
     def __init__(self, engine: Engine, source: PreparedSource, mode: str = "relative", transfer: str = "both",
                  smoothing: float | None = 0.5, paste_back: bool = False, tracker: FaceTracker | None = None,
-                 fps: float = 30.0, pose_from: str = "tracker", expression_from: str = "tracker"):
+                 fps: float = 30.0, pose_from: str = "tracker", expression_from: str = "tracker",
+                 follow_position: bool = True):
         if not fps > 0:
             raise ValueError("fps must be positive")
         self.engine, self.source = engine, source
@@ -165,11 +169,12 @@ class Reenactor:
         self._reference: _Reading | None = None
         self._frame_index = 0
         self._last: ReenactResult | None = None
-        self.configure(mode, transfer, smoothing, paste_back, pose_from, expression_from)
+        self.configure(mode, transfer, smoothing, paste_back, pose_from, expression_from, follow_position)
 
     def configure(self, mode: str | None = None, transfer: str | None = None,
                   smoothing: float | None | type[_Keep] = _Keep, paste_back: bool | None = None,
-                  pose_from: str | None = None, expression_from: str | None = None) -> None:
+                  pose_from: str | None = None, expression_from: str | None = None,
+                  follow_position: bool | None = None) -> None:
         """Change the given settings live, keeping the others; the tracker and the neutral reference are kept
         (smoothing restarts). ``smoothing=None`` turns smoothing off."""
         # (__init__ passes every setting, so the current values are only read on later calls.)
@@ -179,6 +184,7 @@ class Reenactor:
         paste_back = self.paste_back if paste_back is None else paste_back
         pose_from = self.pose_from if pose_from is None else pose_from
         expression_from = self.expression_from if expression_from is None else expression_from
+        follow_position = self.follow_position if follow_position is None else bool(follow_position)
         if pose_from not in POSE_SOURCES:
             raise ValueError(f"pose_from must be 'tracker' or 'model', not {pose_from!r}")
         if expression_from not in EXPRESSION_SOURCES:
@@ -190,7 +196,7 @@ class Reenactor:
         if smoothing is not None and not 0.0 <= smoothing <= 1.0:
             raise ValueError(f"smoothing = {smoothing:g} is out of range [0, 1]")
         self.mode, self.transfer, self.paste_back, self.pose_from = mode, transfer, paste_back, pose_from
-        self.expression_from = expression_from
+        self.expression_from, self.follow_position = expression_from, follow_position
         self.smoothing = smoothing or 0.0
         if self.smoothing > 0:
             cutoff, _ = _smoother_settings(self.smoothing)
@@ -313,11 +319,15 @@ class Reenactor:
                             tz=float(d.translation[2] - r.translation[2]))
             z = src.expression + (d.expression - r.expression)
             relative = True
-        if self.transfer == "expression":
-            # Keep the source's own pose: zero change (relative) or its absolute pose.
-            pose = (dict(yaw=0.0, pitch=0.0, roll=0.0, scale=1.0, tx=0.0, ty=0.0, tz=0.0) if relative else
-                    dict(yaw=src.yaw, pitch=src.pitch, roll=src.roll, scale=src.scale, tx=float(src.translation[0]),
-                         ty=float(src.translation[1]), tz=float(src.translation[2])))
+        # The source's own placement: no change (relative) or its absolute one.
+        own = (dict(scale=1.0, tx=0.0, ty=0.0, tz=0.0) if relative else
+               dict(scale=src.scale, tx=float(src.translation[0]), ty=float(src.translation[1]),
+                    tz=float(src.translation[2])))
+        if self.transfer == "expression":  # keep the source's own pose
+            pose = dict(yaw=0.0, pitch=0.0, roll=0.0, **own) if relative else dict(
+                yaw=src.yaw, pitch=src.pitch, roll=src.roll, **own)
+        elif not self.follow_position:
+            pose.update(own)
         return Motion.clamped(expression=None if self.transfer == "pose" else z, relative=relative, **pose)
 
     def keypoint_shift_for(self, reading: _Reading) -> np.ndarray | None:

@@ -78,6 +78,10 @@ def test_changing_settings_keeps_the_neutral_reference(window, qtbot, driving_vi
     start = panel.frames_received
     qtbot.waitUntil(lambda: panel.frames_received >= start + 3, timeout=30_000)
     assert window.worker._reenactor is reenactor and reenactor.transfer == "pose" and reenactor.has_reference
+    panel.follow_check.setChecked(False)  # hold the head in place, live
+    start = panel.frames_received
+    qtbot.waitUntil(lambda: panel.frames_received >= start + 3, timeout=30_000)
+    assert window.worker._reenactor is reenactor and not reenactor.follow_position
     panel.start_button.click()
     qtbot.waitUntil(lambda: not window.webcam_active and not window.worker.webcam_running, timeout=30_000)
 

@@ -120,6 +120,10 @@ def test_reenact_keeps_ntsc_rate_frame_count_and_audio(capsys, tmp_path, tiny_ch
     code, stdout, _ = run(capsys, "reenact", sample_portrait, cli_ntsc_clip, "-o", out2, "--absolute", "--transfer",
                           "pose", "--no-audio", "--smoothing", "0", "--max-frames", "3", "--checkpoint", tiny_checkpoint)
     assert code == 0 and count_frames(out2) == 3 and not probe_video(out2).has_audio
+    assert not summary["hold_position"]
+    code, stdout, _ = run(capsys, "reenact", sample_portrait, cli_ntsc_clip, "-o", tmp_path / "held.mp4",
+                          "--hold-position", "--max-frames", "2", "--checkpoint", tiny_checkpoint, "--json")
+    assert code == 0 and json.loads(stdout)["hold_position"] and count_frames(tmp_path / "held.mp4") == 2
 
 
 def test_reenact_bad_driving_inputs(capsys, tmp_path, tiny_checkpoint, sample_portrait, cli_no_face_clip):

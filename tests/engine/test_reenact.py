@@ -41,6 +41,24 @@ def test_absolute_and_transfer_options(engine, prepared, driving_frames):
         assert (m.yaw, m.pitch, m.roll, m.scale, m.tx, m.ty, m.tz) == (0, 0, 0, 1, 0, 0, 0) and m.expression is not None
 
 
+
+def test_holding_the_position_keeps_the_head_in_place_while_turns_follow(engine, prepared, driving_frames):
+    """follow_position=False: no shift or zoom (relative) or the source's own (absolute); turns still follow."""
+    with Reenactor(engine, prepared, smoothing=None) as follow, \
+            Reenactor(engine, prepared, smoothing=None, follow_position=False) as hold:
+        moved = [follow.process(f).motion for f in driving_frames]
+        held = [hold.process(f).motion for f in driving_frames]
+    assert any(abs(m.tx) > 1e-3 or abs(m.ty) > 1e-3 for m in moved)  # the synthetic head moves across the frame
+    for m, h in zip(moved, held):
+        assert (h.scale, h.tx, h.ty, h.tz) == (1.0, 0.0, 0.0, 0.0)
+        assert (h.yaw, h.pitch, h.roll) == pytest.approx((m.yaw, m.pitch, m.roll), abs=0.5)
+    with Reenactor(engine, prepared, mode="absolute", smoothing=None) as absolute:
+        absolute.configure(follow_position=False)
+        a = absolute.process(driving_frames[2]).motion
+    own = prepared.motion
+    assert a.scale == pytest.approx(own.scale, abs=1e-5) and a.tx == pytest.approx(float(own.translation[0]), abs=1e-5)
+
+
 def test_missing_face_repeats_the_last_frame_and_reference_resets(engine, prepared, driving_frames):
     blank = np.full((240, 320, 3), 90, np.uint8)
     # pose_from="model": the model reads the same frame identically twice; the video-mode tracker's second look
