@@ -143,12 +143,12 @@ class EditorPanel(QWidget):
             row.slider.setToolTip(tip)
 
     def set_expression_reach(self, pixels: float | None) -> None:
-        """Warn, above the sliders, when this model's expression latent can move the face by only ``pixels``
-        (at ±3 σ); None (unknown) or a visible reach hides the warning."""
+        """Warn, above the sliders, when one expression latent at ±3 σ moves this model's face by only ``pixels``;
+        None (unknown) or a visible reach hides the warning."""
         weak = pixels is not None and pixels < VISIBLE_EXPRESSION_PX
         if weak:
             self.expression_note.setText(
-                f"This model's expression latent moves the face by at most {pixels:.1f} px, so these sliders "
+                f"One expression slider moves this model's face by at most {pixels:.1f} px, so these sliders "
                 "barely change it. Webcam reenactment moves the mouth and eyes through the face tracker instead.")
             self.expression_note.setToolTip("Its expression latent did not learn to carry expressions (for the "
                                             "bundled model, models/MODEL_CARD.md says why).")

@@ -334,6 +334,11 @@ class EngineWorker(QObject):
             name = Path(checkpoint).name if checkpoint else "bundled model"
             self.status.emit(f"Loading {name}…")
             engine = backend.Engine.load(checkpoint, device=device)
+            try:
+                expression_reach = engine.expression_reach(EXPRESSION_RANGE)
+            except Exception:
+                engine.close()
+                raise
         except Exception as exc:  # noqa: BLE001 - any failure becomes a message; the app stays usable
             self.engineFailed.emit(describe_error(exc))
             return
@@ -351,7 +356,7 @@ class EngineWorker(QObject):
                 motion_type=backend.Motion,
                 pose_reach={axis: reach for axis in ("yaw", "pitch", "roll")
                             if (reach := engine.pose_calibration.reach(axis)) is not None},
-                expression_reach=engine.expression_reach(EXPRESSION_RANGE),
+                expression_reach=expression_reach,
             )
         )
 

@@ -68,7 +68,7 @@ class PreparedStore:
     def landmarks(self, clip: ClipLike) -> ClipLandmarks | None:
         """The clip's tracked landmarks (``prepare --landmarks``), loaded once; None where not tracked."""
         if clip.id not in self._landmarks:
-            self._landmarks[clip.id] = load_clip_landmarks(self.index.root, clip.id)
+            self._landmarks[clip.id] = load_clip_landmarks(self.index.root, clip.id, clip.frames)
         return self._landmarks[clip.id]
 
 

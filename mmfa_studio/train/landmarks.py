@@ -2,12 +2,13 @@
 
 ``mmfa-studio prepare … --landmarks`` tracks the face on every prepared crop and stores, per clip,
 ROOT/landmarks/<clip id>.npz: ``points`` F×N×2 (crop pixels) and ``depth`` F×N (the tracker's z, pixel units),
-both float16, ``pose`` F×3 (degrees) and ``found`` F (bool): about 2.4 KB a frame. The trainer reads each pair's non-rigid landmark movement from them, as
-reenactment reads a driver's.
+both float16, ``pose`` F×3 (degrees) and ``found`` F (bool): about 2.4 KB a frame. The trainer reads each
+pair's non-rigid landmark movement from them, as reenactment reads a driver's.
 """
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,14 +56,33 @@ def landmarks_path(root: str | Path, clip_id: str) -> Path:
     return Path(root) / LANDMARKS_DIR / f"{clip_id}.npz"
 
 
-def load_clip_landmarks(root: str | Path, clip_id: str) -> ClipLandmarks | None:
-    """The clip's stored landmarks, or None when ``prepare --landmarks`` has not tracked it."""
+def load_clip_landmarks(root: str | Path, clip_id: str, frames: int | None = None) -> ClipLandmarks | None:
+    """The clip's stored landmarks, or None when ``prepare --landmarks`` has not tracked it. ValueError (one line)
+    for a file that is unreadable, of another format, or for another number of ``frames``."""
     path = landmarks_path(root, clip_id)
     if not path.is_file():
         return None
-    with np.load(path) as data:
-        return ClipLandmarks(points=data["points"], depth=data["depth"], pose=data["pose"],
-                             found=data["found"].astype(bool))
+    try:
+        with np.load(path) as data:
+            tracked = ClipLandmarks(points=data["points"], depth=data["depth"], pose=data["pose"],
+                                    found=data["found"].astype(bool))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path} is not a landmark file of this release ({exc}); run `mmfa-studio prepare` "
+                         "with --landmarks again to track it anew") from None
+    n = len(tracked.found)
+    if (tracked.points.shape != (n, LANDMARK_COUNT, 2) or tracked.depth.shape != (n, LANDMARK_COUNT)
+            or (frames is not None and n != frames)):
+        raise ValueError(f"{path} holds {n} frames of landmarks for a clip of {frames}; run `mmfa-studio prepare` "
+                         "with --landmarks again to track it anew")
+    return tracked
+
+
+def _tracked(root: Path, clip) -> bool:
+    """Whether ``clip`` has a valid landmark file (an old or broken one is tracked again)."""
+    try:
+        return load_clip_landmarks(root, clip.id, clip.frames) is not None
+    except ValueError:
+        return False
 
 
 def track_landmarks(index: PreparedIndex, progress: bool = True,
@@ -73,7 +93,7 @@ def track_landmarks(index: PreparedIndex, progress: bool = True,
     from ..face.tracker import create_tracker
     from .prepared import read_frames
 
-    todo = [c for c in index.clips if not landmarks_path(index.root, c.id).is_file()]
+    todo = [c for c in index.clips if not _tracked(index.root, c)]
     if not todo:
         return 0
     (index.root / LANDMARKS_DIR).mkdir(exist_ok=True)

@@ -294,6 +294,10 @@ class GeneratorStep(nn.Module):
                 target_delta = render_delta + shift_to_deformation(shift, rotation, d(scale)).to(render_delta.dtype)
         target = TargetMotion(*angles, translation, scale, target_delta)
         render = m.render(source_enc, target)
+        # The keypoint prior sees the model's own keypoints: landmark shifts that bring two together (a closing
+        # mouth) must not push the model's keypoints apart.
+        own_keypoints = render.keypoints if target_delta is render_delta else m.pose_keypoints(
+            part(canonical, 0), dataclasses.replace(target, delta=render_delta))[0]
 
         flows = []
         if self.pose_edits is not None:
@@ -327,7 +331,7 @@ class GeneratorStep(nn.Module):
         )
         return {
             "output": render.image, "pyramid": render.output.pyramid, "driving_keypoints": render.keypoints,
-            "source_keypoints": kp_s, "render_delta": render_delta,
+            "source_keypoints": kp_s, "render_delta": render_delta, "own_driving_keypoints": own_keypoints,
             "canonical_source": part(canonical, 0), "canonical_driving": part(canonical, 1),
             "mu": mu, "logvar": logvar, "delta_mu": delta_mu,
             "equivariance_keypoints": kp_d_eq, "equivariance_warped_keypoints": kp_w_eq,
@@ -745,7 +749,7 @@ class Trainer:
         result = {
             "equivariance": L.equivariance_loss(out["equivariance_keypoints"], out["equivariance_warped_keypoints"], warp),
             "equivariance_pose": L.pose_equivariance_loss(*drv.unbind(-1), *wrp.unbind(-1), warp),
-            "keypoint_prior": L.keypoint_prior_loss(out["driving_keypoints"], cfg.keypoint_min_distance,
+            "keypoint_prior": L.keypoint_prior_loss(out["own_driving_keypoints"], cfg.keypoint_min_distance,
                                                     None if self.model_cfg.keypoint_depth == "template" else cfg.depth_target),
             "deformation_prior": L.deformation_prior_loss(out["render_delta"]),
             "canonical": L.canonical_consistency_loss(out["canonical_source"], out["canonical_driving"]),

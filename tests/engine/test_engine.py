@@ -146,7 +146,6 @@ def test_expression_tools(engine, prepared, sample_portrait):
         engine.encode_expression(np.full((100, 100, 3), 30, np.uint8))
 
 
-
 def test_expression_reach_is_the_largest_keypoint_movement_one_latent_makes(tiny_checkpoint):
     with Engine.load(tiny_checkpoint, device="cpu", precision="fp32") as engine:
         z = np.zeros(engine.latent_dim, np.float32)
@@ -163,6 +162,7 @@ def test_expression_reach_is_the_largest_keypoint_movement_one_latent_makes(tiny
         with torch.no_grad():  # a decoder that ignores z moves nothing
             engine.model.expression_vae.decoder[-1].weight.zero_()
         assert engine.expression_reach() == 0.0
+
 
 def test_rendering_from_a_worker_thread_matches(engine, prepared):
     expected = engine.render(prepared, Motion(yaw=-12, pitch=6)).crop

@@ -41,7 +41,6 @@ def test_absolute_and_transfer_options(engine, prepared, driving_frames):
         assert (m.yaw, m.pitch, m.roll, m.scale, m.tx, m.ty, m.tz) == (0, 0, 0, 1, 0, 0, 0) and m.expression is not None
 
 
-
 def test_holding_the_position_keeps_the_head_in_place_while_turns_follow(engine, prepared, driving_frames):
     """follow_position=False: no shift or zoom (relative) or the source's own (absolute); turns still follow."""
     with Reenactor(engine, prepared, smoothing=None) as follow, \

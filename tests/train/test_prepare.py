@@ -190,3 +190,15 @@ def test_landmarks_are_tracked_on_every_crop_and_give_real_mouth_movement(prepar
         assert moves and all(m.shape == (478, 2) for m in moves)
         assert np.abs(tracked.movement(0, 0)).max() < 1e-6  # a frame against itself has not moved
     assert load_clip_landmarks(out, "no-such-clip") is None
+    # A file of another format (stop 15's first one kept a 3D copy instead of depth) or for another clip length
+    # is a one-line error when read, and is tracked anew.
+    clip = index.clips[0]
+    path = out / "landmarks" / f"{clip.id}.npz"
+    np.savez(path.with_suffix(".tmp.npz"), points=np.zeros((clip.frames, 478, 2)))
+    path.with_suffix(".tmp.npz").replace(path)
+    with pytest.raises(ValueError, match="run `mmfa-studio prepare` with --landmarks again"):
+        load_clip_landmarks(out, clip.id)
+    assert track_landmarks(index, progress=False) == 1
+    assert load_clip_landmarks(out, clip.id, clip.frames).points.shape == (clip.frames, 478, 2)
+    with pytest.raises(ValueError, match="frames of landmarks for a clip of"):
+        load_clip_landmarks(out, clip.id, clip.frames + 1)

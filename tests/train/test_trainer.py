@@ -473,7 +473,6 @@ def test_tracked_change_replaces_the_read_driving_pose_where_labelled(blob_store
     assert Trainer(model, cfg, blob_store, options(tmp_path, max_steps=2)).run() == 2
 
 
-
 def test_landmark_expression_moves_the_render_keypoints_by_the_landmarks_movement(blob_store, tmp_path):
     """train.landmark_expression: the driving render's keypoints move by the weighted landmark movement (exactly
     that, in the image plane), only in pairs with landmarks; without landmark data the trainer refuses."""
@@ -502,11 +501,39 @@ def test_landmark_expression_moves_the_render_keypoints_by_the_landmarks_movemen
     assert torch.allclose(offset[0, :, :2], expected[0], atol=1e-5) and expected[0].abs().max() > 1e-3
     assert offset[0, :, 2].abs().max() < 1e-5  # in the image plane only
     assert torch.allclose(offset[1], torch.zeros_like(offset[1]), atol=1e-6)  # no landmarks, no shift
+    # the keypoint prior sees the model's own keypoints, not the shifted ones
+    assert torch.allclose(moved["own_driving_keypoints"], plain["driving_keypoints"], atol=1e-6)
     with pytest.raises(ValueError, match="driving_motion"):
         TrainConfig(landmark_expression=True)
     model, cfg = tiny(driving_motion="tracker", landmark_expression=True)
     with pytest.raises(ValueError, match="--landmarks"):
         Trainer(model, cfg, blob_store, options(tmp_path, max_steps=1))
+
+
+def test_a_run_with_landmark_expression_trains_through_the_data_loader(sample_portrait, tmp_path):
+    """The whole path: an ArrayStore with landmarks → PairDataset → the data loader → collate → TrackedChange →
+    the render, with a frame that has no face. (In-process loading: a loader worker forked after MediaPipe
+    has started in this process can hang.)"""
+    import cv2
+
+    from mmfa_studio.face import create_tracker
+    from mmfa_studio.train.landmarks import ClipLandmarks
+
+    image = cv2.resize(cv2.cvtColor(cv2.imread(str(sample_portrait)), cv2.COLOR_BGR2RGB), (64, 64))
+    tracker = create_tracker("mediapipe", max_faces=1)
+    try:
+        face = tracker.detect(cv2.resize(image, (256, 256)))[0].scaled(0.25)
+    finally:
+        tracker.close()
+    points = np.stack([face.landmarks[:, :2]] * 3).astype(np.float32)
+    points[1, [14, 87, 178, 317, 402], 1] += 1.0  # the lower lip drops in frame 1; frame 2 has no face
+    tracked = ClipLandmarks(points=points, depth=np.stack([face.landmarks_3d[:, 2]] * 3).astype(np.float32),
+                            pose=np.stack([face.pose.as_array()] * 3), found=np.array([True, True, False]))
+    store = ArrayStore({"face": np.stack([image] * 3)}, poses={"face": np.zeros((3, 3), np.float32)},
+                       landmarks={"face": tracked})
+    model, cfg = tiny(driving_motion="tracker", landmark_expression=True)
+    assert Trainer(model, cfg, store, options(tmp_path, max_steps=2)).run() == 2
+
 
 def test_every_save_can_keep_a_numbered_ema_snapshot(blob_store, tmp_path):
     """checkpoint.pt is overwritten; numbered EMA snapshots keep the weights from before a late divergence."""
