@@ -109,7 +109,7 @@ class LandmarkExpression:
             raise ValueError("the source face has no tracked pose")
         as_batch = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64)[None, :, :2])  # noqa: E731
         weights = landmark_motion.landmark_weights(as_batch(source_keypoints), as_batch(source_face.landmarks),
-                                                   self.KERNEL * crop_size, self.FAR)
+                                                   crop_size, self.KERNEL, self.FAR)
         self._weights = weights[0].numpy()  # K×N
         self._to_units = 2.0 * placement.scale / crop_size  # head-scale units → normalised units
 

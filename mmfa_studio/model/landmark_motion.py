@@ -18,12 +18,14 @@ KERNEL = 0.05  # the Gaussian's radius, in crop widths
 FAR = 0.3
 
 
-def landmark_weights(keypoints: Tensor, landmarks: Tensor, kernel: float, far: float = FAR) -> Tensor:
-    """Keypoints B×K×2 and landmarks B×N×2 (same units; ``kernel`` in them too) → weights B×K×N.
+def landmark_weights(keypoints: Tensor, landmarks: Tensor, crop_width: float, kernel: float = KERNEL,
+                     far: float = FAR) -> Tensor:
+    """Keypoints B×K×2 and landmarks B×N×2 in one unit, of which the crop is ``crop_width`` wide (its size in
+    pixels, or 2 in normalised units) → weights B×K×N; ``kernel`` in crop widths.
 
     Each row sums to less than 1: the rest is the weight of not moving."""
     d2 = (keypoints[:, :, None, :] - landmarks[:, None, :, :]).pow(2).sum(-1)
-    weights = torch.exp(-d2 / (2.0 * kernel**2))
+    weights = torch.exp(-d2 / (2.0 * (kernel * crop_width) ** 2))
     return weights / (weights.sum(dim=-1, keepdim=True) + far)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from ..face import head_placement
+from ..face import head_placement, nonrigid_motion
 from .config import Augmentation
 from .landmarks import LANDMARK_COUNT, ClipLandmarks, load_clip_landmarks
 
@@ -248,10 +248,10 @@ class PairDataset(Dataset):
         (prepared pixels → output pixels), in normalised units; zeros and False without landmarks."""
         zeros = torch.zeros(LANDMARK_COUNT, 2)
         tracked = self.store.landmarks(clip) if self.landmarks else None
-        movement = None if tracked is None else tracked.movement(a, b)
-        if movement is None or len(movement) != LANDMARK_COUNT:
+        source, driving = (None, None) if tracked is None else (tracked.face(a), tracked.face(b))
+        movement = None if source is None or driving is None else nonrigid_motion(source, driving)
+        if movement is None:
             return zeros, zeros.clone(), False
-        source = tracked.face(a)
         placement = head_placement(source.landmarks, source.pose)
         if placement is None:
             return zeros, zeros.clone(), False

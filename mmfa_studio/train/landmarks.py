@@ -9,7 +9,6 @@ pair's non-rigid landmark movement from them, as reenactment reads a driver's.
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..atomic import atomic_path
-from ..face import Face, HeadPose, nonrigid_motion
+from ..face import Face, HeadPose
 
 if TYPE_CHECKING:
     from .prepared import PreparedIndex
@@ -36,6 +35,13 @@ class ClipLandmarks:
     pose: np.ndarray  # F×3 (yaw, pitch, roll) degrees
     found: np.ndarray  # F bool
 
+    def __post_init__(self) -> None:
+        n = len(self.found)
+        if (self.points.shape != (n, LANDMARK_COUNT, 2) or self.depth.shape != (n, LANDMARK_COUNT)
+                or self.pose.shape != (n, 3)):
+            raise ValueError(f"landmarks for {n} frames must be {n}×{LANDMARK_COUNT}×2 points, {n}×{LANDMARK_COUNT} "
+                             f"depths and {n}×3 poses, not {self.points.shape}, {self.depth.shape}, {self.pose.shape}")
+
     def face(self, frame: int) -> Face | None:
         """The face tracked on ``frame``, or None when none was found."""
         if not self.found[frame]:
@@ -44,12 +50,6 @@ class ClipLandmarks:
         box = np.array([*points.min(axis=0), *points.max(axis=0)])
         return Face(box=box, landmarks=points, score=1.0, pose=HeadPose(*map(float, self.pose[frame])),
                     landmarks_3d=np.concatenate([points, self.depth[frame, :, None].astype(np.float64)], axis=1))
-
-    def movement(self, source: int, driving: int) -> np.ndarray | None:
-        """N×2: the landmarks' non-rigid movement from ``source`` to ``driving`` in units of the source head's
-        scale (:func:`~mmfa_studio.face.nonrigid_motion`); None when either frame has no face."""
-        a, b = self.face(source), self.face(driving)
-        return None if a is None or b is None else nonrigid_motion(a, b)
 
 
 def landmarks_path(root: str | Path, clip_id: str) -> Path:
@@ -70,8 +70,7 @@ def load_clip_landmarks(root: str | Path, clip_id: str, frames: int | None = Non
         raise ValueError(f"{path} is not a landmark file of this release ({exc}); run `mmfa-studio prepare` "
                          "with --landmarks again to track it anew") from None
     n = len(tracked.found)
-    if (tracked.points.shape != (n, LANDMARK_COUNT, 2) or tracked.depth.shape != (n, LANDMARK_COUNT)
-            or (frames is not None and n != frames)):
+    if frames is not None and n != frames:
         raise ValueError(f"{path} holds {n} frames of landmarks for a clip of {frames}; run `mmfa-studio prepare` "
                          "with --landmarks again to track it anew")
     return tracked
@@ -85,8 +84,7 @@ def _tracked(root: Path, clip) -> bool:
         return False
 
 
-def track_landmarks(index: PreparedIndex, progress: bool = True,
-                    tracker_factory: Callable | None = None) -> int:
+def track_landmarks(index: PreparedIndex, progress: bool = True) -> int:
     """Track every clip of ``index`` that has no landmark file yet (resumable); returns how many it tracked."""
     from tqdm import tqdm
 
@@ -97,7 +95,7 @@ def track_landmarks(index: PreparedIndex, progress: bool = True,
     if not todo:
         return 0
     (index.root / LANDMARKS_DIR).mkdir(exist_ok=True)
-    tracker = (tracker_factory or (lambda: create_tracker("mediapipe", max_faces=1)))()
+    tracker = create_tracker("mediapipe", max_faces=1)
     bar = tqdm(total=sum(c.frames for c in todo), unit="frame", disable=not progress, dynamic_ncols=True)
     try:
         for clip in todo:

@@ -45,7 +45,6 @@ from ..model import MMFA, ModelConfig, MultiScaleDiscriminator
 from ..model.dense_motion import add_tps_proposal
 from ..model.expression_vae import ExpressionCode
 from ..model.keypoints import rotation_matrix
-from ..model.landmark_motion import KERNEL as LANDMARK_KERNEL
 from ..model.landmark_motion import landmark_weights, shift_to_deformation
 from ..model.mmfa import SourceEncoding, TargetMotion
 from ..model.motion_encoder import HeadMotion
@@ -219,7 +218,7 @@ class TrackedChange:
         None without landmarks."""
         if self.landmark_motion is None:
             return None
-        weights = landmark_weights(keypoints[..., :2].float(), self.landmarks.float(), 2.0 * LANDMARK_KERNEL)
+        weights = landmark_weights(keypoints[..., :2].float(), self.landmarks.float(), crop_width=2.0)
         return (weights @ self.landmark_motion.float()) * self.has_landmarks[:, None, None]
 
 

@@ -24,7 +24,7 @@ def test_a_shift_moves_the_posed_keypoints_by_exactly_that_in_the_image_plane():
 def test_weights_average_the_nearby_landmarks_and_leave_far_keypoints_still():
     landmarks = torch.tensor([[[0.0, 0.0], [0.02, 0.0], [0.9, 0.9]]])
     keypoints = torch.tensor([[[0.01, 0.0], [-0.9, -0.9]]])
-    weights = landmark_weights(keypoints, landmarks, kernel=0.1)
+    weights = landmark_weights(keypoints, landmarks, crop_width=2.0, kernel=0.05)
     assert weights.shape == (1, 2, 3)
     near = weights[0, 0]
     assert torch.allclose(near[0], near[1], atol=1e-6) and near[2] < 1e-6  # equidistant pair, far one ignored

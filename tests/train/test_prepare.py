@@ -174,6 +174,7 @@ def test_cli(videos, tmp_path, capsys):
 
 def test_landmarks_are_tracked_on_every_crop_and_give_real_mouth_movement(prepared, tmp_path, capsys):
     """``prepare --landmarks``: one file per clip, a face on (nearly) every crop; a second run tracks nothing."""
+    from mmfa_studio.face import nonrigid_motion
     from mmfa_studio.train.landmarks import load_clip_landmarks, track_landmarks
 
     out, _ = prepared
@@ -185,10 +186,11 @@ def test_landmarks_are_tracked_on_every_crop_and_give_real_mouth_movement(prepar
         assert tracked.points.shape == (clip.frames, 478, 2) and tracked.found.mean() > 0.9
         face = tracked.face(int(np.argmax(tracked.found)))
         assert 0 <= face.landmarks.min() and face.landmarks.max() < index.size
-        moves = [tracked.movement(0, i) for i in range(1, clip.frames)]
+        moves = [nonrigid_motion(tracked.face(0), tracked.face(i)) for i in range(1, clip.frames)
+                 if tracked.found[0] and tracked.found[i]]
         moves = [m for m in moves if m is not None]
         assert moves and all(m.shape == (478, 2) for m in moves)
-        assert np.abs(tracked.movement(0, 0)).max() < 1e-6  # a frame against itself has not moved
+        assert np.abs(nonrigid_motion(face, face)).max() < 1e-6  # a frame against itself has not moved
     assert load_clip_landmarks(out, "no-such-clip") is None
     # A file of another format (stop 15's first one kept a 3D copy instead of depth) or for another clip length
     # is a one-line error when read, and is tracked anew.

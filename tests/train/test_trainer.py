@@ -477,7 +477,7 @@ def test_landmark_expression_moves_the_render_keypoints_by_the_landmarks_movemen
     """train.landmark_expression: the driving render's keypoints move by the weighted landmark movement (exactly
     that, in the image plane), only in pairs with landmarks; without landmark data the trainer refuses."""
     from mmfa_studio.model import MMFA
-    from mmfa_studio.model.landmark_motion import KERNEL, landmark_weights
+    from mmfa_studio.model.landmark_motion import landmark_weights
     from mmfa_studio.train.config import TrainConfig
     from mmfa_studio.train.trainer import GeneratorStep, TrackedChange
 
@@ -495,7 +495,7 @@ def test_landmark_expression_moves_the_render_keypoints_by_the_landmarks_movemen
     plain = step(source, driving, driving, driving, TrackedChange(**labels))
     moved = step(source, driving, driving, driving, TrackedChange(**labels, landmarks=landmarks,
                                                                   landmark_motion=movement, has_landmarks=yes_no))
-    weights = landmark_weights(moved["source_keypoints"][..., :2], landmarks, 2 * KERNEL)
+    weights = landmark_weights(moved["source_keypoints"][..., :2], landmarks, crop_width=2.0)
     expected = weights @ movement
     offset = moved["driving_keypoints"] - plain["driving_keypoints"]
     assert torch.allclose(offset[0, :, :2], expected[0], atol=1e-5) and expected[0].abs().max() > 1e-3
