@@ -51,6 +51,11 @@ class ModelConfig:
     latent_dim: int = 16
     vae_hidden: int = 128
     max_delta: float = 0.0  # > 0 bounds each component of δ smoothly (tanh) to ±max_delta; 0 = unbounded
+    # > 0 (hybrid only): an expression VAE over the face mesh's dense anchors (model/anchor_expression.py) with a
+    # latent of this size; its δ moves the anchors in the dense motion's spline. 0 = none.
+    anchor_latent_dim: int = 0
+    anchor_count: int = 152  # anchors of face/anchors.py (lips, eyelids, brows, nose, outline)
+    anchor_hidden: int = 256
     # Appearance features (hybrid: C×S×S, volumetric: C×D×S×S with S = feature_size).
     feature_size: int = 64
     appearance_channels: int = 64
@@ -87,6 +92,10 @@ class ModelConfig:
             raise ValueError("model.head_region_spread must be ≥ 0, and is for the hybrid variant only")
         if self.flow_smoothing < 0 or (self.flow_smoothing > 0 and self.variant != "hybrid"):
             raise ValueError("model.flow_smoothing must be ≥ 0, and is for the hybrid variant only")
+        if self.anchor_latent_dim < 0 or (self.anchor_latent_dim > 0 and self.variant != "hybrid"):
+            raise ValueError("model.anchor_latent_dim must be ≥ 0, and is for the hybrid variant only")
+        if self.anchor_latent_dim > 0 and (self.anchor_count < 1 or self.anchor_hidden < 1):
+            raise ValueError("model.anchor_count and model.anchor_hidden must be ≥ 1")
         upsamplings = len(self.generator_channels) - 1
         if self.feature_size * 2**upsamplings != self.image_size:
             raise ValueError(

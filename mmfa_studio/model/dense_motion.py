@@ -7,6 +7,10 @@ spline through all keypoint pairs, T_tps(x_d,k) = x_s,k, which carries the whole
 (TPSMM, Zhao & Zhang 2022) where a mix of the local proposals tends to fall back to the background. A network looks
 at the source deformed by every proposal plus the keypoint heatmaps and predicts soft masks M_k; the flow is
 Σ_k M_k · T_k(p).
+
+Anchor points (the face tracker's dense mesh: lips, eyelids, brows, jaw) can join the spline's control points, so
+the spline carries what 15 keypoints cannot: a mouth that opens, a lid that drops. They are optional and change
+no weight, so a model trained without them renders with them.
 """
 
 from __future__ import annotations
@@ -19,6 +23,17 @@ from torch.nn import functional as F
 
 from .blocks import Hourglass, full_precision, make_coordinate_grid
 from .config import ModelConfig
+
+
+@dataclass
+class AnchorPoints:
+    """Extra thin-plate-spline control pairs in the image plane, normalised (grid_sample) coordinates.
+
+    source: B×N×2 where the points lie in the source image; driving: B×N×2 where the render must put them.
+    """
+
+    source: Tensor
+    driving: Tensor
 
 
 @dataclass
@@ -80,12 +95,20 @@ def thin_plate_spline(control: Tensor, target: Tensor, grid: Tensor, regularisat
         return mapped.view((b,) + grid.shape)
 
 
-def motion_proposals(grid: Tensor, kp_source: Tensor, kp_driving: Tensor, jacobian: Tensor, tps: bool) -> Tensor:
-    """Background, per-keypoint and (with ``tps``) thin-plate-spline warps: B×P×(…)×n, P = K+1 (+1)."""
+def motion_proposals(grid: Tensor, kp_source: Tensor, kp_driving: Tensor, jacobian: Tensor, tps: bool,
+                     anchors: AnchorPoints | None = None) -> Tensor:
+    """Background, per-keypoint and (with ``tps``) thin-plate-spline warps: B×P×(…)×n, P = K+1 (+1).
+
+    ``anchors`` (2D only) join the spline's control points."""
     motions = sparse_motions(grid, kp_source, kp_driving, jacobian)
     if not tps:
         return motions
-    return torch.cat([motions, thin_plate_spline(kp_driving, kp_source, grid).unsqueeze(1).to(motions.dtype)], dim=1)
+    control, target = kp_driving, kp_source
+    if anchors is not None:
+        b = kp_driving.shape[0]
+        control = torch.cat([kp_driving, anchors.driving.to(kp_driving.dtype).expand(b, -1, -1)], dim=1)
+        target = torch.cat([kp_source, anchors.source.to(kp_source.dtype).expand(b, -1, -1)], dim=1)
+    return torch.cat([motions, thin_plate_spline(control, target, grid).unsqueeze(1).to(motions.dtype)], dim=1)
 
 
 def proposal_count(cfg: ModelConfig) -> int:
@@ -133,7 +156,8 @@ class DenseMotion2D(nn.Module):
         self.mask = nn.Conv2d(self.hourglass.out_channels, proposals, 7, padding=3)
         self.occlusion = nn.Conv2d(self.hourglass.out_channels, 1, 7, padding=3)
 
-    def forward(self, source_image: Tensor, kp_source: Tensor, kp_driving: Tensor, jacobian: Tensor) -> DenseMotion:
+    def forward(self, source_image: Tensor, kp_source: Tensor, kp_driving: Tensor, jacobian: Tensor,
+                anchors: AnchorPoints | None = None) -> DenseMotion:
         s = self.cfg.feature_size
         b, k = kp_source.shape[:2]
         small = F.interpolate(source_image, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
@@ -141,7 +165,7 @@ class DenseMotion2D(nn.Module):
         kp_s, kp_d = kp_source[..., :2], kp_driving[..., :2]
         heat = gaussian_heatmaps(kp_d, grid, self.cfg.keypoint_sigma) - gaussian_heatmaps(kp_s, grid, self.cfg.keypoint_sigma)
         heat = torch.cat([torch.zeros_like(heat[:, :1]), heat], dim=1)  # B×(K+1)×S×S
-        motions = motion_proposals(grid, kp_s, kp_d, jacobian[:, :2, :2], self.cfg.tps_motion)  # B×P×S×S×2
+        motions = motion_proposals(grid, kp_s, kp_d, jacobian[:, :2, :2], self.cfg.tps_motion, anchors)  # B×P×S×S×2
         p = motions.shape[1]
         deformed = F.grid_sample(
             small.repeat_interleave(p, dim=0), motions.flatten(0, 1), align_corners=False, padding_mode="border"
@@ -172,7 +196,10 @@ class DenseMotion3D(nn.Module):
         self.mask = nn.Conv3d(self.hourglass.out_channels, proposals, 3, padding=1)
         self.occlusion = nn.Conv2d(self.hourglass.out_channels * cfg.volume_depth, 1, 7, padding=3)
 
-    def forward(self, volume: Tensor, kp_source: Tensor, kp_driving: Tensor, jacobian: Tensor) -> DenseMotion:
+    def forward(self, volume: Tensor, kp_source: Tensor, kp_driving: Tensor, jacobian: Tensor,
+                anchors: AnchorPoints | None = None) -> DenseMotion:
+        if anchors is not None:
+            raise ValueError("anchor points are for the hybrid variant's 2D flow")
         b, _, d, s, _ = volume.shape
         k = kp_source.shape[1]
         grid = make_coordinate_grid((d, s, s), volume)  # D×S×S×3

@@ -15,10 +15,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from .anchor_expression import AnchorExpressionVAE
 from .appearance import AppearanceEncoder
 from .blocks import full_precision, make_coordinate_grid
 from .config import ModelConfig
-from .dense_motion import DenseMotion, DenseMotion2D, DenseMotion3D
+from .dense_motion import AnchorPoints, DenseMotion, DenseMotion2D, DenseMotion3D
 from .expression_vae import ExpressionCode, ExpressionVAE
 from .flow_smoothing import smooth_flow
 from .generator import Generator, GeneratorOutput, resized_source
@@ -101,6 +102,8 @@ class MMFA(nn.Module):
             self.project = nn.Conv2d(cfg.volume_channels * cfg.volume_depth, cfg.generator_channels[0], 1)
             gen_in = cfg.generator_channels[0]
         self.generator = Generator(cfg, gen_in)
+        self.anchor_expression = (AnchorExpressionVAE(cfg.anchor_count, cfg.anchor_latent_dim, cfg.anchor_hidden)
+                                  if cfg.anchor_latent_dim > 0 else None)
 
     # -- encoding ---------------------------------------------------------------------------------
     def encode_motion(self, image: Tensor) -> tuple[HeadMotion, ExpressionCode]:
@@ -130,9 +133,12 @@ class MMFA(nn.Module):
             return kp, keypoint_jacobians(rotation, f(target.scale))
 
     # -- rendering --------------------------------------------------------------------------------
-    def render(self, source: SourceEncoding, target: TargetMotion, all_scales: bool = True) -> RenderResult:
-        """Render the source under ``target`` motion. Batch sizes must match (or the source has B = 1)."""
-        src, kp_d, motion = self.estimate_motion(source, target)
+    def render(self, source: SourceEncoding, target: TargetMotion, all_scales: bool = True,
+               anchors: AnchorPoints | None = None) -> RenderResult:
+        """Render the source under ``target`` motion. Batch sizes must match (or the source has B = 1).
+
+        ``anchors``: dense face points that the spline proposal also carries (hybrid only)."""
+        src, kp_d, motion = self.estimate_motion(source, target, anchors)
         region = None
         if self.cfg.head_region_spread > 0 or self.cfg.flow_smoothing > 0:  # both hybrid only (config checks)
             grid = make_coordinate_grid(motion.flow.shape[1:3], motion.flow)
@@ -150,7 +156,8 @@ class MMFA(nn.Module):
         return RenderResult(output=output, motion=motion, keypoints=kp_d)
 
     # The three stages of render(), separately callable for benchmarks.
-    def estimate_motion(self, source: SourceEncoding, target: TargetMotion) -> tuple[SourceEncoding, Tensor, DenseMotion]:
+    def estimate_motion(self, source: SourceEncoding, target: TargetMotion,
+                        anchors: AnchorPoints | None = None) -> tuple[SourceEncoding, Tensor, DenseMotion]:
         """Driving keypoints x_d (B×K×3) and the dense motion from source to target."""
         kp_d, jac_d = self.pose_keypoints(source.canonical, target)
         b = kp_d.shape[0]
@@ -159,7 +166,7 @@ class MMFA(nn.Module):
         # s·R is always invertible.
         jacobian = src.jacobian @ torch.linalg.inv_ex(jac_d.float()).inverse.to(jac_d.dtype)  # J = A_s·A_d⁻¹
         driver = src.image if self.cfg.variant == "hybrid" else src.appearance
-        return src, kp_d, self.dense_motion(driver, src.keypoints, kp_d, jacobian)
+        return src, kp_d, self.dense_motion(driver, src.keypoints, kp_d, jacobian, anchors)
 
     def warp_features(self, src: SourceEncoding, motion: DenseMotion) -> tuple[Tensor, Tensor]:
         """Warped, occlusion-masked appearance features (B×C×S×S) and the 2D flow for the image warp."""

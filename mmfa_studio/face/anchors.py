@@ -1,0 +1,132 @@
+"""Dense anchors: the face mesh's points that carry expression — lips, eyelids, brows, nose, face outline.
+
+They join the dense motion's spline (``model/anchors.py``), so what the tracker sees the mouth and lids do, the
+render can follow. Irises are left out: under a closed lid the tracker still places them, which would pull the
+lid open again.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from .pose import canonical_face
+from .types import Face
+
+MESH_POINTS = 468  # the mesh proper; the 10 iris points follow it
+
+
+@functools.lru_cache(maxsize=1)
+def anchor_indices() -> np.ndarray:
+    """Sorted mesh indices of the anchors (MediaPipe's own region definitions)."""
+    from mediapipe.python.solutions import face_mesh_connections as mesh
+
+    regions = (mesh.FACEMESH_LIPS, mesh.FACEMESH_LEFT_EYE, mesh.FACEMESH_RIGHT_EYE, mesh.FACEMESH_LEFT_EYEBROW,
+               mesh.FACEMESH_RIGHT_EYEBROW, mesh.FACEMESH_NOSE, mesh.FACEMESH_FACE_OVAL)
+    return np.array(sorted({i for region in regions for edge in region for i in edge}), dtype=np.int64)
+
+
+def pixels_to_units(points: np.ndarray, crop_size: int) -> np.ndarray:
+    """Crop pixels (pixel centres at integers) → the model's normalised units (crop = [-1, 1])."""
+    return (np.asarray(points, dtype=np.float64) + 0.5) * (2.0 / crop_size) - 1.0
+
+
+def anchor_movement(movement: np.ndarray) -> np.ndarray:
+    """The anchors' rows of a per-landmark movement (N_landmarks×2, e.g. :func:`~mmfa_studio.face.nonrigid_motion`)."""
+    return np.asarray(movement)[anchor_indices()]
+
+
+def _similarity(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """(s, R, t) minimising ‖s·R·source + t − target‖² over M×3 point sets (Umeyama 1991)."""
+    mu_s, mu_t = source.mean(axis=0), target.mean(axis=0)
+    a, b = source - mu_s, target - mu_t
+    u, sig, vt = np.linalg.svd(b.T @ a / len(a))
+    d = np.eye(3)
+    d[2, 2] = np.sign(np.linalg.det(u @ vt))
+    rotation = u @ d @ vt
+    scale = float(np.trace(np.diag(sig) @ d) / a.var(axis=0).sum())
+    return scale, rotation, mu_t - scale * rotation @ mu_s
+
+
+@dataclass(frozen=True)
+class FaceAnchors:
+    """A tracked face's anchors, where they lie and how its canonical frame maps onto them.
+
+    points: N×3 in the model's units (x, y normalised over the crop, depth into the screen in the same units,
+    zero at the anchors' centroid); layout: N×3 the same anchors in the canonical face's frame and units
+    (frontal, inter-ocular distance 1: pose, size and place gone, identity and expression left);
+    to_points: 3×3, a canonical offset (row vector) → the matching offset of ``points``.
+    """
+
+    points: np.ndarray
+    layout: np.ndarray
+    to_points: np.ndarray
+
+
+def face_anchors(face: Face, crop_size: int) -> FaceAnchors | None:
+    """:class:`FaceAnchors` of a face tracked in a model crop (``crop_size`` pixels); None without a 3D mesh."""
+    if face.landmarks_3d is None or len(face.landmarks_3d) < MESH_POINTS:
+        return None
+    mesh = np.asarray(face.landmarks_3d, dtype=np.float64)
+    points = mesh[anchor_indices()]
+    xy = pixels_to_units(points[:, :2], crop_size)
+    z = points[:, 2] * (2.0 / crop_size)
+    canon = canonical_face()
+    scale, rotation, shift = _similarity(mesh[canon.rigid], canon.points[canon.rigid])
+    layout = scale * points @ rotation.T + shift
+    # canonical offset d → mesh pixels Rᵀ·d/s → model units ×2/size (x, y and depth alike)
+    to_points = rotation / scale * (2.0 / crop_size)
+    return FaceAnchors(np.concatenate([xy, (z - z.mean())[:, None]], axis=1), layout, to_points)
+
+
+def canonical_anchors(landmarks_3d: np.ndarray) -> np.ndarray:
+    """N×3 anchors of one tracked face (478/468×3 mesh, any pixel frame) in the canonical face's frame and units
+    (see :class:`FaceAnchors`): its rigid points are fitted to the canonical face's by a similarity."""
+    canon = canonical_face()
+    points = np.asarray(landmarks_3d, dtype=np.float64)
+    scale, rotation, shift = _similarity(points[canon.rigid], canon.points[canon.rigid])
+    return (scale * points[anchor_indices()] @ rotation.T) + shift
+
+
+def mean_face_anchors() -> np.ndarray:
+    """N×3 anchors of the canonical (mean, neutral-ish) face."""
+    return canonical_face().points[anchor_indices()]
+
+
+# Mesh indices of what the expression controls measure (all among the anchors).
+_MOUTH = (78, 308, 13, 14)  # inner corners, inner upper and lower lip
+_MOUTH_CORNERS = (61, 291)
+_EYES = {"left": (362, 263, 386, 374), "right": (33, 133, 159, 145)}  # the person's left and right eye
+_BROWS = {"left": (296, 334, 293), "right": (66, 105, 63)}  # upper brow points above each eye
+
+
+def _rows(indices: tuple[int, ...]) -> np.ndarray:
+    return np.searchsorted(anchor_indices(), np.asarray(indices))
+
+
+def anchor_measures(anchors) -> dict:
+    """Expression measures of canonical anchors (…×N×3, canonical units: inter-ocular distance 1; a NumPy array
+    or a torch tensor, which keeps the measures differentiable), each of shape (…): ``mouth_open`` inner-lip gap
+    / mouth width, ``eye_open_left``/``_right`` lid gap / eye width, ``mouth_width`` corner to corner,
+    ``brow_height`` the brows' mean height above the eyes' corners."""
+    a = anchors
+
+    def norm(v):
+        return ((v ** 2).sum(-1) + 1e-12) ** 0.5
+
+    def gap(indices: tuple[int, int, int, int]):
+        p = a[..., _rows(indices), :]
+        return norm(p[..., 2, :] - p[..., 3, :]) / (norm(p[..., 0, :] - p[..., 1, :]) + 1e-6)
+
+    corners = a[..., _rows(_MOUTH_CORNERS), :]
+    brows = [a[..., _rows(_BROWS[side]), 1].mean(-1) - a[..., _rows(_EYES[side][:2]), 1].mean(-1)
+             for side in ("left", "right")]
+    return {
+        "mouth_open": gap(_MOUTH),
+        "eye_open_left": gap(_EYES["left"]),
+        "eye_open_right": gap(_EYES["right"]),
+        "mouth_width": norm(corners[..., 0, :] - corners[..., 1, :]),
+        "brow_height": -(brows[0] + brows[1]) / 2,  # y points down: higher brows, larger value
+    }

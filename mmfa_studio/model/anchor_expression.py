@@ -1,0 +1,97 @@
+"""Expression VAE over dense face anchors: anchor offsets δ (N×3) → Gaussian latent z → δ.
+
+The 15 learned keypoints cannot carry an eyelid or a lip, and the keypoint VAE's latent collapsed when trained by
+reconstruction alone. This VAE learns from a teacher instead: the face tracker's mesh, whose anchors
+(``face/anchors.py``) give every training frame's expression as offsets in the canonical, de-posed frame from
+its clip's mean layout. Its decoder's δ moves the anchors in the dense motion's spline, so the composition
+x = s·R·(x_c + δ) + t holds for them as for the keypoints, and z ~ N(0, I) can be sampled and interpolated.
+
+The encoder reads a face's whole anchor layout (its offsets from ``neutral``, the training frames' mean layout),
+identity included, and was taught to answer with the expression alone: its targets were offsets from each
+clip's own mean layout. So one photo, with no neutral frame of that person, still gets its expression's code.
+Offsets are in canonical-face units (inter-ocular distance 1); ``scale`` whitens them for the networks. Both
+buffers are fitted with the weights (``train/expression_fit.py``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .blocks import full_precision
+from .expression_vae import ExpressionCode
+
+
+class AnchorExpressionVAE(nn.Module):
+    """δ B×N×3 ↔ z B×Z. ``encode`` → (μ, log σ²); ``decode`` → δ; ``forward`` → :class:`ExpressionCode`."""
+
+    def __init__(self, anchors: int, latent_dim: int, hidden: int):
+        super().__init__()
+        self.anchors, self.latent_dim = anchors, latent_dim
+        self.register_buffer("neutral", torch.zeros(anchors, 3))  # the training frames' mean anchor layout
+        self.register_buffer("scale", torch.ones(()))  # the expression offsets' RMS over the training frames
+        self.encoder = nn.Sequential(nn.Linear(anchors * 3, hidden), nn.LeakyReLU(0.2),
+                                     nn.Linear(hidden, hidden), nn.LeakyReLU(0.2))
+        self.to_mu = nn.Linear(hidden, latent_dim)
+        self.to_logvar = nn.Linear(hidden, latent_dim)
+        self.decoder = nn.Sequential(nn.Linear(latent_dim, hidden), nn.LeakyReLU(0.2),
+                                     nn.Linear(hidden, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, anchors * 3))
+
+    def encode(self, layout: Tensor) -> tuple[Tensor, Tensor]:
+        """A face's canonical anchor layout B×N×3 → (μ, log σ²), each B×Z (fp32)."""
+        with full_precision(layout):
+            h = self.encoder(((layout.float() - self.neutral) / self.scale).flatten(1))
+            return self.to_mu(h), self.to_logvar(h).clamp(-10.0, 10.0)
+
+    def decode(self, z: Tensor) -> Tensor:
+        """B×Z → the expression's anchor offsets δ, B×N×3 (fp32, canonical units)."""
+        with full_precision(z):
+            return self.decoder(z.float()).view(-1, self.anchors, 3) * self.scale
+
+    def forward(self, layout: Tensor, sample: bool | None = None) -> ExpressionCode:
+        mu, logvar = self.encode(layout)
+        sample = self.training if sample is None else sample
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu) if sample else mu
+        return ExpressionCode(mu=mu, logvar=logvar, z=z, delta=self.decode(z))
+
+
+CONTROL_NAMES = ("mouth_open", "smile", "blink", "blink_left", "blink_right", "brows")
+
+
+class ExpressionControls:
+    """Named expression controls: each a direction in the anchor latent, scaled so that 1 reaches the training
+    frames' strongest expression (their 99th percentile) and 0 leaves the face as it is.
+
+    ``directions``: name → Z vector; the edit of a set of values c is Δz = Σ c_name · direction_name.
+    """
+
+    def __init__(self, directions: dict[str, list[float]], ranges: dict[str, tuple[float, float]] | None = None):
+        self.directions = {name: [float(v) for v in vector] for name, vector in directions.items()}
+        self.ranges = {name: (float(lo), float(hi)) for name, (lo, hi) in (ranges or {}).items()}
+        sizes = {len(v) for v in self.directions.values()}
+        if len(sizes) > 1:
+            raise ValueError("expression control directions must all have the latent's size")
+
+    def offset(self, values: dict[str, float]) -> list[float]:
+        """Δz for control values (name → value); an unknown name is a ValueError."""
+        unknown = sorted(set(values) - set(self.directions))
+        if unknown:
+            raise ValueError(f"unknown expression control {unknown[0]!r}; known: {', '.join(self.directions)}")
+        size = len(next(iter(self.directions.values()), []))
+        total = [0.0] * size
+        for name, value in values.items():
+            for i, v in enumerate(self.directions[name]):
+                total[i] += float(value) * v
+        return total
+
+    def range(self, name: str) -> tuple[float, float]:
+        return self.ranges.get(name, (-1.0, 1.0) if name == "brows" else (0.0, 1.0))
+
+    def to_json(self) -> dict:
+        return {"directions": self.directions, "ranges": {k: list(v) for k, v in self.ranges.items()}}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ExpressionControls":
+        if not isinstance(data, dict) or not isinstance(data.get("directions"), dict):
+            raise ValueError("expression controls must be an object with 'directions'")
+        return cls(data["directions"], {k: tuple(v) for k, v in (data.get("ranges") or {}).items()})
