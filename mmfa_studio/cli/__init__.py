@@ -15,7 +15,7 @@ import os
 import sys
 
 # Subcommand modules, in the order --help lists them. With no subcommand the GUI starts.
-COMMANDS = ("gui", "render", "animate", "reenact", "interpolate", "crop", "prepare", "train", "evaluate", "calibrate", "bench")
+COMMANDS = ("gui", "render", "animate", "reenact", "interpolate", "crop", "prepare", "train", "evaluate", "calibrate", "fit-expression", "bench")
 
 
 class UserError(Exception):
@@ -29,10 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
+        module_name = f"{__name__}.{name.replace('-', '_')}"
         try:
-            module = importlib.import_module(f"{__name__}.{name}")
+            module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name == f"{__name__}.{name}":
+            if exc.name == module_name:
                 continue  # not built yet
             raise
         module.register(sub)

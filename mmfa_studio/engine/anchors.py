@@ -1,0 +1,90 @@
+"""Dense expression anchors in the engine: a source's tracked mesh anchors, its anchor-expression code, and where a
+render must put the anchors.
+
+With a checkpoint that has the anchor expression VAE (``model.anchor_latent_dim > 0``, ``mmfa-studio
+fit-expression``), the expression latent users edit is that VAE's: δ = decode(z) moves the source's anchors in
+the canonical frame, by decode(z) − decode(z_src), so a zero edit leaves them exactly where they are; the anchors
+are then posed with the target's rotation, scale and translation like the keypoints (``model/anchors.py``) and
+carried by the dense motion's spline. A driver's tracked non-rigid movement can be added in the image plane.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..face import Face
+from ..face.anchors import FaceAnchors, canonical_anchors, face_anchors
+from ..model import TargetMotion
+from ..model.anchor_expression import AnchorExpressionVAE
+from ..model.anchors import pose_anchors
+from ..model.dense_motion import AnchorPoints
+
+
+@dataclass(frozen=True)
+class SourceAnchors:
+    """A prepared source's anchors (:class:`~mmfa_studio.face.anchors.FaceAnchors`) and their expression code."""
+
+    face: FaceAnchors
+    code: np.ndarray  # (Z,) the anchor VAE's μ of the source's layout
+
+
+def encode_layout(vae: AnchorExpressionVAE, layout: np.ndarray) -> np.ndarray:
+    """The latent μ (Z,) of one canonical anchor layout (N×3)."""
+    with torch.inference_mode():
+        mu, _ = vae.encode(torch.as_tensor(layout, dtype=torch.float32, device=vae.scale.device)[None])
+    return mu[0].cpu().numpy()
+
+
+def face_code(vae: AnchorExpressionVAE, face: Face) -> np.ndarray | None:
+    """The anchor latent of a tracked face (any image frame: the layout is pose- and size-free); None without a
+    3D mesh."""
+    if face.landmarks_3d is None or len(face.landmarks_3d) < 468:
+        return None
+    return encode_layout(vae, canonical_anchors(face.landmarks_3d))
+
+
+def source_anchors(vae: AnchorExpressionVAE, face: Face | None, crop_size: int) -> SourceAnchors | None:
+    """:class:`SourceAnchors` of the source face tracked in its model crop; None without one."""
+    found = face_anchors(face, crop_size) if face is not None else None
+    if found is None:
+        return None
+    return SourceAnchors(found, encode_layout(vae, found.layout))
+
+
+def render_anchors(vae: AnchorExpressionVAE, anchors: SourceAnchors, own_motion, target: TargetMotion,
+                   latents: Sequence[np.ndarray | None], shifts: Sequence[np.ndarray | None] | None = None
+                   ) -> AnchorPoints:
+    """Where the B renders of ``target`` put the source's anchors.
+
+    ``own_motion``: the source encoding's HeadMotion; ``latents``: per render the anchor latent to show (None:
+    the source's own expression); ``shifts``: per render an N×2 image-plane movement (normalised units) or None.
+    """
+    device = target.yaw.device
+    as_tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=device)  # noqa: E731
+    batch = target.yaw.shape[0]
+    points = as_tensor(anchors.face.points)[None].expand(batch, -1, -1).clone()  # B×N×3
+    wanted = [i for i, z in enumerate(latents) if z is not None]
+    if wanted:
+        with torch.inference_mode():
+            z = as_tensor(np.stack([latents[i] for i in wanted]))
+            change = vae.decode(z) - vae.decode(as_tensor(anchors.code)[None])  # canonical units
+        points[wanted] += change @ as_tensor(anchors.face.to_points)
+    shift = None
+    if shifts is not None and any(s is not None for s in shifts):
+        shift = torch.zeros(batch, points.shape[1], 2, device=device)
+        for i, s in enumerate(shifts):
+            if s is not None:
+                shift[i] = as_tensor(s)
+    posed = pose_anchors(points, own_motion.yaw, own_motion.pitch, own_motion.roll, own_motion.translation,
+                         own_motion.scale, target.yaw, target.pitch, target.roll, target.translation, target.scale,
+                         shift)
+    # The source side is where the anchors lie in the source image: the unedited points.
+    return AnchorPoints(source=as_tensor(anchors.face.points[:, :2])[None].expand(batch, -1, -1),
+                        driving=posed.driving)
+
+
+__all__ = ["SourceAnchors", "encode_layout", "face_code", "render_anchors", "source_anchors"]
