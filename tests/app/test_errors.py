@@ -77,7 +77,7 @@ def test_a_model_switch_keeps_the_chosen_face(window, qtbot, dialogs, tmp_path, 
     monkeypatch.setattr(app_dialogs, "choose_face", lambda parent, image, faces: asked.append(1) or 1)
     window.open_photo(str(pair))
     qtbot.waitUntil(lambda: window.source_info is not None and window.source_info.path == str(pair), timeout=30_000)
-    with qtbot.waitSignal(window.worker.sourceReady, timeout=60_000):  # the photo again, on the new model
+    with qtbot.waitSignal(window.document.sourceReady, timeout=60_000):  # the photo again, on the new model
         window.load_model(str(tiny_checkpoint))
     qtbot.waitUntil(lambda: window.source_info is not None, timeout=30_000)
     assert asked == [1] and window.source_info.face_index == 1
@@ -184,7 +184,7 @@ def test_export_errors(window, qtbot, dialogs, tmp_path):
         backend.VideoExporter = real
     assert "disk is full" in dialogs.shown[2][1]
     assert not (tmp_path / "b.mp4").exists()
-    assert window._export_dialog is None
+    assert window.exporter.progress_dialog is None
     assert_still_usable(window, qtbot)
 
 
@@ -281,8 +281,9 @@ def test_a_model_with_another_latent_size_drops_latents_it_cannot_render(window,
     window.undo_stack.redo()
     window.timeline_panel.set_time(0.0)  # scrub onto the keyframe
     # the newest render request has either been shown or failed with a dialog
-    qtbot.waitUntil(lambda: bool(dialogs.shown) or window.last_frame.seq == window.worker._seq, timeout=30_000)
+    qtbot.waitUntil(lambda: bool(dialogs.shown) or window.last_frame.seq == window.edit.render_seq, timeout=30_000)
     assert dialogs.shown == []
     assert all(k.motion.expression is None or len(k.motion.expression) == 3 for k in window.timeline.keyframes)
     assert window.state.motion.expression is None or len(window.state.motion.expression) == 3
     assert_still_usable(window, qtbot)
+
