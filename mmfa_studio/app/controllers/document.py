@@ -84,8 +84,8 @@ class DocumentController(QObject):
         if self.engine_info is None:
             self.noModel.emit(failure.message)
         # else: the worker keeps the previous model working
-        if not at_start:  # at start-up: the message in the window says it
-            self.feedback.error(failure.title, failure.message)
+        # At start-up the dialog does not block: the photo still shows and the window stays usable meanwhile.
+        self.feedback.error(failure.title, failure.message, blocking=not at_start)
 
     # ---------------------------------------------------------------- photos
 
