@@ -225,10 +225,6 @@ class JobContext:
     def cancelled(self) -> bool:
         return self._ticket.cancel.is_set()
 
-    def check_cancelled(self) -> None:
-        if self.cancelled:
-            raise JobCancelled
-
     def report_progress(self, value: object) -> None:
         self._runner.post_progress(self._ticket, value)
 
