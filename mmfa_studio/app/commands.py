@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from .state import MotionState
+
+if TYPE_CHECKING:
+    from ..motion import Keyframe, Motion
+    from .timeline import Timeline
 
 class SetMotionCommand(QUndoCommand):
     """Replace the whole motion. ``key`` (e.g. "yaw", "expr3") names what changed, for merging.
@@ -16,12 +20,12 @@ class SetMotionCommand(QUndoCommand):
     works with every version.
     """
 
-    def __init__(self, state: MotionState, old: Any, new: Any, text: str, key: str | None = None) -> None:
+    def __init__(self, state: MotionState, old: Motion | None, new: Motion, text: str, key: str | None = None) -> None:
         super().__init__(text)
         self._state, self._old, self._new = state, old, new
         self.key = key
 
-    def extend(self, new: Any) -> None:
+    def extend(self, new: Motion) -> None:
         self._new = new
         self._state.set_motion(new)
 
@@ -45,7 +49,7 @@ class MotionUndo:
         if index != self._last_index:
             self._last = None  # undo, redo or another command came in between: the next edit starts a step
 
-    def push(self, new: Any, text: str, key: str | None = None) -> None:
+    def push(self, new: Motion, text: str, key: str | None = None) -> None:
         last = self._last
         if key is not None and last is not None and last.key == key and self.stack.index() == self._last_index == self.stack.count():
             last.extend(new)
@@ -60,7 +64,7 @@ class MotionUndo:
 class KeyframesCommand(QUndoCommand):
     """Replace the timeline's keyframe list (add, remove, move, clear)."""
 
-    def __init__(self, timeline: Any, old: list, new: list, text: str) -> None:
+    def __init__(self, timeline: Timeline, old: list[Keyframe], new: list[Keyframe], text: str) -> None:
         super().__init__(text)
         self._timeline, self._old, self._new = timeline, list(old), list(new)
 

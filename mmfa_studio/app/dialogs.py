@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QIcon, QPixmap
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from .view import to_qimage
+
+if TYPE_CHECKING:
+    from mmfa_studio.face import Face
 
 
 def face_thumbnail(image: np.ndarray, box: Sequence[float], size: int = 96) -> QPixmap:
@@ -28,7 +39,7 @@ def face_thumbnail(image: np.ndarray, box: Sequence[float], size: int = 96) -> Q
 class FacePickerDialog(QDialog):
     """Lists the detected faces (largest first) with thumbnails; the first is preselected."""
 
-    def __init__(self, image: np.ndarray, faces: Sequence[Any], parent: QWidget | None = None) -> None:
+    def __init__(self, image: np.ndarray, faces: Sequence[Face], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Choose a face")
         layout = QVBoxLayout(self)
@@ -56,7 +67,7 @@ class FacePickerDialog(QDialog):
         return int(item.data(Qt.ItemDataRole.UserRole)) if item is not None else 0
 
 
-def choose_face(parent: QWidget, image: np.ndarray, faces: Sequence[Any]) -> int | None:
+def choose_face(parent: QWidget, image: np.ndarray, faces: Sequence[Face]) -> int | None:
     """Ask which face to use; None when the user cancels."""
     dialog = FacePickerDialog(image, faces, parent)
     if dialog.exec() != QDialog.DialogCode.Accepted:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -21,6 +21,9 @@ from superqt import QLabeledDoubleSlider
 from superqt.utils import signals_blocked
 
 from .state import EXPRESSION_RANGE, POSE_PARAMS, STRENGTH, ParamSpec
+
+if TYPE_CHECKING:
+    from ..motion import Motion
 
 # Below this many pixels of keypoint movement (Engine.expression_reach) the latent sliders change nothing one
 # can see, and the panel says so rather than leave the user dragging sliders that seem broken.
@@ -169,7 +172,7 @@ class EditorPanel(QWidget):
             self.latent_sliders.append(row)
         self.latent_layout.addStretch(1)
 
-    def sync(self, motion: Any, expression: Sequence[float] | None) -> None:
+    def sync(self, motion: Motion | None, expression: Sequence[float] | None) -> None:
         """Show ``motion`` (and the effective expression latent) without emitting edits."""
         if motion is None:
             return

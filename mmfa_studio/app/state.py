@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
+
+if TYPE_CHECKING:
+    from ..motion import Motion
 
 
 @dataclass(frozen=True)
@@ -53,26 +56,26 @@ class MotionState(QObject):
     changed = Signal(object)
     sourceExpressionChanged = Signal(object)
 
-    def __init__(self, motion: Any = None) -> None:
+    def __init__(self, motion: Motion | None = None) -> None:
         super().__init__()
         self._motion = motion
         self.source_expression: tuple[float, ...] | None = None
 
     @property
-    def motion(self) -> Any:
+    def motion(self) -> Motion | None:
         return self._motion
 
     @property
     def ready(self) -> bool:
         return self._motion is not None
 
-    def set_motion(self, motion: Any) -> None:
+    def set_motion(self, motion: Motion | None) -> None:
         if motion == self._motion:
             return
         self._motion = motion
         self.changed.emit(motion)
 
-    def with_value(self, name: str, value: float) -> Any:
+    def with_value(self, name: str, value: float) -> Motion:
         """The current motion with one scalar field changed (not applied)."""
         return replace(self._motion, **{name: float(value)})
 
@@ -84,14 +87,14 @@ class MotionState(QObject):
             return tuple(self._motion.expression)
         return self.source_expression
 
-    def with_expression_value(self, index: int, value: float) -> Any:
+    def with_expression_value(self, index: int, value: float) -> Motion:
         latent = list(self.effective_expression() or ())
         if index >= len(latent):
             raise IndexError(f"expression dimension {index} out of range ({len(latent)})")
         latent[index] = float(value)
         return replace(self._motion, expression=tuple(latent))
 
-    def with_expression(self, latent: Sequence[float] | None) -> Any:
+    def with_expression(self, latent: Sequence[float] | None) -> Motion:
         return replace(self._motion, expression=None if latent is None else tuple(float(v) for v in latent))
 
     def set_source_expression(self, latent: Sequence[float] | None) -> None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from ..motion import Keyframe, KeyframeAnimation
+from ..motion import Keyframe, KeyframeAnimation, Motion
 
 
 class Timeline(QObject):
@@ -34,7 +33,7 @@ class Timeline(QObject):
         self._keys = sorted(keys, key=lambda k: k.time)
         self.changed.emit()
 
-    def with_keyframe(self, time: float, motion: Any) -> list[Keyframe]:
+    def with_keyframe(self, time: float, motion: Motion) -> list[Keyframe]:
         """The keyframe list with one set at ``time`` (not applied: the caller pushes an undo command)."""
         time = round(float(time), 4)
         keys = [k for k in self._keys if abs(k.time - time) > 1e-4]
@@ -58,15 +57,15 @@ class Timeline(QObject):
         """The keyframes as an animation of ``duration`` at ``fps`` (None without keyframes)."""
         return KeyframeAnimation(tuple(self._keys), fps=self.fps, duration=self.duration) if self._keys else None
 
-    def motion_at(self, t: float) -> Any:
+    def motion_at(self, t: float) -> Motion | None:
         animation = self.animation()
         return None if animation is None else animation.motion_at(t)
 
     def frame_count(self) -> int:
         """Frames covering [0, duration] with both ends included (the engine's KeyframeAnimation convention)."""
-        return int(math.floor(self.duration * self.fps + 1e-9)) + 1
+        return math.floor(self.duration * self.fps + 1e-9) + 1
 
-    def motions(self) -> list[Any]:
+    def motions(self) -> list[Motion]:
         """One motion per output frame."""
         animation = self.animation()
         return [] if animation is None else animation.motions()

@@ -32,7 +32,7 @@ class FrameView(QWidget):
         self.message = "Loading…"
         self.frames_shown = 0
 
-    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+    def sizeHint(self) -> QSize:
         return QSize(640, 520)
 
     def set_message(self, text: str) -> None:
@@ -63,7 +63,7 @@ class FrameView(QWidget):
     def has_frame(self) -> bool:
         return self._after is not None
 
-    def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
+    def paintEvent(self, event) -> None:
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         painter.fillRect(self.rect(), QColor(32, 33, 36))
@@ -98,4 +98,6 @@ class FrameView(QWidget):
                     painter.drawEllipse(QPointF(target.x() + x * scale, target.y() + y * scale), radius, radius)
         if self.message and self._after is None:
             painter.setPen(QColor(240, 240, 240))
-            painter.drawText(self.rect().adjusted(10, 10, -10, -10), Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignHCenter, self.message)
+            # Wrapped: a long error (a checkpoint's path and what is wrong with it) must not be cut at both ends.
+            painter.drawText(self.rect().adjusted(10, 10, -10, -10), Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignHCenter
+                             | Qt.TextFlag.TextWordWrap, self.message)

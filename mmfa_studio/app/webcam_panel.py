@@ -23,7 +23,8 @@ from PySide6.QtWidgets import (
 from superqt import QLabeledDoubleSlider
 from superqt.utils import qthrottled
 
-from .worker import FrameResult, WebcamSettings
+from .messages import FrameResult
+from .webcam import WebcamSettings
 
 HISTORY = 200  # samples shown in the plots
 TRANSFERS = (("Pose and expression", "both"), ("Pose only", "pose"), ("Expression only", "expression"))

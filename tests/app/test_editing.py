@@ -70,7 +70,7 @@ def test_slider_storm_renders_only_the_last_state(window, qtbot):
 
 
 def test_storm_without_blocking_ends_on_the_last_state(window, qtbot):
-    done_before = window.worker.renders_done
+    done_before = window.worker.steps_done
     slider = window.editor.sliders["pitch"].slider
     values = np.linspace(-20.0, 20.0, 500)
     for v in values:
@@ -78,7 +78,7 @@ def test_storm_without_blocking_ends_on_the_last_state(window, qtbot):
     wait_idle(qtbot, window)
     qtbot.waitUntil(lambda: shown_motion(window) == window.state.motion)
     assert shown_motion(window).pitch == pytest.approx(values[-1], abs=0.05)
-    assert window.worker.renders_done - done_before < 500
+    assert window.worker.steps_done - done_before < 500
 
 
 def test_undo_redo_merges_consecutive_moves(window, qtbot):

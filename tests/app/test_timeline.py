@@ -72,8 +72,8 @@ def test_export_gives_a_playable_mp4(window, qtbot, tmp_path, save_path):
     out = tmp_path / "anim.mp4"
     save_path.value = str(out)
     window.timeline_panel.export_button.click()
-    assert window._export_dialog is not None
-    qtbot.waitUntil(lambda: window._export_dialog is None, timeout=60_000)
+    assert window.exporter.progress_dialog is not None
+    qtbot.waitUntil(lambda: window.exporter.progress_dialog is None, timeout=60_000)
     frames = decoded_frames(out)
     assert len(frames) == 11  # 1 s at 10 fps, both ends included
     assert frames[0].shape == (64, 64, 3)
@@ -89,11 +89,11 @@ def test_export_cancel_leaves_no_file(window, qtbot, tmp_path):
     folder.mkdir()
     out = folder / "cancelled.mp4"
     window.export_video(str(out))
-    dialog = window._export_dialog
+    dialog = window.exporter.progress_dialog
     qtbot.waitUntil(lambda: dialog.value() >= 2, timeout=60_000)
     cancel_button = next(b for b in dialog.findChildren(QPushButton) if b.text() == "Cancel")
     cancel_button.click()  # what the user does (QProgressDialog.cancel() alone does not emit canceled)
-    qtbot.waitUntil(lambda: window._export_dialog is None, timeout=60_000)
+    qtbot.waitUntil(lambda: window.exporter.progress_dialog is None, timeout=60_000)
     assert not out.exists()
     assert list(folder.iterdir()) == []  # no temporary file either
     assert "cancelled" in window.statusBar().currentMessage()

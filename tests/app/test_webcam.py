@@ -41,7 +41,7 @@ def test_webcam_from_a_video_file(window, qtbot, driving_video, save_path, tmp_p
     assert yaw_curve is not None and len(yaw_curve) > 0  # the driving pose is plotted
 
     panel.start_button.click()  # stop
-    qtbot.waitUntil(lambda: not window.webcam_active and not window.worker.webcam_running, timeout=30_000)
+    qtbot.waitUntil(lambda: not window.webcam_active and not window.webcam_session.running, timeout=30_000)
     assert panel.start_button.text() == "Start"
     assert len(decoded_frames(record_to)) >= 1
     # Back in editing mode: a slider edit renders again.
@@ -72,26 +72,26 @@ def test_changing_settings_keeps_the_neutral_reference(window, qtbot, driving_vi
     panel.reference_button.click()
     start = panel.frames_received
     qtbot.waitUntil(lambda: panel.frames_received >= start + 2, timeout=30_000)
-    reenactor = window.worker._reenactor
+    reenactor = window.webcam_session.reenactor
     assert reenactor.has_reference
     panel.transfer_combo.setCurrentIndex(1)  # pose only
     start = panel.frames_received
     qtbot.waitUntil(lambda: panel.frames_received >= start + 3, timeout=30_000)
-    assert window.worker._reenactor is reenactor and reenactor.transfer == "pose" and reenactor.has_reference
+    assert window.webcam_session.reenactor is reenactor and reenactor.transfer == "pose" and reenactor.has_reference
     panel.follow_check.setChecked(False)  # hold the head in place, live
     start = panel.frames_received
     qtbot.waitUntil(lambda: panel.frames_received >= start + 3, timeout=30_000)
-    assert window.worker._reenactor is reenactor and not reenactor.follow_position
+    assert window.webcam_session.reenactor is reenactor and not reenactor.follow_position
     panel.start_button.click()
-    qtbot.waitUntil(lambda: not window.webcam_active and not window.worker.webcam_running, timeout=30_000)
+    qtbot.waitUntil(lambda: not window.webcam_active and not window.webcam_session.running, timeout=30_000)
 
 
-def test_recording_repeats_frames_to_keep_real_time(window, monkeypatch):
+def test_recording_repeats_frames_to_keep_real_time():
     """A real-time source skips frames while rendering lags; the recording repeats the last one so it plays at
     the right speed. An unpaced file writes each frame once."""
     import numpy as np
 
-    from mmfa_studio.app import worker as worker_module
+    from mmfa_studio.app.recorder import RealTimeRecorder
 
     class Recorder:
         frames_written = 0
@@ -99,18 +99,71 @@ def test_recording_repeats_frames_to_keep_real_time(window, monkeypatch):
         def write(self, frame):
             self.frames_written += 1
 
-    worker, recorder, clock = window.worker, Recorder(), [100.0]
-    monkeypatch.setattr(worker_module.time, "perf_counter", lambda: clock[0])
-    monkeypatch.setattr(worker, "_recorder", recorder)
-    worker._record_realtime, worker._record_t0, worker._record_fps = True, 100.0, 10.0
+    recorder, clock = Recorder(), [100.0]
+    recording = RealTimeRecorder(recorder, "unused.mp4", fps=10.0, realtime=True, clock=lambda: clock[0])
     frame = np.zeros((8, 8, 3), np.uint8)
-    worker._record(frame)
+    recording.write(frame)
     assert recorder.frames_written == 1
     clock[0] = 100.5  # half a second later at 10 fps: frames 2-6 are due
-    worker._record(frame)
+    recording.write(frame)
     assert recorder.frames_written == 6
-    worker._record(frame)  # no time passed: nothing due
+    recording.write(frame)  # no time passed: nothing due
     assert recorder.frames_written == 6
-    worker._record_realtime = False
-    worker._record(frame)
+    recording.realtime = False
+    recording.write(frame)
     assert recorder.frames_written == 7
+
+
+class FakeSink:
+    """Stands in for a virtual camera: records what it is sent."""
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.frames: list = []
+        self.closed = False
+        self.fail_after = fail_after
+
+    def send(self, frame_rgb_uint8) -> None:
+        if self.fail_after is not None and len(self.frames) >= self.fail_after:
+            raise OSError("the virtual camera went away")
+        self.frames.append(frame_rgb_uint8.copy())
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_every_webcam_frame_also_goes_to_the_frame_sink(window, qtbot, driving_video, dialogs):
+    import numpy as np
+
+    sink = FakeSink()
+    window.webcam_session.set_sink(sink)
+    window.webcam.set_source_spec(driving_video)
+    window.webcam.start_button.click()
+    qtbot.waitUntil(lambda: window.webcam.frames_received >= 4, timeout=60_000)
+    window.webcam.start_button.click()  # stop
+    qtbot.waitUntil(lambda: not window.webcam_session.running, timeout=30_000)
+    shown = window.last_frame
+    assert shown.kind == "webcam" and len(sink.frames) >= shown.seq  # the GUI may skip frames; the sink does not
+    assert all(f.dtype == np.uint8 and f.shape == (64, 64, 3) for f in sink.frames)
+    assert np.array_equal(sink.frames[shown.seq - 1], shown.crop)
+    assert not sink.closed  # it outlives one run (a virtual camera stays open between runs) …
+    other = FakeSink()
+    window.webcam_session.set_sink(other)
+    qtbot.waitUntil(lambda: sink.closed, timeout=30_000)  # … until replaced
+    window.shutdown()
+    assert other.closed  # or the window closes
+    assert dialogs.shown == []
+
+
+def test_a_failing_frame_sink_is_dropped_and_the_live_view_goes_on(window, qtbot, driving_video, dialogs):
+    sink = FakeSink(fail_after=2)
+    window.webcam_session.set_sink(sink)
+    window.webcam.set_source_spec(driving_video)
+    window.webcam.start_button.click()
+    qtbot.waitUntil(lambda: len(dialogs.shown) == 1, timeout=60_000)
+    assert dialogs.shown[0] == ("The frame output stopped", "the virtual camera went away")
+    assert sink.closed and window.webcam_session.sink is None
+    start = window.webcam.frames_received
+    qtbot.waitUntil(lambda: window.webcam.frames_received > start + 2, timeout=30_000)
+    assert window.webcam_active
+    window.webcam.start_button.click()
+    qtbot.waitUntil(lambda: not window.webcam_session.running, timeout=30_000)
