@@ -1,6 +1,6 @@
 """Is the renderer or the motion encoder what limits reconstruction? Fit the driving motion by gradient descent.
 
-    .venv/bin/python scripts/motion_oracle.py VIDEO_FOLDER [--checkpoint CKPT] [--frames 4] [--iterations 60]
+    .venv/bin/python experiments/motion_oracle.py VIDEO_FOLDER [--checkpoint CKPT] [--frames 4] [--iterations 60]
 
 For each video the first frame with a face is the source and the later frames (cropped at the source's box, as
 ``mmfa-studio evaluate`` does) are the driving frames. Three reconstructions are compared in L1:
