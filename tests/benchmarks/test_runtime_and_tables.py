@@ -97,3 +97,26 @@ def test_a_readme_without_the_markers_is_refused(tmp_path):
     assert readme_table.main(["--readme", str(readme), "--results", str(tmp_path)]) == 2
     with pytest.raises(ValueError, match="markers"):
         readme_table.replace_between_markers("", "speed", "")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, argv", [
+    ("engine", ["--config", "tiny", "--repeats", "2", "--frames", "3", "--clip", "synthetic"]),
+    ("busy", ["--config", "tiny", "--frames", "3", "--clip", "synthetic"]),
+    ("train", ["--config", "tiny", "--size", "64", "--batch", "1", "--steps", "1", "--warmup", "1"]),
+    ("app", ["--checkpoint", "{tiny}", "--launch-runs", "0", "--slider-moves", "2", "--frames", "0"]),
+])
+def test_a_benchmark_runs_on_the_tiny_config_and_prints_json(name, argv, capsys, tiny_checkpoint):
+    """Small runs only: they catch a benchmark the code has moved away from, not a slowdown."""
+    import importlib
+
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        module = importlib.import_module(f"benchmarks.{name}")
+        assert module.main([a.format(tiny=tiny_checkpoint) for a in argv]) == 0
+    finally:
+        torch.set_num_threads(before)
+    report = json.loads(capsys.readouterr().out)
+    assert report["benchmark"] == name and report["machine"]["torch"] and report["results"]
