@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from mmfa_studio.atomic import atomic_path
-from mmfa_studio.engine import Engine, Motion, Reenactor, SAMPLE_PORTRAIT, VideoFileSource
+from mmfa_studio.engine import SAMPLE_PORTRAIT, Engine, Motion, Reenactor, VideoFileSource
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "examples"
 

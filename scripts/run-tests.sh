@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fresh machine → the whole test suite. Creates .venv (once), installs MMFA Studio with its dev extras,
-# installs Xvfb for the one real-window smoke test when it can (root + apt), and runs pytest.
+# installs Xvfb for the one real-window smoke test when it can (root + apt), lints (ruff, configured in
+# pyproject.toml) and runs pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -11,4 +12,5 @@ fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "torch==2.13.0" -e ".[dev]"
+.venv/bin/python -m ruff check .
 exec .venv/bin/python -m pytest -q "$@"

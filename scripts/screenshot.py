@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         window.add_keyframe()
         window.timeline_panel.set_time(1.5)  # back to the turned pose with the expression
         window.compare_action.setChecked(True)
-        wait(lambda: window.last_frame is not None and window.last_frame.motion == window.state.motion, "the edited frame")
+        wait(lambda: window.last_frame is not None and window.last_frame.motion == window.state.motion,
+             "the edited frame")
         for _ in range(20):
             app.processEvents()
             time.sleep(0.01)
@@ -91,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         with atomic_path(out) as tmp:
             if not window.grab().save(str(tmp), "PNG"):
                 raise SystemExit(f"error: cannot write {out}")
-        print(f"saved {out} ({window.engine_info.model_name}, yaw {window.state.motion.yaw:g}°, pitch {window.state.motion.pitch:g}°)")
+        motion = window.state.motion
+        print(f"saved {out} ({window.engine_info.model_name}, yaw {motion.yaw:g}°, pitch {motion.pitch:g}°)")
     finally:
         window.shutdown()
     return 0

@@ -17,6 +17,8 @@ import time
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
+from ..runtime import configure_threads
+
 SCREENSHOT_TIMEOUT_S = 120.0
 
 
@@ -33,6 +35,7 @@ def display_problem() -> str | None:
 
 
 def run_app(photo: str | None = None, checkpoint: str | None = None, device: str = "auto") -> int:
+    configure_threads()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("MMFA Studio")
     app.setOrganizationName("mmfa-studio")

@@ -14,6 +14,8 @@ import importlib
 import os
 import sys
 
+from ..runtime import configure_threads
+
 # Subcommand modules, in the order --help lists them. With no subcommand the GUI starts.
 COMMANDS = ("gui", "render", "animate", "reenact", "interpolate", "crop", "prepare", "train", "evaluate", "calibrate", "fit-expression", "bench")
 
@@ -41,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    configure_threads()
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):

@@ -1,4 +1,8 @@
-"""``mmfa-studio bench``: per-stage model timings for both variants on this device."""
+"""``mmfa-studio bench``: per-stage model timings for both variants on this device (``mmfa_studio/timing.py``).
+
+``--json FILE`` writes ``{"benchmark": "stages", "machine": …, "results": [...]}``, the layout of the checkout's
+``benchmarks/`` JSON, so ``benchmarks/readme_table.py`` reads it beside theirs.
+"""
 
 from __future__ import annotations
 
@@ -20,8 +24,9 @@ def register(sub) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from ..bench import format_table, results_json, run_benchmarks
     from ..model.config import resolve_config_path
+    from ..runtime import describe_machine
+    from ..timing import format_table, results_json, run_benchmarks
     from . import UserError
 
     try:
@@ -42,8 +47,12 @@ def run(args) -> int:
         check_writable(args.json, "--json")
     variants = ("hybrid", "volumetric") if args.variant == "both" else (args.variant,)
     results = run_benchmarks(args.config, device, variants, repeats=args.repeats)
+    machine = describe_machine()
     print(format_table(results))
+    print(f"load average {machine['load_average']['1min']} on {machine['cores_available']} cores, "
+          f"commit {machine['git_commit']}")
     if args.json:
-        write_text_atomic(args.json, json.dumps(results_json(results), indent=2))
+        report = {"benchmark": "stages", "machine": machine, "results": results_json(results)}
+        write_text_atomic(args.json, json.dumps(report, indent=2))
     return 0
 

@@ -23,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mmfa_studio.atomic import atomic_path
+from mmfa_studio.runtime import ffmpeg_threads
 
 from .errors import ExportCancelled, VideoError
 
@@ -216,7 +217,7 @@ class VideoExporter:
             cmd += ["-i", str(self.audio_from), "-map", "0:v:0", "-map", "1:a:0?", "-c:a", "aac", "-b:a", "160k",
                     "-af", "apad", "-shortest"]
         cmd += ["-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf), "-pix_fmt", "yuv420p",
-                "-movflags", "+faststart", str(self._tmp)]
+                "-threads", str(ffmpeg_threads()), "-movflags", "+faststart", str(self._tmp)]
         # ffmpeg's messages go to a file: a pipe nobody reads could fill up and stall it.
         self._log = tempfile.TemporaryFile(mode="w+", errors="replace")
         with self._lock:

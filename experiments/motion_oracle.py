@@ -1,6 +1,6 @@
 """Is the renderer or the motion encoder what limits reconstruction? Fit the driving motion by gradient descent.
 
-    .venv/bin/python scripts/motion_oracle.py VIDEO_FOLDER [--checkpoint CKPT] [--frames 4] [--iterations 60]
+    .venv/bin/python experiments/motion_oracle.py VIDEO_FOLDER [--checkpoint CKPT] [--frames 4] [--iterations 60]
 
 For each video the first frame with a face is the source and the later frames (cropped at the source's box, as
 ``mmfa-studio evaluate`` does) are the driving frames. Three reconstructions are compared in L1:
@@ -32,7 +32,8 @@ def fitted_l1(model: MMFA, source: SourceEncoding, start: TargetMotion, driving:
               fit_delta: bool) -> float:
     """L1 of the render after fitting the motion (and δ when ``fit_delta``) to ``driving`` (B×3×H×W)."""
     fields = POSE_FIELDS + (("delta",) if fit_delta else ())
-    params = {name: getattr(start, name).detach().clone().requires_grad_(name in fields) for name in POSE_FIELDS + ("delta",)}
+    params = {name: getattr(start, name).detach().clone().requires_grad_(name in fields)
+              for name in POSE_FIELDS + ("delta",)}
     # Per-group steps sized to each quantity: degrees, normalised units, δ (|δ| ≲ 0.06 in the bundled model).
     groups = [{"params": [params["yaw"], params["pitch"], params["roll"]], "lr": 0.5},
               {"params": [params["translation"], params["scale"]], "lr": 5e-3}]

@@ -1,6 +1,6 @@
-"""Face-tracking benchmark: detection rate, crop jitter, tracking speed (prints figures, asserts nothing).
+"""Face-tracking benchmark: detection rate, crop jitter, tracking speed (reports figures, asserts nothing).
 
-    python -m mmfa_studio.face.bench [--data ../shared/data] [--clips NAME ...] [--frames 300]
+    python -m benchmarks.face [--data ../shared/data] [--clips NAME ...] [--frames 300] [--save]
 
 * detection rate over every photo in DATA/portraits (misses listed);
 * crop-centre jitter in 256-px crop pixels on still-camera talking clips, with the online One-Euro smoothing
@@ -19,8 +19,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import CropSmoother, crop_at, crop_box, create_tracker, load_image
-from .image import ImageError
+from mmfa_studio.face import CropSmoother, create_tracker, crop_at, crop_box, load_image
+from mmfa_studio.face.image import ImageError
+
+from .common import SHARED_DATA, emit, parse_args, say
 
 DEFAULT_CLIPS = ("dreamtalk__W009_front_neutral_level1_001.mp4", "liveportrait__d6.mp4", "edtalk__pose_source1.mp4")
 
@@ -38,7 +40,7 @@ def _read(path: Path, limit: int) -> tuple[list[np.ndarray], float]:
     return frames, fps
 
 
-def detection_rate(folder: Path) -> None:
+def detection_rate(folder: Path) -> dict[str, object]:
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp", ".bmp"))
     tracker = create_tracker(video=False)
     misses, unreadable, seconds = [], [], 0.0
@@ -55,12 +57,11 @@ def detection_rate(folder: Path) -> None:
             misses.append(p.name)
     tracker.close()
     n = len(paths) - len(unreadable)
-    print(f"detection: {n - len(misses)}/{n} portraits = {100.0 * (n - len(misses)) / max(n, 1):.1f} % "
-          f"(target ≥ 98 %), {1000 * seconds / max(n, 1):.0f} ms per photo")
-    for name in misses:
-        print(f"  miss: {name}")
-    for name in unreadable:
-        print(f"  unreadable: {name}")
+    rate = 100.0 * (n - len(misses)) / max(n, 1)
+    say(f"detection: {n - len(misses)}/{n} portraits = {rate:.1f} % (target ≥ 98 %), "
+        f"{1000 * seconds / max(n, 1):.0f} ms per photo")
+    return {"portraits": n, "detected_percent": rate, "ms_per_photo": 1000 * seconds / max(n, 1), "misses": misses,
+            "unreadable": unreadable}
 
 
 def _jitter(boxes: np.ndarray) -> tuple[float, float]:
@@ -73,7 +74,7 @@ def _jitter(boxes: np.ndarray) -> tuple[float, float]:
     return float(np.sqrt((shake ** 2).sum(axis=1).mean())), float(np.sqrt((step ** 2).sum(axis=1).mean()))
 
 
-def jitter(path: Path, limit: int) -> None:
+def jitter(path: Path, limit: int) -> dict[str, object]:
     frames, fps = _read(path, limit)
     tracker = create_tracker(video=True, max_faces=1)
     raw = []
@@ -83,19 +84,22 @@ def jitter(path: Path, limit: int) -> None:
             raw.append(crop_box(faces[0]))
     tracker.close()
     if len(raw) < 20:
-        print(f"jitter {path.name}: face found in only {len(raw)} frames")
-        return
+        say(f"jitter {path.name}: face found in only {len(raw)} frames")
+        return {"clip": path.name, "frames_with_face": len(raw)}
     raw = np.array(raw)
     smoother = CropSmoother()
     smooth = np.array([smoother(b, i / fps) for i, b in enumerate(raw)])
     (r_shake, r_step), (s_shake, s_step) = _jitter(raw), _jitter(smooth)
-    print(f"jitter {path.name} ({len(raw)} frames): shake RMS {r_shake:.2f} px → {s_shake:.2f} px smoothed "
-          f"(target ≤ 1), step RMS {r_step:.2f} → {s_step:.2f} px")
+    say(f"jitter {path.name} ({len(raw)} frames): shake RMS {r_shake:.2f} px → {s_shake:.2f} px smoothed "
+        f"(target ≤ 1), step RMS {r_step:.2f} → {s_step:.2f} px")
+    return {"clip": path.name, "frames_with_face": len(raw), "shake_rms_px": r_shake, "shake_rms_px_smoothed": s_shake,
+            "step_rms_px": r_step, "step_rms_px_smoothed": s_step}
 
 
-def speed(path: Path, limit: int) -> None:
+def speed(path: Path, limit: int) -> dict[str, float]:
     frames, fps = _read(path, limit)
     frames = [cv2.resize(f, (640, 480), interpolation=cv2.INTER_AREA) for f in frames]
+    fps_by_kind = {}
     for with_pose in (True, False):
         tracker = create_tracker(video=True, max_faces=1, with_pose=with_pose)
         smoother = CropSmoother()
@@ -108,23 +112,26 @@ def speed(path: Path, limit: int) -> None:
         dt = time.perf_counter() - t0
         tracker.close()
         label = "mesh + pose + crop" if with_pose else "mesh + crop (no pose)"
-        print(f"tracking 640×480 ({label}): {len(frames) / dt:.1f} fps (target ≥ 30), {1000 * dt / len(frames):.1f} ms/frame")
+        say(f"tracking 640×480 ({label}): {len(frames) / dt:.1f} fps (target ≥ 30), "
+            f"{1000 * dt / len(frames):.1f} ms/frame")
+        fps_by_kind["tracking_fps" if with_pose else "tracking_fps_no_pose"] = len(frames) / dt
+    return fps_by_kind
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="face-tracking benchmark")
-    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[3] / "shared" / "data"))
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.face", description="face-tracking benchmark")
+    parser.add_argument("--data", default=str(SHARED_DATA))
     parser.add_argument("--clips", nargs="*", default=list(DEFAULT_CLIPS))
     parser.add_argument("--frames", type=int, default=300, help="frames per clip (default 300)")
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     data = Path(args.data)
     if not (data / "portraits").is_dir():
-        print(f"benchmark data not found at {data} (needs portraits/ and videos/)", file=sys.stderr)
+        say(f"benchmark data not found at {data} (needs portraits/ and videos/)")
         return 2
-    detection_rate(data / "portraits")
-    for name in args.clips:
-        jitter(data / "videos" / name, args.frames)
-    speed(data / "videos" / args.clips[0], args.frames)
+    results = {"detection": detection_rate(data / "portraits"),
+               "jitter": [jitter(data / "videos" / name, args.frames) for name in args.clips],
+               **speed(data / "videos" / args.clips[0], args.frames)}
+    emit("face", results, args.save)
     return 0
 
 

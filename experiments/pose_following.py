@@ -1,6 +1,6 @@
 """How closely a reenacted head follows the driver's turns, with head turns read by the tracker or by the model.
 
-    .venv/bin/python scripts/pose_following.py VIDEO_FOLDER [--checkpoint CKPT] [--frames 16]
+    .venv/bin/python experiments/pose_following.py VIDEO_FOLDER [--checkpoint CKPT] [--frames 16]
 
 Each video drives its own first frame (relative mode, no smoothing). The face tracker measures the driving frames'
 yaw/pitch/roll change since the first frame and the rendered head's change since the zero-edit render; the figure

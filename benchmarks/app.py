@@ -1,6 +1,6 @@
-"""App benchmark: ``python -m mmfa_studio.app.bench [--checkpoint PATH] [--frames N]``.
+"""App benchmark: ``python -m benchmarks.app [--checkpoint PATH] [--frames N] [--save]``.
 
-Prints, on this machine:
+Measures, on this machine:
 
 1. time from launching ``python -m mmfa_studio gui`` to the window's first paint (subprocess, offscreen);
 2. slider-to-frame latency: a slider value set → the frame of that motion shown (median, p90);
@@ -8,7 +8,7 @@ Prints, on this machine:
    (frames rendered by the worker and frames shown by the GUI per second, and per-frame latency);
 4. memory growth (resident set size) over the webcam frames, after a warm-up.
 
-Targets (issue #6): ≤ 3 s, ≤ 80 ms median, ≥ 10 fps, < 50 MB over 10 000 frames.
+Targets: ≤ 3 s, ≤ 80 ms median, ≥ 10 fps, < 50 MB over 10 000 frames.
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+from .common import REPO_ROOT, SHARED_DATA, emit, parse_args, say
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED_VIDEOS = REPO_ROOT.parent / "shared" / "data" / "videos"
 DEFAULT_CLIP = "dreamtalk__M030_front_happy_level3_001.mp4"
 
 
@@ -59,9 +60,9 @@ def make_driving_clip(path: Path, seconds: float) -> None:
 
     from mmfa_studio.engine import SyntheticSource, VideoExporter, open_frame_source
 
-    clip = SHARED_VIDEOS / DEFAULT_CLIP
+    clip = SHARED_DATA / "videos" / DEFAULT_CLIP
     source = open_frame_source(str(clip), loop=True) if clip.is_file() else SyntheticSource(fps=25, loop=True)
-    print(f"  driving clip: {clip.name if clip.is_file() else 'synthetic (shared data not found)'} → 640×480")
+    say(f"  driving clip: {clip.name if clip.is_file() else 'synthetic (shared data not found)'} → 640×480")
     fps = source.fps
     with VideoExporter(path, fps) as video:
         for i, frame in enumerate(source):
@@ -77,13 +78,61 @@ def make_driving_clip(path: Path, seconds: float) -> None:
     source.close()
 
 
+def webcam_loop(window, clip: Path, frames: int, pump: Callable[[], None],
+                wait: Callable[..., None]) -> dict[str, object]:
+    """3 and 4: the webcam loop driven by a 640×480 file through the real window, and memory along the way."""
+    make_driving_clip(clip, seconds=10)
+    window.webcam.set_source_spec(str(clip))
+    window.worker.start_webcam(str(clip), window.webcam.settings(), pace=False, loop=True)
+    wait(lambda: window.webcam_active)
+    warmup = 100  # the tracker, allocator and caches settle during the first frames
+    wait(lambda: window.worker.renders_done >= warmup, timeout=600)
+    rss_start, shown_start, done_start = rss_mb(), window.webcam.frames_received, window.worker.renders_done
+    start = time.perf_counter()
+    samples: list[tuple[int, float]] = []
+    target = done_start + frames
+    next_report = done_start + max(frames // 5, 1)
+    latencies: list[tuple[int, float]] = []
+    while window.worker.renders_done < target:
+        pump()
+        frame = window.last_frame
+        if frame is not None and frame.kind == "webcam" and (not latencies or latencies[-1][0] != frame.seq):
+            latencies.append((frame.seq, frame.latency_ms))
+        if window.worker.renders_done >= next_report:
+            samples.append((window.worker.renders_done - done_start, rss_mb()))
+            next_report += max(frames // 5, 1)
+        if not window.webcam_active:
+            raise RuntimeError("the webcam loop stopped")
+    elapsed = time.perf_counter() - start
+    rendered = window.worker.renders_done - done_start
+    shown = window.webcam.frames_received - shown_start
+    rss_end = rss_mb()
+    window.worker.stop_webcam()
+    wait(lambda: not window.webcam_active)
+    lat = sorted(v for _, v in latencies)
+    growth = rss_end - rss_start
+    say(f"   {rendered / elapsed:.1f} fps rendered, {shown / elapsed:.1f} fps shown, over {rendered} frames "
+        f"({elapsed:.0f} s); per-frame worker latency median {statistics.median(lat):.0f} ms  [target ≥ 10 fps]")
+    say(f"   RSS {rss_start:.0f} → {rss_end:.0f} MB: {growth:+.1f} MB over {rendered} frames "
+        f"({growth / max(rendered, 1) * 10000:+.1f} MB per 10 000 frames extrapolated)  [target < 50 MB / 10 000]")
+    say("   RSS along the way: " + ", ".join(f"{n}: {m:.0f} MB" for n, m in samples))
+    if len(samples) >= 2:
+        (n0, m0), (n1, m1) = samples[0], samples[-1]
+        say(f"   after the first {n0} measured frames: {m1 - m0:+.1f} MB over {n1 - n0} frames "
+            f"({(m1 - m0) / max(n1 - n0, 1) * 10000:+.1f} MB per 10 000 extrapolated)")
+    return {"webcam_fps_rendered": rendered / elapsed, "webcam_fps_shown": shown / elapsed, "webcam_frames": rendered,
+            "webcam_latency_ms_median": statistics.median(lat), "rss_mb_start": rss_start, "rss_mb_end": rss_end,
+            "rss_growth_mb": growth, "rss_growth_mb_per_10000_frames": growth / max(rendered, 1) * 10000,
+            "rss_mb_along_the_way": samples}
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.app", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", help="model to use (default: the bundled models/mmfa-cpu.safetensors)")
     parser.add_argument("--frames", type=int, default=1000, help="webcam frames for speed and memory (target: 10 000)")
     parser.add_argument("--slider-moves", type=int, default=40)
     parser.add_argument("--launch-runs", type=int, default=3)
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
 
     from PySide6.QtCore import QEventLoop, QSettings, QTimer
     from PySide6.QtWidgets import QApplication
@@ -92,18 +141,21 @@ def main(argv: list[str] | None = None) -> int:
 
     checkpoint = args.checkpoint
     if checkpoint is None and not BUNDLED_MODEL.is_file():
-        print(f"error: {BUNDLED_MODEL} is missing; pass --checkpoint", file=sys.stderr)
+        say(f"error: {BUNDLED_MODEL} is missing; pass --checkpoint")
         return 2
-    print(f"MMFA Studio app benchmark — model {checkpoint or BUNDLED_MODEL}, {os.cpu_count()} CPU cores, Qt offscreen, "
-          f"load average {os.getloadavg()[0]:.1f} (other processes slow every figure down)")
+    results: dict[str, object] = {"model": str(checkpoint or BUNDLED_MODEL)}
+    say(f"MMFA Studio app benchmark — model {results['model']}, Qt offscreen")
 
     if args.launch_runs > 0:
-        print("1. launch → window visible")
+        say("1. launch → window visible")
         times = launch_time(checkpoint, args.launch_runs)
-        print(f"   {statistics.median(times):.2f} s median of {len(times)} ({', '.join(f'{t:.2f}' for t in times)})  [target ≤ 3 s]")
+        results.update(launch_s_median=statistics.median(times), launch_s=times)
+        say(f"   {statistics.median(times):.2f} s median of {len(times)} ({', '.join(f'{t:.2f}' for t in times)})"
+            "  [target ≤ 3 s]")
 
     app = QApplication.instance() or QApplication([])
-    from mmfa_studio.app.main_window import SAMPLE_PORTRAIT, MainWindow
+    from mmfa_studio.app.main_window import MainWindow
+    from mmfa_studio.engine import SAMPLE_PORTRAIT
 
     tmp = Path(tempfile.mkdtemp(prefix="mmfa-bench-"))
     window = MainWindow(settings=QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat), device="auto")
@@ -129,9 +181,10 @@ def main(argv: list[str] | None = None) -> int:
         window.start(str(SAMPLE_PORTRAIT), checkpoint)
         wait(lambda: window.view.frames_shown > 0)
         info = window.engine_info
-        print(f"   (model on {info.device}, {info.precision}, {info.image_size} px)")
+        results.update(device=str(info.device), precision=info.precision, image_size=info.image_size)
+        say(f"   (model on {info.device}, {info.precision}, {info.image_size} px)")
 
-        print("2. slider → frame latency")
+        say("2. slider → frame latency")
         slider = window.editor.sliders["yaw"].slider
         latencies = []
         engine = window.worker.engine
@@ -155,57 +208,20 @@ def main(argv: list[str] | None = None) -> int:
             latencies.append((time.perf_counter() - start) * 1000)
         engine.render = engine_render
         latencies.sort()
-        print(f"   median {statistics.median(latencies):.0f} ms, p90 {latencies[int(0.9 * len(latencies))]:.0f} ms "
-              f"over {len(latencies)} moves  [target ≤ 80 ms median]; engine.render alone: median "
-              f"{statistics.median(render_times):.0f} ms")
+        results.update(slider_ms_median=statistics.median(latencies),
+                       slider_ms_p90=latencies[int(0.9 * len(latencies))],
+                       slider_engine_render_ms_median=statistics.median(render_times))
+        say(f"   median {statistics.median(latencies):.0f} ms, p90 {latencies[int(0.9 * len(latencies))]:.0f} ms "
+            f"over {len(latencies)} moves  [target ≤ 80 ms median]; engine.render alone: median "
+            f"{statistics.median(render_times):.0f} ms")
 
-        if args.frames <= 0:
-            return 0
-        print("3. webcam loop (640×480 file source, unpaced) and 4. memory")
-        clip = tmp / "driving-640x480.mp4"
-        make_driving_clip(clip, seconds=10)
-        window.webcam.set_source_spec(str(clip))
-        window.worker.start_webcam(str(clip), window.webcam.settings(), pace=False, loop=True)
-        wait(lambda: window.webcam_active)
-        warmup = 100  # the tracker, allocator and caches settle during the first frames
-        wait(lambda: window.worker.renders_done >= warmup, timeout=600)
-        rss_start, shown_start, done_start = rss_mb(), window.webcam.frames_received, window.worker.renders_done
-        start = time.perf_counter()
-        samples = []
-        target = done_start + args.frames
-        next_report = done_start + max(args.frames // 5, 1)
-        latencies = []
-        while window.worker.renders_done < target:
-            pump()
-            frame = window.last_frame
-            if frame is not None and frame.kind == "webcam" and (not latencies or latencies[-1][0] != frame.seq):
-                latencies.append((frame.seq, frame.latency_ms))
-            if window.worker.renders_done >= next_report:
-                samples.append((window.worker.renders_done - done_start, rss_mb()))
-                next_report += max(args.frames // 5, 1)
-            if not window.webcam_active:
-                raise RuntimeError("the webcam loop stopped")
-        elapsed = time.perf_counter() - start
-        rendered = window.worker.renders_done - done_start
-        shown = window.webcam.frames_received - shown_start
-        rss_end = rss_mb()
-        window.worker.stop_webcam()
-        wait(lambda: not window.webcam_active)
-        lat = sorted(v for _, v in latencies)
-        print(f"   {rendered / elapsed:.1f} fps rendered, {shown / elapsed:.1f} fps shown, over {rendered} frames "
-              f"({elapsed:.0f} s); per-frame worker latency median {statistics.median(lat):.0f} ms  [target ≥ 10 fps]")
-        growth = rss_end - rss_start
-        print(f"   RSS {rss_start:.0f} → {rss_end:.0f} MB: {growth:+.1f} MB over {rendered} frames "
-              f"({growth / max(rendered, 1) * 10000:+.1f} MB per 10 000 frames extrapolated)  [target < 50 MB / 10 000]")
-        print("   RSS along the way: " + ", ".join(f"{n}: {m:.0f} MB" for n, m in samples))
-        if len(samples) >= 2:
-            (n0, m0), (n1, m1) = samples[0], samples[-1]
-            print(f"   after the first {n0} measured frames: {m1 - m0:+.1f} MB over {n1 - n0} frames "
-                  f"({(m1 - m0) / max(n1 - n0, 1) * 10000:+.1f} MB per 10 000 extrapolated)")
+        if args.frames > 0:
+            say("3. webcam loop (640×480 file source, unpaced) and 4. memory")
+            results.update(webcam_loop(window, tmp / "driving-640x480.mp4", args.frames, pump, wait))
     finally:
         window.shutdown()
         window.close()
-    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+    emit("app", results, args.save)
     return 0
 
 
