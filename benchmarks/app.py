@@ -83,31 +83,31 @@ def webcam_loop(window, clip: Path, frames: int, pump: Callable[[], None],
     """3 and 4: the webcam loop driven by a 640×480 file through the real window, and memory along the way."""
     make_driving_clip(clip, seconds=10)
     window.webcam.set_source_spec(str(clip))
-    window.worker.start_webcam(str(clip), window.webcam.settings(), pace=False, loop=True)
+    window.webcam_session.start(str(clip), window.webcam.settings(), pace=False, loop=True)
     wait(lambda: window.webcam_active)
     warmup = 100  # the tracker, allocator and caches settle during the first frames
-    wait(lambda: window.worker.renders_done >= warmup, timeout=600)
-    rss_start, shown_start, done_start = rss_mb(), window.webcam.frames_received, window.worker.renders_done
+    wait(lambda: window.worker.steps_done >= warmup, timeout=600)
+    rss_start, shown_start, done_start = rss_mb(), window.webcam.frames_received, window.worker.steps_done
     start = time.perf_counter()
     samples: list[tuple[int, float]] = []
     target = done_start + frames
     next_report = done_start + max(frames // 5, 1)
     latencies: list[tuple[int, float]] = []
-    while window.worker.renders_done < target:
+    while window.worker.steps_done < target:
         pump()
         frame = window.last_frame
         if frame is not None and frame.kind == "webcam" and (not latencies or latencies[-1][0] != frame.seq):
             latencies.append((frame.seq, frame.latency_ms))
-        if window.worker.renders_done >= next_report:
-            samples.append((window.worker.renders_done - done_start, rss_mb()))
+        if window.worker.steps_done >= next_report:
+            samples.append((window.worker.steps_done - done_start, rss_mb()))
             next_report += max(frames // 5, 1)
         if not window.webcam_active:
             raise RuntimeError("the webcam loop stopped")
     elapsed = time.perf_counter() - start
-    rendered = window.worker.renders_done - done_start
+    rendered = window.worker.steps_done - done_start
     shown = window.webcam.frames_received - shown_start
     rss_end = rss_mb()
-    window.worker.stop_webcam()
+    window.webcam_session.stop()
     wait(lambda: not window.webcam_active)
     lat = sorted(v for _, v in latencies)
     growth = rss_end - rss_start

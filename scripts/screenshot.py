@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         window.timeline_panel.sync_settings()
         window.timeline_panel.set_time(0.0)
         window.add_keyframe()
-        window.worker.sample_expression(args.seed)
+        window.random_expression(args.seed)
         wait(lambda: window.state.motion.expression is not None, "the sampled expression")
         window.editor.sliders["expression_strength"].slider.setValue(args.strength)
         window.editor.sliders["yaw"].slider.setValue(args.yaw)
