@@ -1,7 +1,8 @@
 """Reenactment: drive a prepared source with the face in a video or live frames.
 
 Per frame: track the driving face (landmarks, head pose) → crop it → read its motion with the model's motion
-encoder (pose, scale, translation, expression z) → turn that into a :class:`Motion` for the source → render.
+encoder (pose, scale, translation, expression z) → turn that into a :class:`ModelMotion` for the source (a
+driver's turns are model angles: no pose calibration) → render.
 
 * ``mode="relative"`` (default, as LivePortrait): the driving face's *changes* since a neutral reference frame
   are applied to the source — angles and translation add, scale multiplies, and the expression moves in
@@ -30,7 +31,7 @@ encoder (pose, scale, translation, expression z) → turn that into a :class:`Mo
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -41,13 +42,12 @@ from mmfa_studio.face import (CropSmoother, Face, FaceTracker, HeadPose, OneEuro
 from .core import Engine, FaceMotion, PreparedSource, RenderedFrame
 from .errors import NoFaceFoundError
 from ..model import landmark_motion
-from ..motion import Motion
+from ..motion import POSE_FIELDS, SHIFT_FIELDS, TURN_FIELDS, ModelMotion
 
 MODES = ("relative", "absolute")
 POSE_SOURCES = ("tracker", "model")
 EXPRESSION_SOURCES = ("tracker", "model")
 TRANSFERS = ("both", "pose", "expression")
-_POSE_FIELDS = ("yaw", "pitch", "roll", "scale", "tx", "ty", "tz")
 
 
 @dataclass
@@ -56,7 +56,7 @@ class ReenactResult:
     driving_pose: HeadPose | None  # the driving face's pose as read for ``pose_from`` (None: no face)
     driving_expression: np.ndarray | None  # its expression z (Z,)
     face_found: bool
-    motion: Motion  # what the source was rendered with
+    motion: ModelMotion  # what the source was rendered with (model angles)
 
 
 @dataclass(frozen=True)
@@ -69,9 +69,10 @@ class _Reading:
     face: Face
 
 
-def tracked_change(reference: Face, driving: Face, crop_side: float) -> Motion | None:
+def tracked_change(reference: Face, driving: Face, crop_side: float) -> ModelMotion | None:
     """The head's movement from ``reference`` to ``driving`` as the face tracker sees it, as a relative
-    :class:`Motion` with no expression; None when either face has no tracked pose.
+    :class:`ModelMotion` (tracked turns are model angles) with no expression; None when either face has no
+    tracked pose.
 
     Turns are the difference of the tracked poses; scale is the ratio of the rigid landmarks' fitted scale and
     translation is their centroid's shift (:func:`~mmfa_studio.face.head_placement`) in the model's normalised
@@ -86,8 +87,9 @@ def tracked_change(reference: Face, driving: Face, crop_side: float) -> Motion |
         return None
     turn = driving.pose.as_array() - reference.pose.as_array()
     shift = 2.0 * (drv.centre - ref.centre) / max(crop_side, 1.0)
-    return Motion.clamped(yaw=float(turn[0]), pitch=float(turn[1]), roll=float(turn[2]), scale=drv.scale / ref.scale,
-                          tx=float(shift[0]), ty=float(shift[1]), tz=0.0, relative=True)
+    return ModelMotion.clamped(yaw=float(turn[0]), pitch=float(turn[1]), roll=float(turn[2]),
+                               scale=drv.scale / ref.scale, tx=float(shift[0]), ty=float(shift[1]), tz=0.0,
+                               relative=True)
 
 
 class LandmarkExpression:
@@ -273,15 +275,14 @@ class Reenactor:
         reading = self._read(frame_rgb, t)
         if reading is None:
             if self._last is None:
-                rendered = self.engine.render(self.source, Motion(), paste_back=self.paste_back)
-                self._last = ReenactResult(rendered, None, None, False, Motion())
+                rendered = self.engine.render(self.source, ModelMotion(), paste_back=self.paste_back)
+                self._last = ReenactResult(rendered, None, None, False, ModelMotion())
             return ReenactResult(self._last.frame, None, None, False, self._last.motion)
         if self._reference is None:
             self._reference = reading
         motion, shift = self._smooth(self.motion_for(reading), self.keypoint_shift_for(reading), t)
-        # The driver's turns are model angles, as the model was trained to take them: no command calibration.
-        rendered = self.engine.render(self.source, motion, paste_back=self.paste_back, keypoint_shift=shift,
-                                      calibrate_pose=False)
+        # A ModelMotion: the driver's turns are model angles, as the model was trained to take them.
+        rendered = self.engine.render(self.source, motion, paste_back=self.paste_back, keypoint_shift=shift)
         driving_pose = reading.face.pose if self._tracker_moves(reading) else reading.motion.pose
         self._last = ReenactResult(rendered, driving_pose, reading.motion.expression, True, motion)
         return self._last
@@ -292,7 +293,7 @@ class Reenactor:
         return (self.mode == "relative" and self.pose_from == "tracker" and ref is not None
                 and reading.face.pose is not None and ref.face.pose is not None)
 
-    def motion_for(self, reading: _Reading) -> Motion:
+    def motion_for(self, reading: _Reading) -> ModelMotion:
         """The source's motion for one driving reading (before smoothing)."""
         d, src = reading.motion, self.source.motion
         if self.mode == "absolute":
@@ -306,7 +307,7 @@ class Reenactor:
             r = ref.motion
             tracked = tracked_change(ref.face, reading.face, ref.size) if self._tracker_moves(reading) else None
             if tracked is not None:
-                pose = {name: getattr(tracked, name) for name in _POSE_FIELDS}
+                pose = {name: getattr(tracked, name) for name in POSE_FIELDS}
             else:
                 # The crop box's own motion in the frame, in crop widths; the source crop has the same framing,
                 # so it maps straight onto the source's normalised units (crop width = 2).
@@ -328,7 +329,7 @@ class Reenactor:
                 yaw=src.yaw, pitch=src.pitch, roll=src.roll, **own)
         elif not self.follow_position:
             pose.update(own)
-        return Motion.clamped(expression=None if self.transfer == "pose" else z, relative=relative, **pose)
+        return ModelMotion.clamped(expression=None if self.transfer == "pose" else z, relative=relative, **pose)
 
     def keypoint_shift_for(self, reading: _Reading) -> np.ndarray | None:
         """The source keypoints' K×2 shift for the driving face's non-rigid movement since the reference
@@ -345,20 +346,20 @@ class Reenactor:
         """The source's :class:`LandmarkExpression` (None without a tracked source face), built on first use."""
         return LandmarkExpression.for_source(self.engine, self.source)
 
-    def _smooth(self, motion: Motion, shift: np.ndarray | None, t: float) -> tuple[Motion, np.ndarray | None]:
+    def _smooth(self, motion: ModelMotion, shift: np.ndarray | None,
+                t: float) -> tuple[ModelMotion, np.ndarray | None]:
         if not self._smoothers:
             return motion, shift
         if shift is not None:
             shift = self._smoothers[3](shift, t)
-        angles = self._smoothers[0](np.array([motion.yaw, motion.pitch, motion.roll]), t)
+        angles = self._smoothers[0](np.array(motion.turn), t)
         # Scale is smoothed in log space so that shrinking and growing behave alike.
-        place = self._smoothers[1](np.array([np.log(motion.scale), motion.tx, motion.ty, motion.tz]), t)
+        place = self._smoothers[1](np.array([np.log(motion.scale), *motion.shift]), t)
         expression = motion.expression
         if expression is not None:
             expression = tuple(float(v) for v in self._smoothers[2](np.asarray(expression), t))
-        return Motion(yaw=float(angles[0]), pitch=float(angles[1]), roll=float(angles[2]),
-                      scale=float(np.exp(place[0])), tx=float(place[1]), ty=float(place[2]), tz=float(place[3]),
-                      expression=expression, relative=motion.relative), shift
+        return replace(motion, **dict(zip(TURN_FIELDS, map(float, angles))), scale=float(np.exp(place[0])),
+                       **dict(zip(SHIFT_FIELDS, map(float, place[1:]))), expression=expression), shift
 
 
 __all__ = ["LandmarkExpression", "Reenactor", "ReenactResult", "MODES", "POSE_SOURCES", "EXPRESSION_SOURCES",

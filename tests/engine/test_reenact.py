@@ -3,7 +3,7 @@ import pytest
 
 from dataclasses import replace
 
-from mmfa_studio.engine import Motion, NoFaceFoundError, Reenactor, SyntheticSource, open_frame_source
+from mmfa_studio.engine import ModelMotion, Motion, NoFaceFoundError, Reenactor, SyntheticSource, open_frame_source
 from mmfa_studio.engine.reenact import tracked_change
 from mmfa_studio.face import HeadPose
 
@@ -146,7 +146,7 @@ def test_relative_head_turns_come_from_the_tracker_unless_asked_for_the_model(en
 
 def test_tracked_change_reads_zoom_shift_and_turns(engine, driving_frames):
     face = engine.tracker.detect(driving_frames[0])[0]
-    assert tracked_change(face, face, 200.0) == Motion()  # no movement: the zero edit
+    assert tracked_change(face, face, 200.0) == ModelMotion()  # no movement: the zero edit (model angles)
     turned_and_shifted = replace(face, landmarks=face.landmarks[:, :2] + [10.0, -4.0],
                                  pose=HeadPose(face.pose.yaw + 5, face.pose.pitch, face.pose.roll - 3))
     change = tracked_change(face, turned_and_shifted, 200.0)
