@@ -4,6 +4,8 @@ Per frame: track the driving face (landmarks, head pose) → crop it → read it
 encoder (pose, scale, translation, expression z) → turn that into a :class:`ModelMotion` for the source (a
 driver's turns are model angles: no pose calibration) → render.
 
+The settings are one :class:`ReenactSettings`:
+
 * ``mode="relative"`` (default, as LivePortrait): the driving face's *changes* since a neutral reference frame
   are applied to the source — angles and translation add, scale multiplies, and the expression moves in
   latent space: z = z_src + (z_drv − z_ref). The reference is the first frame with a face unless
@@ -26,12 +28,14 @@ driver's turns are model angles: no pose calibration) → render.
   and collar, so a driver who travels far across the frame tears the portrait's lower face (model card).
 * ``smoothing``: None/0 = off, up to 1 = strong; a One-Euro filter per group (angles, scale + translation,
   expression latent, keypoint shifts), causal, so it works live.
+* ``paste_back``: each result's frame also carries the render pasted back into the source photo.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,6 +52,45 @@ MODES = ("relative", "absolute")
 POSE_SOURCES = ("tracker", "model")
 EXPRESSION_SOURCES = ("tracker", "model")
 TRANSFERS = ("both", "pose", "expression")
+
+
+@dataclass(frozen=True)
+class ReenactSettings:
+    """How a driving face moves the source (the module docstring says what each setting does).
+
+    Validated on construction (``ValueError`` naming the setting); change one with :meth:`with_changes`.
+    """
+
+    mode: str = "relative"  # MODES
+    transfer: str = "both"  # TRANSFERS
+    smoothing: float = 0.5  # 0 = off … 1 = strong (None is taken as 0, as the CLI and the app pass it)
+    paste_back: bool = False
+    pose_from: str = "tracker"  # POSE_SOURCES
+    expression_from: str = "tracker"  # EXPRESSION_SOURCES
+    follow_position: bool = True
+
+    def __post_init__(self) -> None:
+        if self.pose_from not in POSE_SOURCES:
+            raise ValueError(f"pose_from must be 'tracker' or 'model', not {self.pose_from!r}")
+        if self.expression_from not in EXPRESSION_SOURCES:
+            raise ValueError(f"expression_from must be 'tracker' or 'model', not {self.expression_from!r}")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be 'relative' or 'absolute', not {self.mode!r}")
+        if self.transfer not in TRANSFERS:
+            raise ValueError(f"transfer must be 'both', 'pose' or 'expression', not {self.transfer!r}")
+        smoothing = 0.0 if self.smoothing is None else self.smoothing
+        if not 0.0 <= smoothing <= 1.0:
+            raise ValueError(f"smoothing = {smoothing:g} is out of range [0, 1]")
+        object.__setattr__(self, "smoothing", float(smoothing))
+        object.__setattr__(self, "paste_back", bool(self.paste_back))
+        object.__setattr__(self, "follow_position", bool(self.follow_position))
+
+    def with_changes(self, **changes: Any) -> ReenactSettings:
+        """These settings with the given ones changed (``ValueError`` for an unknown name or a bad value)."""
+        unknown = sorted(set(changes) - {f.name for f in fields(self)})
+        if unknown:
+            raise ValueError(f"unknown reenactment setting(s): {', '.join(unknown)}")
+        return replace(self, **changes)
 
 
 @dataclass
@@ -147,21 +190,18 @@ def _smoother_settings(smoothing: float) -> tuple[float, float]:
     return 10.0 ** (1.0 - 2.0 * smoothing), 0.0
 
 
-class _Keep:
-    """Sentinel for :meth:`Reenactor.configure`: leave the setting as it is (None already means "off")."""
-
-
 class Reenactor:
     """Drive ``source`` with driving frames. Not thread-safe: use from the engine's worker thread.
 
-    ``tracker``: a video-mode face tracker (default: a new MediaPipe tracker in tracking mode, closed by
-    :meth:`close`). ``fps``: the frame rate used as the smoothing clock when :meth:`process` gets no timestamp.
+    ``settings``: a :class:`ReenactSettings` (default: the defaults); keyword arguments named after its fields
+    change those (``Reenactor(engine, source, smoothing=None)``), which is how callers written before
+    ``ReenactSettings`` still construct one. ``tracker``: a video-mode face tracker (default: a new MediaPipe
+    tracker in tracking mode, closed by :meth:`close`). ``fps``: the frame rate used as the smoothing clock when
+    :meth:`process` gets no timestamp.
     """
 
-    def __init__(self, engine: Engine, source: PreparedSource, mode: str = "relative", transfer: str = "both",
-                 smoothing: float | None = 0.5, paste_back: bool = False, tracker: FaceTracker | None = None,
-                 fps: float = 30.0, pose_from: str = "tracker", expression_from: str = "tracker",
-                 follow_position: bool = True):
+    def __init__(self, engine: Engine, source: PreparedSource, settings: ReenactSettings | None = None, *,
+                 tracker: FaceTracker | None = None, fps: float = 30.0, **changes: Any):
         if not fps > 0:
             raise ValueError("fps must be positive")
         self.engine, self.source = engine, source
@@ -171,43 +211,32 @@ class Reenactor:
         self._reference: _Reading | None = None
         self._frame_index = 0
         self._last: ReenactResult | None = None
-        self.configure(mode, transfer, smoothing, paste_back, pose_from, expression_from, follow_position)
+        self.settings = ReenactSettings()
+        self.configure(settings, **changes)
 
-    def configure(self, mode: str | None = None, transfer: str | None = None,
-                  smoothing: float | None | type[_Keep] = _Keep, paste_back: bool | None = None,
-                  pose_from: str | None = None, expression_from: str | None = None,
-                  follow_position: bool | None = None) -> None:
-        """Change the given settings live, keeping the others; the tracker and the neutral reference are kept
-        (smoothing restarts). ``smoothing=None`` turns smoothing off."""
-        # (__init__ passes every setting, so the current values are only read on later calls.)
-        mode = self.mode if mode is None else mode
-        transfer = self.transfer if transfer is None else transfer
-        smoothing = self.smoothing if smoothing is _Keep else smoothing
-        paste_back = self.paste_back if paste_back is None else paste_back
-        pose_from = self.pose_from if pose_from is None else pose_from
-        expression_from = self.expression_from if expression_from is None else expression_from
-        follow_position = self.follow_position if follow_position is None else bool(follow_position)
-        if pose_from not in POSE_SOURCES:
-            raise ValueError(f"pose_from must be 'tracker' or 'model', not {pose_from!r}")
-        if expression_from not in EXPRESSION_SOURCES:
-            raise ValueError(f"expression_from must be 'tracker' or 'model', not {expression_from!r}")
-        if mode not in MODES:
-            raise ValueError(f"mode must be 'relative' or 'absolute', not {mode!r}")
-        if transfer not in TRANSFERS:
-            raise ValueError(f"transfer must be 'both', 'pose' or 'expression', not {transfer!r}")
-        if smoothing is not None and not 0.0 <= smoothing <= 1.0:
-            raise ValueError(f"smoothing = {smoothing:g} is out of range [0, 1]")
-        self.mode, self.transfer, self.paste_back, self.pose_from = mode, transfer, paste_back, pose_from
-        self.expression_from, self.follow_position = expression_from, follow_position
-        self.smoothing = smoothing or 0.0
-        if self.smoothing > 0:
-            cutoff, _ = _smoother_settings(self.smoothing)
+    def configure(self, settings: ReenactSettings | None = None, **changes: Any) -> None:
+        """Apply new settings live: ``settings`` (default: the current ones) with ``changes`` (setting names →
+        values; ``smoothing=None`` turns smoothing off). The tracker and the neutral reference are kept;
+        smoothing restarts. ``ValueError`` for a bad setting, which leaves the current ones in place."""
+        self.settings = (settings or self.settings).with_changes(**changes)
+        smoothing = self.settings.smoothing
+        if smoothing > 0:
+            cutoff, _ = _smoother_settings(smoothing)
             # beta lets fast moves through with little lag; scaled to each group's units per second.
             self._smoothers = [OneEuroSmoother(cutoff, beta=0.02), OneEuroSmoother(cutoff, beta=1.0),
                                OneEuroSmoother(cutoff, beta=0.5), OneEuroSmoother(cutoff, beta=1.0)]
         else:
             self._smoothers = []
-        self._crop_smoother = CropSmoother() if self.smoothing > 0 else None
+        self._crop_smoother = CropSmoother() if smoothing > 0 else None
+
+    # Read-only views of the settings, for callers that read them one by one.
+    mode = property(lambda self: self.settings.mode)
+    transfer = property(lambda self: self.settings.transfer)
+    smoothing = property(lambda self: self.settings.smoothing)
+    paste_back = property(lambda self: self.settings.paste_back)
+    pose_from = property(lambda self: self.settings.pose_from)
+    expression_from = property(lambda self: self.settings.expression_from)
+    follow_position = property(lambda self: self.settings.follow_position)
 
     @property
     def tracker(self) -> FaceTracker:
@@ -362,5 +391,5 @@ class Reenactor:
                        **dict(zip(SHIFT_FIELDS, map(float, place[1:]))), expression=expression), shift
 
 
-__all__ = ["LandmarkExpression", "Reenactor", "ReenactResult", "MODES", "POSE_SOURCES", "EXPRESSION_SOURCES",
-           "TRANSFERS", "tracked_change"]
+__all__ = ["LandmarkExpression", "Reenactor", "ReenactResult", "ReenactSettings", "MODES", "POSE_SOURCES",
+           "EXPRESSION_SOURCES", "TRANSFERS", "tracked_change"]

@@ -192,3 +192,26 @@ def test_landmark_expression_moves_the_keypoints_near_a_dropped_jaw(engine, driv
     full = 2 * drop / size  # the drop in normalised units
     assert 0.6 * full < shift[0, 1] < 1.1 * full and abs(shift[0, 0]) < 0.1 * full  # the chin's keypoint drops
     assert np.abs(shift[1]).max() < 0.1 * full  # the forehead's stays
+
+
+def test_settings_are_one_validated_frozen_object(engine, prepared, driving_frames):
+    from dataclasses import FrozenInstanceError
+
+    from mmfa_studio.engine import ReenactSettings
+
+    settings = ReenactSettings(transfer="pose", smoothing=None)
+    assert settings.smoothing == 0.0 and settings.mode == "relative"
+    with pytest.raises(FrozenInstanceError):
+        settings.mode = "absolute"
+    with pytest.raises(ValueError, match="unknown reenactment setting"):
+        settings.with_changes(speed=2)
+    with pytest.raises(ValueError, match="pose_from must be"):
+        ReenactSettings(pose_from="webcam")
+    with Reenactor(engine, prepared, settings) as re, Reenactor(engine, prepared, transfer="pose", smoothing=None) as old:
+        assert re.settings == old.settings == settings  # keyword arguments build the same settings
+        assert re.process(driving_frames[1]).motion == old.process(driving_frames[1]).motion
+        re.configure(settings.with_changes(mode="absolute"))
+        assert re.mode == "absolute" and re.transfer == "pose"
+        with pytest.raises(ValueError, match="mode must be"):
+            re.configure(mode="sideways")
+        assert re.settings.mode == "absolute"  # a refused change keeps the settings
