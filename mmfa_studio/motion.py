@@ -201,6 +201,7 @@ def _fields_with(*roles: str | None) -> tuple[str, ...]:
 
 TURN_FIELDS = _fields_with(_TURN)  # ("yaw", "pitch", "roll")
 SHIFT_FIELDS = _fields_with(_SHIFT)  # ("tx", "ty", "tz")
+PLACEMENT_FIELDS = _fields_with(_SCALE, _SHIFT)  # where the head sits: scale and translation
 POSE_FIELDS = _fields_with(_TURN, _SCALE, _SHIFT)  # the rigid head motion: turns, scale, translation
 # Allowed ranges, (low, high) inclusive; sliders in the app can use them directly.
 MOTION_RANGES: dict[str, tuple[float, float]] = {f.name: f.metadata["range"] for f in fields(Motion)
@@ -378,5 +379,6 @@ def parse_expression_list(text: str) -> tuple[float, ...]:
 
 
 __all__ = ["Motion", "ModelMotion", "MOTION_RANGES", "EXPRESSION_LIMIT", "Keyframe", "KeyframeAnimation",
-           "parse_expression_list", "INTERPOLATION_MODES", "TURN_FIELDS", "SHIFT_FIELDS", "POSE_FIELDS",
+           "parse_expression_list", "INTERPOLATION_MODES", "TURN_FIELDS", "SHIFT_FIELDS", "PLACEMENT_FIELDS",
+           "POSE_FIELDS",
            "interpolate_latents"]

@@ -39,7 +39,7 @@ from mmfa_studio.model import MMFA, ModelConfig, SourceEncoding, TargetMotion
 from .calibration import PoseCalibration
 from .errors import EngineError, ModelLoadError, NoFaceFoundError, SourceImageError
 from .target import TargetLayout, pack_targets, target_from_rows
-from ..motion import INTERPOLATION_MODES, ModelMotion, Motion, interpolate_latents
+from ..motion import INTERPOLATION_MODES, SHIFT_FIELDS, TURN_FIELDS, ModelMotion, Motion, interpolate_latents
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -64,6 +64,11 @@ class FaceMotion:
     @property
     def pose(self) -> HeadPose:
         return HeadPose(self.yaw, self.pitch, self.roll)
+
+    def pose_values(self) -> dict[str, float]:
+        """Turns, scale and translation by :class:`Motion`'s field names: this face's absolute pose."""
+        return {**dict(zip(TURN_FIELDS, (self.yaw, self.pitch, self.roll))), "scale": self.scale,
+                **dict(zip(SHIFT_FIELDS, map(float, self.translation)))}
 
 
 @dataclass

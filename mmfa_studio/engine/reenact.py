@@ -46,7 +46,7 @@ from mmfa_studio.face import (CropSmoother, Face, FaceTracker, HeadPose, OneEuro
 from .core import Engine, FaceMotion, PreparedSource, RenderedFrame
 from .errors import NoFaceFoundError
 from ..model import landmark_motion
-from ..motion import POSE_FIELDS, SHIFT_FIELDS, TURN_FIELDS, ModelMotion
+from ..motion import PLACEMENT_FIELDS, POSE_FIELDS, SHIFT_FIELDS, TURN_FIELDS, ModelMotion
 
 MODES = ("relative", "absolute")
 POSE_SOURCES = ("tracker", "model")
@@ -326,8 +326,7 @@ class Reenactor:
         """The source's motion for one driving reading (before smoothing)."""
         d, src = reading.motion, self.source.motion
         if self.mode == "absolute":
-            pose = dict(yaw=d.yaw, pitch=d.pitch, roll=d.roll, scale=d.scale,
-                        tx=float(d.translation[0]), ty=float(d.translation[1]), tz=float(d.translation[2]))
+            pose = d.pose_values()
             z = d.expression
             relative = False
         else:
@@ -342,22 +341,19 @@ class Reenactor:
                 # so it maps straight onto the source's normalised units (crop width = 2).
                 box_shift = 2.0 * (reading.centre - ref.centre) / max(ref.size, 1.0)
                 turn = d.pose.as_array() - r.pose.as_array()
-                pose = dict(yaw=float(turn[0]), pitch=float(turn[1]), roll=float(turn[2]),
-                            scale=(d.scale / r.scale) * (reading.size / max(ref.size, 1.0)),
-                            tx=float(d.translation[0] - r.translation[0] + box_shift[0]),
-                            ty=float(d.translation[1] - r.translation[1] + box_shift[1]),
-                            tz=float(d.translation[2] - r.translation[2]))
+                shift = d.translation - r.translation + np.array([box_shift[0], box_shift[1], 0.0])
+                pose = {**dict(zip(TURN_FIELDS, map(float, turn))),
+                        "scale": (d.scale / r.scale) * (reading.size / max(ref.size, 1.0)),
+                        **dict(zip(SHIFT_FIELDS, map(float, shift)))}
             z = src.expression + (d.expression - r.expression)
             relative = True
-        # The source's own placement: no change (relative) or its absolute one.
-        own = (dict(scale=1.0, tx=0.0, ty=0.0, tz=0.0) if relative else
-               dict(scale=src.scale, tx=float(src.translation[0]), ty=float(src.translation[1]),
-                    tz=float(src.translation[2])))
+        # The source's own pose: no change (relative) or its absolute one.
+        zero = ModelMotion()
+        own = {name: getattr(zero, name) for name in POSE_FIELDS} if relative else src.pose_values()
         if self.transfer == "expression":  # keep the source's own pose
-            pose = dict(yaw=0.0, pitch=0.0, roll=0.0, **own) if relative else dict(
-                yaw=src.yaw, pitch=src.pitch, roll=src.roll, **own)
-        elif not self.follow_position:
-            pose.update(own)
+            pose = own
+        elif not self.follow_position:  # keep the source's own placement
+            pose.update({name: own[name] for name in PLACEMENT_FIELDS})
         return ModelMotion.clamped(expression=None if self.transfer == "pose" else z, relative=relative, **pose)
 
     def keypoint_shift_for(self, reading: _Reading) -> np.ndarray | None:
