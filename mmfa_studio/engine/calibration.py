@@ -69,7 +69,7 @@ class PoseCalibration:
         if isinstance(motion, ModelMotion):
             return motion
         model = motion.as_model_angles()
-        if not motion.relative:
+        if not motion.relative or self.is_identity:
             return model
         return replace(model, **dict(zip(AXES, self.to_model(*motion.turn))))
 

@@ -225,9 +225,7 @@ class Evaluator:
             change = tracked_change(source_face, face, self.engine.image_size)
             if change is not None:  # the expression z = z_src + (z_drv − z_src), as reenactment's
                 return replace(change, expression=read.expression)
-        tx, ty, tz = (float(v) for v in read.translation)
-        return ModelMotion.clamped(yaw=read.yaw, pitch=read.pitch, roll=read.roll, scale=read.scale, tx=tx, ty=ty,
-                                   tz=tz, expression=read.expression, relative=False)
+        return ModelMotion.clamped(**read.pose_values(), expression=read.expression, relative=False)
 
     def _controls(self, source, source_crop: np.ndarray, notes: list[str]) -> dict[str, float | None]:
         """Pose edits, expression-only edits and identity under both, against the zero-edit render."""
