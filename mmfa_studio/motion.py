@@ -220,7 +220,7 @@ def interpolate_latents(z0: np.ndarray, z1: np.ndarray, t: float | np.ndarray, m
     if t.ndim == 1:
         t = t[:, None]
     if mode == "linear":
-        # torch.lerp's form: z0 + t·(z1 − z0) below the midpoint, z1 − (1 − t)·(z1 − z0) above, exact at the ends
+        # torch.lerp's form (z0 + t·(z1 − z0) below the midpoint, z1 − (1 − t)·(z1 − z0) above): exact at the ends
         return np.where(t < 0.5, z0 + t * (z1 - z0), z1 - (1.0 - t) * (z1 - z0))
     if mode != "slerp":
         raise ValueError(f"interpolation mode must be 'linear' or 'slerp', not {mode!r}")

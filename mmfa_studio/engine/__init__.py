@@ -27,13 +27,14 @@ from .core import (DEVICES, PRECISIONS, Engine, FaceMotion, InvalidMotionError, 
 from .errors import EngineError, ExportCancelled, ModelLoadError, NoFaceFoundError, SourceImageError, VideoError
 from .frames import (SAMPLE_PORTRAIT, CameraSource, FrameSource, ImageFolderSource, SyntheticSource, VideoFileSource,
                      open_frame_source)
-from ..motion import (EXPRESSION_LIMIT, INTERPOLATION_MODES, MOTION_RANGES, Keyframe, KeyframeAnimation, ModelMotion, Motion,
-                      parse_expression_list)
+from ..motion import (EXPRESSION_LIMIT, INTERPOLATION_MODES, MOTION_RANGES, Keyframe, KeyframeAnimation, ModelMotion,
+                      Motion, parse_expression_list)
 from .reenact import MODES, TRANSFERS, ReenactResult, ReenactSettings, Reenactor
 from .video import VideoExporter, VideoInfo, exact_fps, probe_video
 
 __all__ = [
-    "Engine", "Motion", "ModelMotion", "ReenactSettings", "PreparedSource", "RenderedFrame", "EngineError", "Reenactor", "ReenactResult", "FrameSource",
+    "Engine", "Motion", "ModelMotion", "ReenactSettings", "PreparedSource", "RenderedFrame", "EngineError",
+    "Reenactor", "ReenactResult", "FrameSource",
     "open_frame_source", "VideoExporter", "FaceMotion", "InvalidMotionError", "ModelLoadError", "NoFaceFoundError",
     "SourceImageError", "VideoError", "ExportCancelled", "Keyframe", "KeyframeAnimation", "MOTION_RANGES",
     "EXPRESSION_LIMIT", "INTERPOLATION_MODES", "parse_expression_list", "CameraSource", "VideoFileSource",

@@ -342,7 +342,8 @@ class Engine:
         model_motions = [self.pose_calibration.to_model_motion(m) for m in motions]
         frames: list[RenderedFrame] = []
         if len(motions) == 1 and self.cuda_graphs:
-            graphed = self._render_graphed(source, model_motions[0], None if keypoint_shifts is None else keypoint_shifts[0])
+            shift = None if keypoint_shifts is None else keypoint_shifts[0]
+            graphed = self._render_graphed(source, model_motions[0], shift)
             if graphed is not None:
                 crop, kp = graphed
                 full = paste_crop_back(source.image, crop, source.transform) if paste_back else None

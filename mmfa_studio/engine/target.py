@@ -122,7 +122,8 @@ def target_from_rows(rows: torch.Tensor, layout: TargetLayout, encoding: SourceE
         delta = delta + shift_to_deformation(shift, rotation, scale)
     # The cached source's dtypes, so a zero edit reproduces the source keypoints exactly.
     return TargetMotion(yaw=turn[:, 0].to(own.yaw.dtype), pitch=turn[:, 1].to(own.pitch.dtype),
-                        roll=turn[:, 2].to(own.roll.dtype), translation=rows[:, layout.translation].to(own.translation.dtype),
+                        roll=turn[:, 2].to(own.roll.dtype),
+                        translation=rows[:, layout.translation].to(own.translation.dtype),
                         scale=scale.to(own.scale.dtype), delta=delta.to(encoding.expression.delta.dtype))
 
 

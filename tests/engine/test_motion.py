@@ -112,8 +112,9 @@ def test_motion_py_is_torch_free_even_when_it_interpolates_latents():
     from pathlib import Path
 
     code = ("import sys; from mmfa_studio.motion import KeyframeAnimation, Keyframe, Motion; "
-            "a = KeyframeAnimation((Keyframe(0, Motion(expression=(1.0, 0.0))), Keyframe(1, Motion(expression=(0.0, 1.0)))),"
-            " interpolation='slerp'); a.motion_at(0.5); assert 'torch' not in sys.modules, 'torch imported'")
+            "a = KeyframeAnimation((Keyframe(0, Motion(expression=(1.0, 0.0))),"
+            " Keyframe(1, Motion(expression=(0.0, 1.0)))), interpolation='slerp'); a.motion_at(0.5); "
+            "assert 'torch' not in sys.modules, 'torch imported'")
     root = str(Path(__file__).resolve().parents[2])  # this checkout's package, whatever is installed
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
@@ -130,7 +131,8 @@ def test_latent_interpolation_agrees_with_the_models():
     ts = np.linspace(0, 1, 7)
     for mode in ("linear", "slerp"):
         ours = interpolate_latents(z0, z1, ts, mode)
-        theirs = interpolate(torch.as_tensor(z0).expand(7, -1), torch.as_tensor(z1).expand(7, -1), torch.as_tensor(ts), mode)
+        theirs = interpolate(torch.as_tensor(z0).expand(7, -1), torch.as_tensor(z1).expand(7, -1),
+                             torch.as_tensor(ts), mode)
         assert np.allclose(ours, theirs.numpy(), atol=1e-12)
         assert np.array_equal(ours[0], z0[0]) and np.array_equal(ours[-1], z1[0])  # exact at both ends
 

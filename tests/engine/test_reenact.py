@@ -207,7 +207,8 @@ def test_settings_are_one_validated_frozen_object(engine, prepared, driving_fram
         settings.with_changes(speed=2)
     with pytest.raises(ValueError, match="pose_from must be"):
         ReenactSettings(pose_from="webcam")
-    with Reenactor(engine, prepared, settings) as re, Reenactor(engine, prepared, transfer="pose", smoothing=None) as old:
+    with Reenactor(engine, prepared, settings) as re, \
+            Reenactor(engine, prepared, transfer="pose", smoothing=None) as old:
         assert re.settings == old.settings == settings  # keyword arguments build the same settings
         assert re.process(driving_frames[1]).motion == old.process(driving_frames[1]).motion
         re.configure(settings.with_changes(mode="absolute"))

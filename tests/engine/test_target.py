@@ -45,7 +45,8 @@ def test_eager_and_graph_paths_give_the_same_target(engine, prepared):
                 assert torch.allclose(a, b, atol=1e-5, rtol=1e-5), (i, name)
         # The zero edit is exactly the source's own target on both paths.
         own = prepared.encoding.own_motion
-        for target in (engine.target_motion(prepared, [ModelMotion()]), _graph_target(step, prepared, ModelMotion(), None)):
+        zero = ModelMotion()
+        for target in (engine.target_motion(prepared, [zero]), _graph_target(step, prepared, zero, None)):
             for name in FIELDS:
                 assert torch.equal(getattr(target, name), getattr(own, name)), name
 
