@@ -7,6 +7,8 @@ Semantics (applied by :meth:`mmfa_studio.engine.Engine.render`):
 
 * ``relative=True`` (the default): yaw/pitch/roll and tx/ty/tz **add** to the source's own pose,
   ``scale`` **multiplies** the source's scale. ``Motion()`` is the zero edit: the source as it is.
+  A :class:`Motion`'s turns are the user's degrees (how far the face should turn; the engine maps them through
+  the checkpoint's pose calibration); a :class:`ModelMotion`'s are model angles (taken as they are).
 * ``relative=False``: the numbers are the absolute pose (model conventions, see ``model/keypoints.py``:
   +yaw turns the face to the image right, +pitch tilts it up, +roll turns it clockwise on screen).
 * ``expression``: a latent z (length = the model's ``latent_dim``), or ``None`` for the source's own.
@@ -22,42 +24,44 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-# Allowed ranges, (low, high) inclusive; sliders in the app can use them directly. Angles beyond these are
-# outside what the motion encoder's ±99° bins and the keypoint composition (unique for |yaw| < 90°) handle.
-MOTION_RANGES: dict[str, tuple[float, float]] = {
-    "yaw": (-90.0, 90.0),
-    "pitch": (-90.0, 90.0),
-    "roll": (-180.0, 180.0),
-    "scale": (0.25, 4.0),
-    "tx": (-2.0, 2.0),
-    "ty": (-2.0, 2.0),
-    "tz": (-2.0, 2.0),
-    "expression_strength": (-2.0, 3.0),
-}
 # A latent component beyond this many prior standard deviations is a typo, not an expression.
 EXPRESSION_LIMIT = 10.0
 INTERPOLATION_MODES = ("linear", "slerp")
 
 
+# Each number field's role and allowed range, (low, high) inclusive, is kept on the field itself (metadata), so
+# the field list is written once: MOTION_RANGES and the groups below are read off it. Angles beyond these are
+# outside what the motion encoder's ±99° bins and the keypoint composition (unique for |yaw| < 90°) handle.
+_TURN, _SCALE, _SHIFT = "turn", "scale", "shift"
+
+
+def _number(default: float, low: float, high: float, role: str | None = None) -> Any:
+    return field(default=default, metadata={"range": (low, high), "role": role})
+
+
 @dataclass(frozen=True)
 class Motion:
-    """A head pose and expression to render the source with (see the module docstring for semantics)."""
+    """A head pose and expression to render the source with (see the module docstring for semantics).
 
-    yaw: float = 0.0
-    pitch: float = 0.0
-    roll: float = 0.0
-    scale: float = 1.0
-    tx: float = 0.0
-    ty: float = 0.0
-    tz: float = 0.0
+    A relative motion's turns are the user's degrees: the engine maps them through the checkpoint's pose
+    calibration. A :class:`ModelMotion` is the same numbers already in model angles (no calibration).
+    """
+
+    yaw: float = _number(0.0, -90.0, 90.0, _TURN)
+    pitch: float = _number(0.0, -90.0, 90.0, _TURN)
+    roll: float = _number(0.0, -180.0, 180.0, _TURN)
+    scale: float = _number(1.0, 0.25, 4.0, _SCALE)
+    tx: float = _number(0.0, -2.0, 2.0, _SHIFT)
+    ty: float = _number(0.0, -2.0, 2.0, _SHIFT)
+    tz: float = _number(0.0, -2.0, 2.0, _SHIFT)
     expression: tuple[float, ...] | None = None
-    expression_strength: float = 1.0
+    expression_strength: float = _number(1.0, -2.0, 3.0)
     relative: bool = True
 
     def __post_init__(self) -> None:
@@ -95,7 +99,21 @@ class Motion:
 
     def is_identity(self) -> bool:
         """True for the zero edit (relative, no change): renders the source as it is."""
-        return self == Motion()
+        return self == type(self)()
+
+    @property
+    def turn(self) -> tuple[float, float, float]:
+        """(yaw, pitch, roll), degrees."""
+        return tuple(getattr(self, name) for name in TURN_FIELDS)  # type: ignore[return-value]
+
+    @property
+    def shift(self) -> tuple[float, float, float]:
+        """(tx, ty, tz), normalised units."""
+        return tuple(getattr(self, name) for name in SHIFT_FIELDS)  # type: ignore[return-value]
+
+    def as_model_angles(self) -> ModelMotion:
+        """These numbers taken as model angles as they are (no pose calibration): e.g. a driver's tracked turns."""
+        return ModelMotion(**{f.name: getattr(self, f.name) for f in fields(self)})
 
     @staticmethod
     def lerp(a: "Motion", b: "Motion", t: float, expression_mode: str = "linear") -> "Motion":
@@ -109,11 +127,11 @@ class Motion:
         if expression_mode not in INTERPOLATION_MODES:
             raise ValueError(f"expression interpolation must be 'linear' or 'slerp', not {expression_mode!r}")
         mix = lambda x, y: x + (y - x) * t  # noqa: E731
-        numbers = {name: mix(getattr(a, name), getattr(b, name)) for name in ("yaw", "pitch", "roll", "tx", "ty", "tz")}
+        numbers = {name: mix(getattr(a, name), getattr(b, name)) for name in TURN_FIELDS + SHIFT_FIELDS}
         # Scale multiplies, so it interpolates geometrically (halfway between 0.5 and 2 is 1).
         scale = a.scale * (b.scale / a.scale) ** t
         if a.expression is not None and b.expression is not None:
-            expression = _interpolate_latent(np.asarray(a.expression), np.asarray(b.expression), t, expression_mode)
+            expression = interpolate_latents(np.asarray(a.expression), np.asarray(b.expression), t, expression_mode)
             strength = mix(a.expression_strength, b.expression_strength)
         elif a.expression is None and b.expression is None:
             expression, strength = None, mix(a.expression_strength, b.expression_strength)
@@ -123,8 +141,8 @@ class Motion:
             sa = a.expression_strength if a.expression is not None else 0.0
             sb = b.expression_strength if b.expression is not None else 0.0
             strength = mix(sa, sb)
-        return Motion(scale=scale, expression=None if expression is None else tuple(map(float, expression)),
-                      expression_strength=strength, relative=a.relative, **numbers)
+        return type(a)(scale=scale, expression=None if expression is None else tuple(map(float, expression)),
+                       expression_strength=strength, relative=a.relative, **numbers)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (expression as a list or null)."""
@@ -170,14 +188,52 @@ def _is_number(value: Any) -> bool:
     return not isinstance(value, int) or abs(value) < 2**1023
 
 
-def _interpolate_latent(z0: np.ndarray, z1: np.ndarray, t: float, mode: str) -> np.ndarray:
-    # The model's interpolate() is the one definition of linear/slerp; import here keeps motion.py torch-light.
-    import torch
+@dataclass(frozen=True)
+class ModelMotion(Motion):
+    """A :class:`Motion` whose turns are model angles: the keypoints turn by exactly this much. The renderer takes
+    these as they are; a plain :class:`Motion` (the user's degrees) reaches it through the checkpoint's pose
+    calibration (``PoseCalibration.to_model_motion``). A driver's tracked turns are model angles already."""
 
-    from mmfa_studio.model import interpolate
 
-    out = interpolate(torch.as_tensor(z0, dtype=torch.float64)[None], torch.as_tensor(z1, dtype=torch.float64)[None], float(t), mode)
-    return out[0].numpy()
+def _fields_with(*roles: str | None) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(Motion) if "range" in f.metadata and f.metadata["role"] in roles)
+
+
+TURN_FIELDS = _fields_with(_TURN)  # ("yaw", "pitch", "roll")
+SHIFT_FIELDS = _fields_with(_SHIFT)  # ("tx", "ty", "tz")
+PLACEMENT_FIELDS = _fields_with(_SCALE, _SHIFT)  # where the head sits: scale and translation
+POSE_FIELDS = _fields_with(_TURN, _SCALE, _SHIFT)  # the rigid head motion: turns, scale, translation
+# Allowed ranges, (low, high) inclusive; sliders in the app can use them directly.
+MOTION_RANGES: dict[str, tuple[float, float]] = {f.name: f.metadata["range"] for f in fields(Motion)
+                                                 if "range" in f.metadata}
+
+
+def interpolate_latents(z0: np.ndarray, z1: np.ndarray, t: float | np.ndarray, mode: str = "linear") -> np.ndarray:
+    """Latents between z0 (t = 0) and z1 (t = 1), each Z or N×Z (t scalar or N), 'linear' or 'slerp'.
+
+    Numpy, so the GUI thread's timeline scrub never needs torch; the engine's ``interpolate_expressions``
+    uses it too. Spherical interpolation keeps the norm typical of Gaussian samples, so midpoints between two
+    prior samples stay in the region the decoder was trained on. Both modes are exact at both ends.
+    """
+    z0, z1 = np.asarray(z0, dtype=np.float64), np.asarray(z1, dtype=np.float64)
+    t = np.asarray(t, dtype=np.float64)
+    if t.ndim == 1:
+        t = t[:, None]
+    if mode == "linear":
+        # torch.lerp's form (z0 + t·(z1 − z0) below the midpoint, z1 − (1 − t)·(z1 − z0) above): exact at the ends
+        return np.where(t < 0.5, z0 + t * (z1 - z0), z1 - (1.0 - t) * (z1 - z0))
+    if mode != "slerp":
+        raise ValueError(f"interpolation mode must be 'linear' or 'slerp', not {mode!r}")
+    n0 = np.linalg.norm(z0, axis=-1, keepdims=True)
+    n1 = np.linalg.norm(z1, axis=-1, keepdims=True)
+    cos = np.clip((z0 * z1).sum(-1, keepdims=True) / np.maximum(n0 * n1, 1e-8), -1.0, 1.0)
+    omega = np.arccos(cos)
+    sin = np.sin(omega)
+    small = np.abs(sin) < 1e-5  # (anti)parallel: fall back to linear
+    safe_sin = np.where(small, 1.0, sin)
+    w0 = np.where(small, 1 - t, np.sin((1 - t) * omega) / safe_sin)
+    w1 = np.where(small, t, np.sin(t * omega) / safe_sin)
+    return w0 * z0 + w1 * z1
 
 
 # -- keyframes -------------------------------------------------------------------------------------------
@@ -322,5 +378,7 @@ def parse_expression_list(text: str) -> tuple[float, ...]:
     return tuple(values)
 
 
-__all__ = ["Motion", "MOTION_RANGES", "EXPRESSION_LIMIT", "Keyframe", "KeyframeAnimation", "parse_expression_list",
-           "INTERPOLATION_MODES"]
+__all__ = ["Motion", "ModelMotion", "MOTION_RANGES", "EXPRESSION_LIMIT", "Keyframe", "KeyframeAnimation",
+           "parse_expression_list", "INTERPOLATION_MODES", "TURN_FIELDS", "SHIFT_FIELDS", "PLACEMENT_FIELDS",
+           "POSE_FIELDS",
+           "interpolate_latents"]

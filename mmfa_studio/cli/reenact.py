@@ -57,7 +57,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmfa_studio.engine import Reenactor, VideoExporter, open_frame_source, probe_video
+    from mmfa_studio.engine import ReenactSettings, Reenactor, VideoExporter, open_frame_source, probe_video
 
     output = check_output(args.output, VIDEO_OUTPUTS)
     check_input_file(args.source, "source photo")
@@ -93,11 +93,10 @@ def run(args: argparse.Namespace) -> int:
         source = prepare(engine, args.source, args.face_index)
         total = frames.frame_count if args.max_frames is None else min(args.max_frames, frames.frame_count or args.max_frames)
         reference_needed = args.mode == "relative" and args.reference_frame > 0
-        with user_errors(), frames, Reenactor(engine, source, mode=args.mode, transfer=args.transfer,
-                                              smoothing=args.smoothing or None, paste_back=args.paste_back,
-                                              fps=frames.fps, pose_from=args.pose_from,
-                                              expression_from=args.expression_from,
-                                              follow_position=not args.hold_position) as reenactor:
+        settings = ReenactSettings(mode=args.mode, transfer=args.transfer, smoothing=args.smoothing,
+                                   paste_back=args.paste_back, pose_from=args.pose_from,
+                                   expression_from=args.expression_from, follow_position=not args.hold_position)
+        with user_errors(), frames, Reenactor(engine, source, settings, fps=frames.fps) as reenactor:
             if reference_needed:
                 reenactor.set_reference(_frame_at(driving_path, args.reference_frame))
             with VideoExporter(output, frames.fps_fraction, audio_from=driving_path if has_audio else None,

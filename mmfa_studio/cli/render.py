@@ -99,8 +99,9 @@ def check_writable(path: str, what: str) -> Path:
 def parse_motion(args: argparse.Namespace, expression: np.ndarray | None = None, strength: float = 1.0):
     """A validated Motion from --yaw … --tz/--absolute (unset numbers: no change, or 0/1 when absolute)."""
     from mmfa_studio.engine import Motion
+    from mmfa_studio.motion import POSE_FIELDS
 
-    values = {name: getattr(args, name) for name in ("yaw", "pitch", "roll", "scale", "tx", "ty", "tz")}
+    values = {name: getattr(args, name) for name in POSE_FIELDS}
     motion = Motion(**{k: v for k, v in values.items() if v is not None},
                     expression=None if expression is None else tuple(float(v) for v in expression),
                     expression_strength=strength, relative=not args.absolute)

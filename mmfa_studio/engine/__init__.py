@@ -1,12 +1,22 @@
-"""The animation engine (floor 2): checkpoint loading, source cache, motions, rendering, reenactment, video I/O.
+"""The animation engine (floor 2): checkpoint → prepared source → rendered frames, reenactment, video I/O.
 
     from mmfa_studio.engine import Engine, Motion
     engine = Engine.load()                       # bundled model; device auto (CUDA → MPS → CPU), precision auto
     source = engine.prepare_source("me.jpg")     # detect, crop, encode once
     frame = engine.render(source, Motion(yaw=15, pitch=-5), paste_back=True)
 
-See ``core.py`` (Engine), ``motion.py`` (Motion semantics, keyframes), ``reenact.py`` (Reenactor),
-``frames.py`` (frame sources) and ``video.py`` (VideoExporter).
+What lives where:
+
+* ``core.py`` — :class:`Engine` (load, prepare sources, render, expression tools), device and precision
+  choice, the CUDA-graph replay of single renders;
+* ``target.py`` — motion → render target, the one definition both the eager and the CUDA-graph path use;
+* ``calibration.py`` — :class:`PoseCalibration`: the user's degrees (:class:`Motion`) → model angles
+  (:class:`ModelMotion`);
+* ``reenact.py`` — :class:`Reenactor` driven by :class:`ReenactSettings`, and the landmark expression transfer;
+* ``frames.py`` — frame sources (camera, video file, image folder, synthetic); ``video.py`` — probing and the
+  atomic H.264 exporter; ``errors.py`` — the one-line user errors.
+
+``Motion`` and keyframes are defined in ``mmfa_studio/motion.py`` (torch-free) and re-exported here.
 """
 
 from mmfa_studio.face import Face, HeadPose
@@ -17,12 +27,14 @@ from .core import (DEVICES, PRECISIONS, Engine, FaceMotion, InvalidMotionError, 
 from .errors import EngineError, ExportCancelled, ModelLoadError, NoFaceFoundError, SourceImageError, VideoError
 from .frames import (SAMPLE_PORTRAIT, CameraSource, FrameSource, ImageFolderSource, SyntheticSource, VideoFileSource,
                      open_frame_source)
-from ..motion import EXPRESSION_LIMIT, INTERPOLATION_MODES, MOTION_RANGES, Keyframe, KeyframeAnimation, Motion, parse_expression_list
-from .reenact import MODES, TRANSFERS, ReenactResult, Reenactor
+from ..motion import (EXPRESSION_LIMIT, INTERPOLATION_MODES, MOTION_RANGES, Keyframe, KeyframeAnimation, ModelMotion,
+                      Motion, parse_expression_list)
+from .reenact import MODES, TRANSFERS, ReenactResult, ReenactSettings, Reenactor
 from .video import VideoExporter, VideoInfo, exact_fps, probe_video
 
 __all__ = [
-    "Engine", "Motion", "PreparedSource", "RenderedFrame", "EngineError", "Reenactor", "ReenactResult", "FrameSource",
+    "Engine", "Motion", "ModelMotion", "ReenactSettings", "PreparedSource", "RenderedFrame", "EngineError",
+    "Reenactor", "ReenactResult", "FrameSource",
     "open_frame_source", "VideoExporter", "FaceMotion", "InvalidMotionError", "ModelLoadError", "NoFaceFoundError",
     "SourceImageError", "VideoError", "ExportCancelled", "Keyframe", "KeyframeAnimation", "MOTION_RANGES",
     "EXPRESSION_LIMIT", "INTERPOLATION_MODES", "parse_expression_list", "CameraSource", "VideoFileSource",

@@ -1,25 +1,28 @@
-"""Pose calibration: a commanded head turn in degrees → the model angle that renders it.
+"""Pose calibration: the user's degrees → the model angles that render them.
 
 Turning the keypoints by θ does not turn the rendered face by θ: the dense motion and generator carry part of
-the turn (the bundled model turns yaw by about 0.6·θ, as the face tracker measures the render). A calibration,
-measured per checkpoint (``mmfa-studio calibrate``) and kept in its header, inverts that response so an edit of
-yaw 10° turns the face 10°, within the model's reach: the farthest measured model angle that still turned the
-face further (``eval/calibrate.py`` measures yaw and pitch to 30°, roll to 40°). A command past the reach stays
-at it: the turn saturates instead of breaking the face.
+the turn. A calibration, measured per checkpoint (``mmfa-studio calibrate``, ``eval/calibrate.py``) and kept in
+its header, inverts that response so an edit of yaw 10° turns the face 10°, within the model's reach: the
+farthest measured model angle that still turned the face further. A command past the reach stays at it: the
+turn saturates instead of breaking the face.
 
-It is for commanded edits (sliders, keyframes, the ``render`` command). Reenactment does not use it: its turns
-are a driver's, read by the tracker, which is how the model was trained to take them (``driving_motion:
-tracker``), and its landmark movement carries the rest of the turn.
+The types say which side of it a motion is on: a :class:`~mmfa_studio.motion.Motion` holds the user's degrees
+(sliders, keyframes, the ``render`` command), a :class:`~mmfa_studio.motion.ModelMotion` model angles;
+:meth:`PoseCalibration.to_model_motion` is the one step from the first to the second. Reenactment builds
+``ModelMotion`` directly: its turns are a driver's, read by the tracker, which is how the model was trained to
+take them (``driving_motion: tracker``), and its landmark movement carries the rest of the turn.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-AXES = ("yaw", "pitch", "roll")
+from ..motion import TURN_FIELDS, ModelMotion, Motion
+
+AXES = TURN_FIELDS  # ("yaw", "pitch", "roll")
 METADATA_KEY = "pose_calibration"  # where a checkpoint's header keeps it
 MIN_STEP_DEG = 0.5  # a larger model angle counts as turning further only if the render turns this much more
 
@@ -59,6 +62,16 @@ class PoseCalibration:
     def to_model(self, yaw: float, pitch: float, roll: float) -> tuple[float, float, float]:
         """The model angles that render a commanded (yaw, pitch, roll) change, in degrees."""
         return self._map("yaw", yaw), self._map("pitch", pitch), self._map("roll", roll)
+
+    def to_model_motion(self, motion: Motion) -> ModelMotion:
+        """The motion in model angles: a relative :class:`Motion`'s turns (the user's degrees) go through the
+        calibration; an absolute pose is in model angles already, and a :class:`ModelMotion` is returned as is."""
+        if isinstance(motion, ModelMotion):
+            return motion
+        model = motion.as_model_angles()
+        if not motion.relative or self.is_identity:
+            return model
+        return replace(model, **dict(zip(AXES, self.to_model(*motion.turn))))
 
     def _map(self, axis: str, degrees: float) -> float:
         points = getattr(self, axis)

@@ -34,13 +34,12 @@ from mmfa_studio.face import (
     load_image,
     paste_back as paste_crop_back,
 )
-from mmfa_studio.model import MMFA, ModelConfig, SourceEncoding, TargetMotion, interpolate
-from mmfa_studio.model.keypoints import rotation_matrix
-from mmfa_studio.model.landmark_motion import shift_to_deformation
+from mmfa_studio.model import MMFA, ModelConfig, SourceEncoding, TargetMotion
 
 from .calibration import PoseCalibration
 from .errors import EngineError, ModelLoadError, NoFaceFoundError, SourceImageError
-from ..motion import INTERPOLATION_MODES, Motion
+from .target import TargetLayout, pack_targets, target_from_rows
+from ..motion import INTERPOLATION_MODES, SHIFT_FIELDS, TURN_FIELDS, ModelMotion, Motion, interpolate_latents
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -65,6 +64,11 @@ class FaceMotion:
     @property
     def pose(self) -> HeadPose:
         return HeadPose(self.yaw, self.pitch, self.roll)
+
+    def pose_values(self) -> dict[str, float]:
+        """Turns, scale and translation by :class:`Motion`'s field names: this face's absolute pose."""
+        return {**dict(zip(TURN_FIELDS, (self.yaw, self.pitch, self.roll))), "scale": self.scale,
+                **dict(zip(SHIFT_FIELDS, map(float, self.translation)))}
 
 
 @dataclass
@@ -132,7 +136,7 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """'auto' → fp16 on CUDA, bf16 on CPUs with native bf16 (measured ~2.5× faster here), else fp32."""
+    """'auto' → fp16 on CUDA, bf16 on CPUs with native bf16 (faster there than fp32), else fp32."""
     if precision not in PRECISIONS:
         raise ModelLoadError(f"unknown precision {precision!r} (choose {', '.join(PRECISIONS)})")
     if precision == "auto":
@@ -158,7 +162,7 @@ class Engine:
         self.device = str(device)
         self._device = device
         self.precision = precision
-        # channels_last helps the 2D convolutions under bf16 on the CPU (environment notes: 2.3× with bf16).
+        # channels_last speeds up the 2D convolutions under bf16 on the CPU.
         self.channels_last = (device.type == "cpu" and precision == "bf16") if channels_last is None else channels_last
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
@@ -167,11 +171,11 @@ class Engine:
         self._lock = threading.RLock()
         self._cache: OrderedDict[tuple, PreparedSource] = OrderedDict()
         self._cache_size = cache_size
-        # On a GPU one render is ~150 tiny kernels, so launch cost dominates: single renders replay a CUDA graph
+        # On a GPU one render is many tiny kernels, so launch cost dominates: single renders replay a CUDA graph
         # captured per source (falls back to eager if capture fails).
         self.cuda_graphs = cuda_graphs and device.type == "cuda"
         self._graphs: OrderedDict[int, _CudaGraphRender] = OrderedDict()
-        try:  # commanded turns → model angles (engine/calibration.py); identity for a checkpoint without one
+        try:  # the user's degrees → model angles (engine/calibration.py); identity for a checkpoint without one
             self.pose_calibration = PoseCalibration.from_metadata(info.metadata if info else {})
         except ValueError as exc:
             raise ModelLoadError(f"{info.path}: {exc}") from None
@@ -312,22 +316,21 @@ class Engine:
 
     # -- rendering --------------------------------------------------------------------------------------
     def render(self, source: PreparedSource, motion: Motion, paste_back: bool = False,
-               keypoint_shift: np.ndarray | None = None, calibrate_pose: bool = True) -> RenderedFrame:
+               keypoint_shift: np.ndarray | None = None) -> RenderedFrame:
         """Render ``source`` under ``motion``; ``InvalidMotionError`` (a ValueError) for out-of-range values.
 
-        ``keypoint_shift``: K×2, moves each posed keypoint in the image plane (normalised units, crop width = 2)
-        on top of the motion — a driving face's non-rigid movement (``LandmarkExpression``).
-        ``calibrate_pose``: a relative motion's turns are commands, mapped through :attr:`pose_calibration` so
-        the face turns that far; False takes them as model angles (reenactment's tracked turns)."""
+        A :class:`Motion`'s relative turns are the user's degrees, mapped through :attr:`pose_calibration` so the
+        face turns that far; a :class:`ModelMotion`'s are model angles, taken as they are (reenactment's
+        tracked turns). ``keypoint_shift``: K×2, moves each posed keypoint in the image plane (normalised units,
+        crop width = 2) on top of the motion — a driving face's non-rigid movement (``LandmarkExpression``)."""
         shifts = None if keypoint_shift is None else [keypoint_shift]
-        return self.render_batch(source, [motion], paste_back=paste_back, keypoint_shifts=shifts,
-                                 calibrate_pose=calibrate_pose)[0]
+        return self.render_batch(source, [motion], paste_back=paste_back, keypoint_shifts=shifts)[0]
 
     def render_batch(self, source: PreparedSource, motions: Sequence[Motion], paste_back: bool = False,
-                     batch_size: int = 8, keypoint_shifts: Sequence[np.ndarray | None] | None = None,
-                     calibrate_pose: bool = True) -> list[RenderedFrame]:
+                     batch_size: int = 8, keypoint_shifts: Sequence[np.ndarray | None] | None = None
+                     ) -> list[RenderedFrame]:
         """Render many motions (for export), ``batch_size`` at a time through the model; ``keypoint_shifts``:
-        one K×2 shift or None per motion; ``calibrate_pose`` as in :meth:`render`."""
+        one K×2 shift or None per motion; motions as in :meth:`render`."""
         if keypoint_shifts is not None and len(keypoint_shifts) != len(motions):
             raise ValueError(f"{len(keypoint_shifts)} keypoint shifts for {len(motions)} motions")
         for i, motion in enumerate(motions):
@@ -336,19 +339,20 @@ class Engine:
             except ValueError as exc:
                 where = f"motion {i}: " if len(motions) > 1 else ""
                 raise InvalidMotionError(f"{where}{exc}") from None
+        model_motions = [self.pose_calibration.to_model_motion(m) for m in motions]
         frames: list[RenderedFrame] = []
-        calibration = self.pose_calibration if calibrate_pose else PoseCalibration()
-        if len(motions) == 1 and self.cuda_graphs and (keypoint_shifts is None or keypoint_shifts[0] is None):
-            graphed = self._render_graphed(source, motions[0], calibration)
+        if len(motions) == 1 and self.cuda_graphs:
+            shift = None if keypoint_shifts is None else keypoint_shifts[0]
+            graphed = self._render_graphed(source, model_motions[0], shift)
             if graphed is not None:
                 crop, kp = graphed
                 full = paste_crop_back(source.image, crop, source.transform) if paste_back else None
                 return [RenderedFrame(crop=crop, full=full, keypoints=kp)]
         for start in range(0, len(motions), batch_size):
-            chunk = motions[start:start + batch_size]
+            chunk = model_motions[start:start + batch_size]
             shifts = None if keypoint_shifts is None else keypoint_shifts[start:start + batch_size]
             with self._lock, torch.inference_mode():
-                target = self.target_motion(source, chunk, shifts, calibration)
+                target = self.target_motion(source, chunk, shifts)
                 with self._autocast():
                     result = self.model.render(source.encoding, target, all_scales=False)
                 crops = self._to_uint8(result.image)
@@ -366,8 +370,8 @@ class Engine:
         s = self.image_size
         return (keypoints[..., :2].float() + 1.0) * (s / 2.0) - 0.5
 
-    def _render_graphed(self, source: PreparedSource, motion: Motion,
-                        calibration: PoseCalibration) -> tuple[np.ndarray, np.ndarray] | None:
+    def _render_graphed(self, source: PreparedSource, motion: ModelMotion,
+                        keypoint_shift: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
         """(crop, keypoints) through the source's CUDA graph, or None when graphs are unavailable."""
         with self._lock:
             key = id(source.encoding)
@@ -382,50 +386,22 @@ class Engine:
                 while len(self._graphs) > 2:
                     self._graphs.popitem(last=False)
             self._graphs.move_to_end(key)
-            return graph(graph_inputs(source, motion, self.latent_dim, calibration))
+            return graph(pack_targets(source.motion, [motion], graph.layout, [keypoint_shift]))
 
-    def target_motion(self, source: PreparedSource, motions: Sequence[Motion],
-                      keypoint_shifts: Sequence[np.ndarray | None] | None = None,
-                      calibration: PoseCalibration = PoseCalibration()) -> TargetMotion:
-        """The model-side target (B = len(motions)) for the given motions of ``source``.
+    def _decode_latents(self, z: torch.Tensor, cache: bool = True) -> torch.Tensor:
+        """The expression VAE's δ (B×K×3) for latents B×Z, under this engine's precision."""
+        with self._autocast(cache):
+            return self.model.expression_vae.decode(z)
 
-        relative: angles (through ``calibration``; the default is the identity) and translation add to the source's, scale
-        multiplies it; absolute: taken as is.
-        expression: None → the source's own δ; z → δ = decode(z_src + strength·(z − z_src)).
-        keypoint shift o (K×2): δ += Rᵀ·(o, 0) / s (``shift_to_deformation``), so x = s·R·(x_c + δ) + t moves by o.
-        """
-        enc = source.encoding
-        dev = self._device
-        col = lambda name: torch.tensor([getattr(m, name) for m in motions], dtype=torch.float32, device=dev)  # noqa: E731
-        rel = torch.tensor([m.relative for m in motions], device=dev)
-        own = enc.motion
-        turns = torch.tensor([_model_turns(m, calibration) for m in motions], dtype=torch.float32, device=dev)
-        yaw = torch.where(rel, own.yaw.float() + turns[:, 0], turns[:, 0])
-        pitch = torch.where(rel, own.pitch.float() + turns[:, 1], turns[:, 1])
-        roll = torch.where(rel, own.roll.float() + turns[:, 2], turns[:, 2])
-        scale = torch.where(rel, own.scale.float() * col("scale"), col("scale"))
-        shift = torch.stack([col("tx"), col("ty"), col("tz")], dim=-1)
-        translation = torch.where(rel[:, None], own.translation.float() + shift, shift)
-        delta = enc.expression.delta.float().expand(len(motions), -1, -1).clone()
-        with_z = [i for i, m in enumerate(motions) if m.expression is not None]
-        if with_z:
-            z_src = enc.expression.mu.float()  # 1×Z
-            z = torch.tensor([motions[i].expression for i in with_z], dtype=torch.float32, device=dev)
-            strength = torch.tensor([motions[i].expression_strength for i in with_z], dtype=torch.float32, device=dev)
-            z_mix = z_src + strength[:, None] * (z - z_src)
-            with self._autocast():
-                delta[with_z] = self.model.expression_vae.decode(z_mix).float()
-        shifted = [i for i, o in enumerate(keypoint_shifts or []) if o is not None]
-        if shifted:
-            given = np.stack([keypoint_shifts[i] for i in shifted])
-            o = torch.as_tensor(given, dtype=torch.float32, device=dev)  # B×K×2
-            rotation = rotation_matrix(yaw[shifted], pitch[shifted], roll[shifted])  # B×3×3
-            delta[shifted] += shift_to_deformation(o, rotation, scale[shifted])
-        # Same dtype as the cached source so a zero edit reproduces the source keypoints exactly.
-        dtype = own.yaw.dtype
-        return TargetMotion(yaw=yaw.to(dtype), pitch=pitch.to(dtype), roll=roll.to(dtype),
-                            translation=translation.to(own.translation.dtype), scale=scale.to(own.scale.dtype),
-                            delta=delta.to(enc.expression.delta.dtype))
+    def target_motion(self, source: PreparedSource, motions: Sequence[ModelMotion],
+                      keypoint_shifts: Sequence[np.ndarray | None] | None = None) -> TargetMotion:
+        """The model-side target (B = len(motions)) for motions of ``source`` in model angles (the eager path;
+        the arithmetic is :mod:`.target`'s, shared with the CUDA graph)."""
+        layout = TargetLayout.of(source.encoding)
+        rows = torch.from_numpy(pack_targets(source.motion, motions, layout, keypoint_shifts)).to(self._device)
+        return target_from_rows(rows, layout, source.encoding, self._decode_latents,
+                                with_latent=any(m.expression is not None for m in motions),
+                                with_shift=any(o is not None for o in keypoint_shifts or ()))
 
     # -- expressions ------------------------------------------------------------------------------------
     def read_face_motion(self, image: np.ndarray, face: Face) -> FaceMotion:
@@ -457,17 +433,17 @@ class Engine:
 
     def interpolate_expressions(self, z0: np.ndarray, z1: np.ndarray, ts: Sequence[float] | np.ndarray,
                                 mode: str = "linear") -> np.ndarray:
-        """Latents from z0 (t = 0) to z1 (t = 1), N×Z, linear or spherical (``model.interpolate``)."""
+        """Latents from z0 (t = 0) to z1 (t = 1), N×Z float32, linear or spherical (``motion.interpolate_latents``,
+        the keyframes' interpolation too)."""
         if mode not in INTERPOLATION_MODES:
             raise ValueError(f"interpolation mode must be 'linear' or 'slerp', not {mode!r}")
-        a = torch.as_tensor(np.asarray(z0, dtype=np.float32).reshape(1, -1))
-        b = torch.as_tensor(np.asarray(z1, dtype=np.float32).reshape(1, -1))
+        a = np.asarray(z0, dtype=np.float32).reshape(1, -1)
+        b = np.asarray(z1, dtype=np.float32).reshape(1, -1)
         for z in (a, b):
             if z.shape[1] != self.latent_dim:
                 raise ValueError(f"an expression latent has {z.shape[1]} values; this model's has {self.latent_dim}")
-        t = torch.as_tensor(np.asarray(ts, dtype=np.float32))
-        n = t.shape[0]
-        return interpolate(a.expand(n, -1), b.expand(n, -1), t, mode).numpy()
+        t = np.asarray(ts, dtype=np.float32).reshape(-1)
+        return interpolate_latents(a, b, t, mode).astype(np.float32)
 
     def decode_expression(self, z: np.ndarray) -> np.ndarray:
         """δ (K×3) for a latent z (Z,): the keypoint deformation the expression stands for."""
@@ -487,79 +463,58 @@ class Engine:
         return float(movement.max()) * self.image_size / 2  # normalised units span 2 across the crop
 
 
-def _model_turns(motion: Motion, calibration: PoseCalibration) -> tuple[float, float, float]:
-    """(yaw, pitch, roll) in model degrees: a relative motion's turns go through the calibration."""
-    if motion.relative:
-        return calibration.to_model(motion.yaw, motion.pitch, motion.roll)
-    return motion.yaw, motion.pitch, motion.roll
+class _GraphStep:
+    """What a CUDA graph captures for one source: a static packed target row (:mod:`.target`) → (uint8 crop,
+    keypoint pixels). Runs anywhere, so tests check it against eager rendering on the CPU."""
 
+    def __init__(self, engine: Engine, source: PreparedSource, device: torch.device):
+        self.engine, self.encoding = engine, source.encoding
+        self.layout = TargetLayout.of(source.encoding)
+        identity = pack_targets(source.motion, [ModelMotion()], self.layout)
+        self.row = torch.from_numpy(identity).to(device)  # 1×width: the graph's input, rewritten before each replay
 
-def graph_inputs(source: PreparedSource, motion: Motion, latent_dim: int,
-                 calibration: PoseCalibration = PoseCalibration()) -> np.ndarray:
-    """The packed target of one motion for :class:`_CudaGraphRender`: yaw, pitch, roll, scale, t (3), z (Z),
-    use_z — the same arithmetic as :meth:`Engine.target_motion`, done on the host."""
-    own = source.motion
-    values = np.zeros(8 + latent_dim, dtype=np.float64)
-    shift = np.array([motion.tx, motion.ty, motion.tz])
-    yaw, pitch, roll = _model_turns(motion, calibration)
-    if motion.relative:
-        values[:4] = (own.yaw + yaw, own.pitch + pitch, own.roll + roll, own.scale * motion.scale)
-        values[4:7] = own.translation.astype(np.float64) + shift
-    else:
-        values[:4] = (yaw, pitch, roll, motion.scale)
-        values[4:7] = shift
-    if motion.expression is not None:
-        z_src = own.expression.astype(np.float64)
-        values[7:7 + latent_dim] = z_src + motion.expression_strength * (np.asarray(motion.expression) - z_src)
-        values[-1] = 1.0
-    return values.astype(np.float32)
+    def target(self) -> TargetMotion:
+        """The row's target, taking both steps (latent and shift) whatever the row holds."""
+        return target_from_rows(self.row, self.layout, self.encoding, self._decode)
+
+    def _decode(self, z: torch.Tensor) -> torch.Tensor:
+        # cache=False: capture needs autocast's weight cache off (its casts must be part of the graph).
+        return self.engine._decode_latents(z, cache=False)
+
+    def __call__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        target = self.target()
+        with self.engine._autocast(cache=False):
+            result = self.engine.model.render(self.encoding, target, all_scales=False)
+        crop = result.image.float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+        return crop, self.engine._keypoint_pixels(result.keypoints)
 
 
 class _CudaGraphRender:
-    """One captured CUDA graph rendering ``source`` (batch 1) from a packed target (see :func:`graph_inputs`).
+    """One captured CUDA graph of :class:`_GraphStep` rendering ``source`` (batch 1) from a packed target row.
 
-    The graph reads its input from one static device buffer and writes the uint8 crop and the keypoints to
+    The graph reads its input from one static device row and writes the uint8 crop and the keypoints to
     static outputs, so a render is one host→device copy, one replay and two small device→host copies.
     """
 
     def __init__(self, engine: Engine, source: PreparedSource):
-        self.encoding = source.encoding
-        model, dev, z_dim = engine.model, engine._device, engine.latent_dim  # noqa: SLF001
-        enc = source.encoding
-        own = enc.motion
-        self.host = torch.zeros(8 + z_dim, dtype=torch.float32).pin_memory()
-        self.static = torch.zeros(8 + z_dim, dtype=torch.float32, device=dev)
-        self.static.copy_(torch.from_numpy(graph_inputs(source, Motion(), z_dim)))
-
-        def run() -> tuple[torch.Tensor, torch.Tensor]:
-            v = self.static
-            use_z = v[7 + z_dim:8 + z_dim].view(1, 1, 1)
-            with engine._autocast(cache=False):  # noqa: SLF001
-                decoded = model.expression_vae.decode(v[7:7 + z_dim].view(1, z_dim)).float()
-                delta_src = enc.expression.delta.float()
-                delta = delta_src + use_z * (decoded - delta_src)  # use_z = 0 keeps δ_src exactly
-                target = TargetMotion(
-                    yaw=v[0:1].to(own.yaw.dtype), pitch=v[1:2].to(own.pitch.dtype), roll=v[2:3].to(own.roll.dtype),
-                    scale=v[3:4].to(own.scale.dtype), translation=v[4:7].view(1, 3).to(own.translation.dtype),
-                    delta=delta.to(enc.expression.delta.dtype))
-                result = model.render(enc, target, all_scales=False)
-            crop = result.image.float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
-            return crop, engine._keypoint_pixels(result.keypoints)  # noqa: SLF001
-
+        dev = engine._device
+        step = _GraphStep(engine, source, dev)
+        self.encoding, self.layout, self.static = step.encoding, step.layout, step.row
+        self.host = torch.zeros_like(self.static, device="cpu").pin_memory()
         with torch.inference_mode():
             stream = torch.cuda.Stream(device=dev)
             stream.wait_stream(torch.cuda.current_stream(dev))
             with torch.cuda.stream(stream):
                 for _ in range(3):  # warm up (cuDNN autotuning, allocator) outside the capture
-                    run()
+                    step()
             torch.cuda.current_stream(dev).wait_stream(stream)
             self.graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(self.graph):
-                self.crop, self.keypoints = run()
+                self.crop, self.keypoints = step()
 
-    def __call__(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with torch.inference_mode():
-            self.host.copy_(torch.from_numpy(values))
+            self.host.copy_(torch.from_numpy(row))
             self.static.copy_(self.host, non_blocking=True)
             self.graph.replay()
             return self.crop[0].cpu().numpy(), self.keypoints[0].cpu().numpy()

@@ -1,8 +1,7 @@
 """Frame sources for reenactment and the live view: camera | video file | image folder | synthetic.
 
-No camera exists on the development machines, so everything above the camera is exercised with files: a video
-file can be paced to real time (late frames are dropped, as a camera would) and looped, which makes it a
-stand-in for a webcam.
+A video file can be paced to real time (late frames are dropped, as a camera would) and looped, which makes it a
+stand-in for a webcam: everything above the camera runs the same from a file (tests, machines without one).
 """
 
 from __future__ import annotations

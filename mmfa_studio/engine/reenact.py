@@ -1,7 +1,10 @@
 """Reenactment: drive a prepared source with the face in a video or live frames.
 
 Per frame: track the driving face (landmarks, head pose) → crop it → read its motion with the model's motion
-encoder (pose, scale, translation, expression z) → turn that into a :class:`Motion` for the source → render.
+encoder (pose, scale, translation, expression z) → turn that into a :class:`ModelMotion` for the source (a
+driver's turns are model angles: no pose calibration) → render.
+
+The settings are one :class:`ReenactSettings`:
 
 * ``mode="relative"`` (default, as LivePortrait): the driving face's *changes* since a neutral reference frame
   are applied to the source — angles and translation add, scale multiplies, and the expression moves in
@@ -25,12 +28,14 @@ encoder (pose, scale, translation, expression z) → turn that into a :class:`Mo
   and collar, so a driver who travels far across the frame tears the portrait's lower face (model card).
 * ``smoothing``: None/0 = off, up to 1 = strong; a One-Euro filter per group (angles, scale + translation,
   expression latent, keypoint shifts), causal, so it works live.
+* ``paste_back``: each result's frame also carries the render pasted back into the source photo.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,13 +46,51 @@ from mmfa_studio.face import (CropSmoother, Face, FaceTracker, HeadPose, OneEuro
 from .core import Engine, FaceMotion, PreparedSource, RenderedFrame
 from .errors import NoFaceFoundError
 from ..model import landmark_motion
-from ..motion import Motion
+from ..motion import PLACEMENT_FIELDS, POSE_FIELDS, SHIFT_FIELDS, TURN_FIELDS, ModelMotion
 
 MODES = ("relative", "absolute")
 POSE_SOURCES = ("tracker", "model")
 EXPRESSION_SOURCES = ("tracker", "model")
 TRANSFERS = ("both", "pose", "expression")
-_POSE_FIELDS = ("yaw", "pitch", "roll", "scale", "tx", "ty", "tz")
+
+
+@dataclass(frozen=True)
+class ReenactSettings:
+    """How a driving face moves the source (the module docstring says what each setting does).
+
+    Validated on construction (``ValueError`` naming the setting); change one with :meth:`with_changes`.
+    """
+
+    mode: str = "relative"  # MODES
+    transfer: str = "both"  # TRANSFERS
+    smoothing: float = 0.5  # 0 = off … 1 = strong (None is taken as 0, as the CLI and the app pass it)
+    paste_back: bool = False
+    pose_from: str = "tracker"  # POSE_SOURCES
+    expression_from: str = "tracker"  # EXPRESSION_SOURCES
+    follow_position: bool = True
+
+    def __post_init__(self) -> None:
+        if self.pose_from not in POSE_SOURCES:
+            raise ValueError(f"pose_from must be 'tracker' or 'model', not {self.pose_from!r}")
+        if self.expression_from not in EXPRESSION_SOURCES:
+            raise ValueError(f"expression_from must be 'tracker' or 'model', not {self.expression_from!r}")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be 'relative' or 'absolute', not {self.mode!r}")
+        if self.transfer not in TRANSFERS:
+            raise ValueError(f"transfer must be 'both', 'pose' or 'expression', not {self.transfer!r}")
+        smoothing = 0.0 if self.smoothing is None else self.smoothing
+        if not 0.0 <= smoothing <= 1.0:
+            raise ValueError(f"smoothing = {smoothing:g} is out of range [0, 1]")
+        object.__setattr__(self, "smoothing", float(smoothing))
+        object.__setattr__(self, "paste_back", bool(self.paste_back))
+        object.__setattr__(self, "follow_position", bool(self.follow_position))
+
+    def with_changes(self, **changes: Any) -> ReenactSettings:
+        """These settings with the given ones changed (``ValueError`` for an unknown name or a bad value)."""
+        unknown = sorted(set(changes) - {f.name for f in fields(self)})
+        if unknown:
+            raise ValueError(f"unknown reenactment setting(s): {', '.join(unknown)}")
+        return replace(self, **changes)
 
 
 @dataclass
@@ -56,7 +99,7 @@ class ReenactResult:
     driving_pose: HeadPose | None  # the driving face's pose as read for ``pose_from`` (None: no face)
     driving_expression: np.ndarray | None  # its expression z (Z,)
     face_found: bool
-    motion: Motion  # what the source was rendered with
+    motion: ModelMotion  # what the source was rendered with (model angles)
 
 
 @dataclass(frozen=True)
@@ -69,9 +112,10 @@ class _Reading:
     face: Face
 
 
-def tracked_change(reference: Face, driving: Face, crop_side: float) -> Motion | None:
+def tracked_change(reference: Face, driving: Face, crop_side: float) -> ModelMotion | None:
     """The head's movement from ``reference`` to ``driving`` as the face tracker sees it, as a relative
-    :class:`Motion` with no expression; None when either face has no tracked pose.
+    :class:`ModelMotion` (tracked turns are model angles) with no expression; None when either face has no
+    tracked pose.
 
     Turns are the difference of the tracked poses; scale is the ratio of the rigid landmarks' fitted scale and
     translation is their centroid's shift (:func:`~mmfa_studio.face.head_placement`) in the model's normalised
@@ -86,8 +130,9 @@ def tracked_change(reference: Face, driving: Face, crop_side: float) -> Motion |
         return None
     turn = driving.pose.as_array() - reference.pose.as_array()
     shift = 2.0 * (drv.centre - ref.centre) / max(crop_side, 1.0)
-    return Motion.clamped(yaw=float(turn[0]), pitch=float(turn[1]), roll=float(turn[2]), scale=drv.scale / ref.scale,
-                          tx=float(shift[0]), ty=float(shift[1]), tz=0.0, relative=True)
+    return ModelMotion.clamped(yaw=float(turn[0]), pitch=float(turn[1]), roll=float(turn[2]),
+                               scale=drv.scale / ref.scale, tx=float(shift[0]), ty=float(shift[1]), tz=0.0,
+                               relative=True)
 
 
 class LandmarkExpression:
@@ -145,21 +190,18 @@ def _smoother_settings(smoothing: float) -> tuple[float, float]:
     return 10.0 ** (1.0 - 2.0 * smoothing), 0.0
 
 
-class _Keep:
-    """Sentinel for :meth:`Reenactor.configure`: leave the setting as it is (None already means "off")."""
-
-
 class Reenactor:
     """Drive ``source`` with driving frames. Not thread-safe: use from the engine's worker thread.
 
-    ``tracker``: a video-mode face tracker (default: a new MediaPipe tracker in tracking mode, closed by
-    :meth:`close`). ``fps``: the frame rate used as the smoothing clock when :meth:`process` gets no timestamp.
+    ``settings``: a :class:`ReenactSettings` (default: the defaults); keyword arguments named after its fields
+    change those (``Reenactor(engine, source, smoothing=None)``), which is how callers written before
+    ``ReenactSettings`` still construct one. ``tracker``: a video-mode face tracker (default: a new MediaPipe
+    tracker in tracking mode, closed by :meth:`close`). ``fps``: the frame rate used as the smoothing clock when
+    :meth:`process` gets no timestamp.
     """
 
-    def __init__(self, engine: Engine, source: PreparedSource, mode: str = "relative", transfer: str = "both",
-                 smoothing: float | None = 0.5, paste_back: bool = False, tracker: FaceTracker | None = None,
-                 fps: float = 30.0, pose_from: str = "tracker", expression_from: str = "tracker",
-                 follow_position: bool = True):
+    def __init__(self, engine: Engine, source: PreparedSource, settings: ReenactSettings | None = None, *,
+                 tracker: FaceTracker | None = None, fps: float = 30.0, **changes: Any):
         if not fps > 0:
             raise ValueError("fps must be positive")
         self.engine, self.source = engine, source
@@ -169,43 +211,32 @@ class Reenactor:
         self._reference: _Reading | None = None
         self._frame_index = 0
         self._last: ReenactResult | None = None
-        self.configure(mode, transfer, smoothing, paste_back, pose_from, expression_from, follow_position)
+        self.settings = ReenactSettings()
+        self.configure(settings, **changes)
 
-    def configure(self, mode: str | None = None, transfer: str | None = None,
-                  smoothing: float | None | type[_Keep] = _Keep, paste_back: bool | None = None,
-                  pose_from: str | None = None, expression_from: str | None = None,
-                  follow_position: bool | None = None) -> None:
-        """Change the given settings live, keeping the others; the tracker and the neutral reference are kept
-        (smoothing restarts). ``smoothing=None`` turns smoothing off."""
-        # (__init__ passes every setting, so the current values are only read on later calls.)
-        mode = self.mode if mode is None else mode
-        transfer = self.transfer if transfer is None else transfer
-        smoothing = self.smoothing if smoothing is _Keep else smoothing
-        paste_back = self.paste_back if paste_back is None else paste_back
-        pose_from = self.pose_from if pose_from is None else pose_from
-        expression_from = self.expression_from if expression_from is None else expression_from
-        follow_position = self.follow_position if follow_position is None else bool(follow_position)
-        if pose_from not in POSE_SOURCES:
-            raise ValueError(f"pose_from must be 'tracker' or 'model', not {pose_from!r}")
-        if expression_from not in EXPRESSION_SOURCES:
-            raise ValueError(f"expression_from must be 'tracker' or 'model', not {expression_from!r}")
-        if mode not in MODES:
-            raise ValueError(f"mode must be 'relative' or 'absolute', not {mode!r}")
-        if transfer not in TRANSFERS:
-            raise ValueError(f"transfer must be 'both', 'pose' or 'expression', not {transfer!r}")
-        if smoothing is not None and not 0.0 <= smoothing <= 1.0:
-            raise ValueError(f"smoothing = {smoothing:g} is out of range [0, 1]")
-        self.mode, self.transfer, self.paste_back, self.pose_from = mode, transfer, paste_back, pose_from
-        self.expression_from, self.follow_position = expression_from, follow_position
-        self.smoothing = smoothing or 0.0
-        if self.smoothing > 0:
-            cutoff, _ = _smoother_settings(self.smoothing)
+    def configure(self, settings: ReenactSettings | None = None, **changes: Any) -> None:
+        """Apply new settings live: ``settings`` (default: the current ones) with ``changes`` (setting names →
+        values; ``smoothing=None`` turns smoothing off). The tracker and the neutral reference are kept;
+        smoothing restarts. ``ValueError`` for a bad setting, which leaves the current ones in place."""
+        self.settings = (settings or self.settings).with_changes(**changes)
+        smoothing = self.settings.smoothing
+        if smoothing > 0:
+            cutoff, _ = _smoother_settings(smoothing)
             # beta lets fast moves through with little lag; scaled to each group's units per second.
             self._smoothers = [OneEuroSmoother(cutoff, beta=0.02), OneEuroSmoother(cutoff, beta=1.0),
                                OneEuroSmoother(cutoff, beta=0.5), OneEuroSmoother(cutoff, beta=1.0)]
         else:
             self._smoothers = []
-        self._crop_smoother = CropSmoother() if self.smoothing > 0 else None
+        self._crop_smoother = CropSmoother() if smoothing > 0 else None
+
+    # Read-only views of the settings, for callers that read them one by one.
+    mode = property(lambda self: self.settings.mode)
+    transfer = property(lambda self: self.settings.transfer)
+    smoothing = property(lambda self: self.settings.smoothing)
+    paste_back = property(lambda self: self.settings.paste_back)
+    pose_from = property(lambda self: self.settings.pose_from)
+    expression_from = property(lambda self: self.settings.expression_from)
+    follow_position = property(lambda self: self.settings.follow_position)
 
     @property
     def tracker(self) -> FaceTracker:
@@ -273,15 +304,14 @@ class Reenactor:
         reading = self._read(frame_rgb, t)
         if reading is None:
             if self._last is None:
-                rendered = self.engine.render(self.source, Motion(), paste_back=self.paste_back)
-                self._last = ReenactResult(rendered, None, None, False, Motion())
+                rendered = self.engine.render(self.source, ModelMotion(), paste_back=self.paste_back)
+                self._last = ReenactResult(rendered, None, None, False, ModelMotion())
             return ReenactResult(self._last.frame, None, None, False, self._last.motion)
         if self._reference is None:
             self._reference = reading
         motion, shift = self._smooth(self.motion_for(reading), self.keypoint_shift_for(reading), t)
-        # The driver's turns are model angles, as the model was trained to take them: no command calibration.
-        rendered = self.engine.render(self.source, motion, paste_back=self.paste_back, keypoint_shift=shift,
-                                      calibrate_pose=False)
+        # A ModelMotion: the driver's turns are model angles, as the model was trained to take them.
+        rendered = self.engine.render(self.source, motion, paste_back=self.paste_back, keypoint_shift=shift)
         driving_pose = reading.face.pose if self._tracker_moves(reading) else reading.motion.pose
         self._last = ReenactResult(rendered, driving_pose, reading.motion.expression, True, motion)
         return self._last
@@ -292,12 +322,11 @@ class Reenactor:
         return (self.mode == "relative" and self.pose_from == "tracker" and ref is not None
                 and reading.face.pose is not None and ref.face.pose is not None)
 
-    def motion_for(self, reading: _Reading) -> Motion:
+    def motion_for(self, reading: _Reading) -> ModelMotion:
         """The source's motion for one driving reading (before smoothing)."""
         d, src = reading.motion, self.source.motion
         if self.mode == "absolute":
-            pose = dict(yaw=d.yaw, pitch=d.pitch, roll=d.roll, scale=d.scale,
-                        tx=float(d.translation[0]), ty=float(d.translation[1]), tz=float(d.translation[2]))
+            pose = d.pose_values()
             z = d.expression
             relative = False
         else:
@@ -306,29 +335,26 @@ class Reenactor:
             r = ref.motion
             tracked = tracked_change(ref.face, reading.face, ref.size) if self._tracker_moves(reading) else None
             if tracked is not None:
-                pose = {name: getattr(tracked, name) for name in _POSE_FIELDS}
+                pose = {name: getattr(tracked, name) for name in POSE_FIELDS}
             else:
                 # The crop box's own motion in the frame, in crop widths; the source crop has the same framing,
                 # so it maps straight onto the source's normalised units (crop width = 2).
                 box_shift = 2.0 * (reading.centre - ref.centre) / max(ref.size, 1.0)
                 turn = d.pose.as_array() - r.pose.as_array()
-                pose = dict(yaw=float(turn[0]), pitch=float(turn[1]), roll=float(turn[2]),
-                            scale=(d.scale / r.scale) * (reading.size / max(ref.size, 1.0)),
-                            tx=float(d.translation[0] - r.translation[0] + box_shift[0]),
-                            ty=float(d.translation[1] - r.translation[1] + box_shift[1]),
-                            tz=float(d.translation[2] - r.translation[2]))
+                shift = d.translation - r.translation + np.array([box_shift[0], box_shift[1], 0.0])
+                pose = {**dict(zip(TURN_FIELDS, map(float, turn))),
+                        "scale": (d.scale / r.scale) * (reading.size / max(ref.size, 1.0)),
+                        **dict(zip(SHIFT_FIELDS, map(float, shift)))}
             z = src.expression + (d.expression - r.expression)
             relative = True
-        # The source's own placement: no change (relative) or its absolute one.
-        own = (dict(scale=1.0, tx=0.0, ty=0.0, tz=0.0) if relative else
-               dict(scale=src.scale, tx=float(src.translation[0]), ty=float(src.translation[1]),
-                    tz=float(src.translation[2])))
+        # The source's own pose: no change (relative) or its absolute one.
+        zero = ModelMotion()
+        own = {name: getattr(zero, name) for name in POSE_FIELDS} if relative else src.pose_values()
         if self.transfer == "expression":  # keep the source's own pose
-            pose = dict(yaw=0.0, pitch=0.0, roll=0.0, **own) if relative else dict(
-                yaw=src.yaw, pitch=src.pitch, roll=src.roll, **own)
-        elif not self.follow_position:
-            pose.update(own)
-        return Motion.clamped(expression=None if self.transfer == "pose" else z, relative=relative, **pose)
+            pose = own
+        elif not self.follow_position:  # keep the source's own placement
+            pose.update({name: own[name] for name in PLACEMENT_FIELDS})
+        return ModelMotion.clamped(expression=None if self.transfer == "pose" else z, relative=relative, **pose)
 
     def keypoint_shift_for(self, reading: _Reading) -> np.ndarray | None:
         """The source keypoints' K×2 shift for the driving face's non-rigid movement since the reference
@@ -345,21 +371,21 @@ class Reenactor:
         """The source's :class:`LandmarkExpression` (None without a tracked source face), built on first use."""
         return LandmarkExpression.for_source(self.engine, self.source)
 
-    def _smooth(self, motion: Motion, shift: np.ndarray | None, t: float) -> tuple[Motion, np.ndarray | None]:
+    def _smooth(self, motion: ModelMotion, shift: np.ndarray | None,
+                t: float) -> tuple[ModelMotion, np.ndarray | None]:
         if not self._smoothers:
             return motion, shift
         if shift is not None:
             shift = self._smoothers[3](shift, t)
-        angles = self._smoothers[0](np.array([motion.yaw, motion.pitch, motion.roll]), t)
+        angles = self._smoothers[0](np.array(motion.turn), t)
         # Scale is smoothed in log space so that shrinking and growing behave alike.
-        place = self._smoothers[1](np.array([np.log(motion.scale), motion.tx, motion.ty, motion.tz]), t)
+        place = self._smoothers[1](np.array([np.log(motion.scale), *motion.shift]), t)
         expression = motion.expression
         if expression is not None:
             expression = tuple(float(v) for v in self._smoothers[2](np.asarray(expression), t))
-        return Motion(yaw=float(angles[0]), pitch=float(angles[1]), roll=float(angles[2]),
-                      scale=float(np.exp(place[0])), tx=float(place[1]), ty=float(place[2]), tz=float(place[3]),
-                      expression=expression, relative=motion.relative), shift
+        return replace(motion, **dict(zip(TURN_FIELDS, map(float, angles))), scale=float(np.exp(place[0])),
+                       **dict(zip(SHIFT_FIELDS, map(float, place[1:]))), expression=expression), shift
 
 
-__all__ = ["LandmarkExpression", "Reenactor", "ReenactResult", "MODES", "POSE_SOURCES", "EXPRESSION_SOURCES",
-           "TRANSFERS", "tracked_change"]
+__all__ = ["LandmarkExpression", "Reenactor", "ReenactResult", "ReenactSettings", "MODES", "POSE_SOURCES",
+           "EXPRESSION_SOURCES", "TRANSFERS", "tracked_change"]

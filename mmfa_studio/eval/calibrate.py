@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine import Engine, Motion, VideoError
+from ..engine import Engine, ModelMotion, VideoError
 from ..engine.calibration import AXES, PoseCalibration
 from .evaluate import crop_clip, read_spread_frames
 
@@ -56,12 +56,12 @@ def measure_pose_response(engine: Engine, videos: Iterable[Path],
             continue
         for crop in [crops.source, *crops.driving[-1:]]:
             source = engine.prepare_crop(crop, name=path.name)
-            reference = _pose(engine, engine.render(source, Motion(), calibrate_pose=False).crop)
+            reference = _pose(engine, engine.render(source, ModelMotion()).crop)
             if reference is None:
                 continue
             sources += 1
-            edited = [Motion(**{axis: deg}) for axis, deg in edits]
-            rendered = engine.render_batch(source, edited, calibrate_pose=False)
+            edited = [ModelMotion(**{axis: deg}) for axis, deg in edits]  # model angles: what is measured
+            rendered = engine.render_batch(source, edited)
             for (axis, deg), frame in zip(edits, rendered):
                 pose = _pose(engine, frame.crop)
                 if pose is not None:

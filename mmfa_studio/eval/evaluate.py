@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine import Engine, Motion, VideoError, VideoFileSource
+from ..engine import Engine, ModelMotion, Motion, VideoError, VideoFileSource
 from ..engine.reenact import LandmarkExpression, tracked_change
 from ..face import Face
 from ..face.crop import crop_at
@@ -205,8 +205,7 @@ class Evaluator:
             if expression is not None:
                 shifts = [expression.keypoint_shift(source_face, face) if face is not None else None
                           for face, _ in targets]
-        outputs = [r.crop for r in self.engine.render_batch(source, motions, keypoint_shifts=shifts,
-                                                            calibrate_pose=False)] if motions else []
+        outputs = [r.crop for r in self.engine.render_batch(source, motions, keypoint_shifts=shifts)] if motions else []
         model_rows = [self._recon_metrics(out, target, *measured)
                       for out, target, measured in zip(outputs, driving, targets)]
         base_rows = [self._recon_metrics(source_crop, target, *measured, source_measured)
@@ -219,16 +218,14 @@ class Evaluator:
             model.update({k: None for k in KEYS if k not in RECON_KEYS})
         return ClipResult(path.name, len(driving), model, baseline, notes)
 
-    def _driving_motion(self, crop: np.ndarray, source_face: Face | None, face: Face | None) -> Motion:
+    def _driving_motion(self, crop: np.ndarray, source_face: Face | None, face: Face | None) -> ModelMotion:
         """The motion that renders the source as ``crop`` (both cropped at the source's box)."""
         read = self.engine.read_crop_motion(crop)
         if self.settings.motion == "tracker" and source_face is not None and face is not None:
             change = tracked_change(source_face, face, self.engine.image_size)
             if change is not None:  # the expression z = z_src + (z_drv − z_src), as reenactment's
                 return replace(change, expression=read.expression)
-        tx, ty, tz = (float(v) for v in read.translation)
-        return Motion.clamped(yaw=read.yaw, pitch=read.pitch, roll=read.roll, scale=read.scale, tx=tx, ty=ty, tz=tz,
-                              expression=read.expression, relative=False)
+        return ModelMotion.clamped(**read.pose_values(), expression=read.expression, relative=False)
 
     def _controls(self, source, source_crop: np.ndarray, notes: list[str]) -> dict[str, float | None]:
         """Pose edits, expression-only edits and identity under both, against the zero-edit render."""

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from mmfa_studio.checkpoint import read_info, save_with_metadata
-from mmfa_studio.engine import Engine, ModelLoadError, Motion, Reenactor, SyntheticSource
+from mmfa_studio.engine import Engine, ModelLoadError, ModelMotion, Motion, Reenactor, SyntheticSource
 from mmfa_studio.engine.calibration import METADATA_KEY, PoseCalibration
-from mmfa_studio.engine.core import graph_inputs
+from mmfa_studio.engine.target import TargetLayout, pack_targets
 
 # A model that turns yaw by 0.7 of the angle up to 20°, then less and less (the bundled model's kind of response).
 RESPONSE = {"yaw": {-30: -12.0, -20: -14.0, -10: -7.0, 10: 7.0, 20: 14.0, 30: 16.0, 40: 16.2}}
@@ -54,7 +54,7 @@ def test_commanded_edits_are_calibrated_and_model_angles_are_not(engine, calibra
     plain, cal = engine.prepare_source(sample_portrait), calibrated.prepare_source(sample_portrait)
     asked = calibrated.render(cal, Motion(yaw=10, pitch=20, roll=5)).keypoints
     assert np.allclose(asked, engine.render(plain, Motion(yaw=20, pitch=10, roll=5)).keypoints, atol=1e-4)
-    raw = calibrated.render(cal, Motion(yaw=10, pitch=20, roll=5), calibrate_pose=False).keypoints
+    raw = calibrated.render(cal, ModelMotion(yaw=10, pitch=20, roll=5)).keypoints
     assert np.allclose(raw, engine.render(plain, Motion(yaw=10, pitch=20, roll=5)).keypoints, atol=1e-4)
     assert not np.allclose(raw, asked, atol=1e-2)
     m = cal.motion  # an absolute pose is in model angles already
@@ -62,7 +62,8 @@ def test_commanded_edits_are_calibrated_and_model_angles_are_not(engine, calibra
                       ty=float(m.translation[1]), tz=float(m.translation[2]), relative=False)
     assert np.allclose(calibrated.render(cal, absolute).keypoints, engine.render(plain, absolute).keypoints, atol=1e-3)
     # the CUDA-graph path packs the same model angles
-    packed = graph_inputs(cal, Motion(yaw=10, pitch=20), calibrated.latent_dim, calibrated.pose_calibration)
+    model_motion = calibrated.pose_calibration.to_model_motion(Motion(yaw=10, pitch=20))
+    packed = pack_targets(cal.motion, [model_motion], TargetLayout.of(cal.encoding))[0]
     assert packed[:2] == pytest.approx([m.yaw + 20, m.pitch + 10], abs=1e-4)
 
 

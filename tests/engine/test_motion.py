@@ -103,3 +103,48 @@ def test_a_motion_read_from_a_face_is_clamped_into_the_valid_ranges():
                                             MOTION_RANGES["scale"][1])
     assert m.pitch == -3.0 and m.expression == (EXPRESSION_LIMIT, -0.5) and not m.relative
     assert m.validate(latent_dim=2) is m
+
+
+def test_motion_py_is_torch_free_even_when_it_interpolates_latents():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys; from mmfa_studio.motion import KeyframeAnimation, Keyframe, Motion; "
+            "a = KeyframeAnimation((Keyframe(0, Motion(expression=(1.0, 0.0))),"
+            " Keyframe(1, Motion(expression=(0.0, 1.0)))), interpolation='slerp'); a.motion_at(0.5); "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    root = str(Path(__file__).resolve().parents[2])  # this checkout's package, whatever is installed
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_latent_interpolation_agrees_with_the_models():
+    import torch
+
+    from mmfa_studio.model import interpolate
+    from mmfa_studio.motion import interpolate_latents
+
+    rng = np.random.default_rng(1)
+    z0, z1 = rng.normal(size=(1, 6)), rng.normal(size=(1, 6))
+    ts = np.linspace(0, 1, 7)
+    for mode in ("linear", "slerp"):
+        ours = interpolate_latents(z0, z1, ts, mode)
+        theirs = interpolate(torch.as_tensor(z0).expand(7, -1), torch.as_tensor(z1).expand(7, -1),
+                             torch.as_tensor(ts), mode)
+        assert np.allclose(ours, theirs.numpy(), atol=1e-12)
+        assert np.array_equal(ours[0], z0[0]) and np.array_equal(ours[-1], z1[0])  # exact at both ends
+
+
+def test_field_groups_and_ranges_are_read_off_motion():
+    from dataclasses import replace
+
+    from mmfa_studio.motion import POSE_FIELDS, SHIFT_FIELDS, TURN_FIELDS, ModelMotion
+
+    assert TURN_FIELDS == ("yaw", "pitch", "roll") and SHIFT_FIELDS == ("tx", "ty", "tz")
+    assert POSE_FIELDS == (*TURN_FIELDS, "scale", *SHIFT_FIELDS)
+    assert list(MOTION_RANGES) == [*POSE_FIELDS, "expression_strength"] and MOTION_RANGES["roll"] == (-180.0, 180.0)
+    model = Motion(yaw=5, expression=(1.0,)).as_model_angles()
+    assert isinstance(model, ModelMotion) and model.turn == (5, 0.0, 0.0) and model != Motion(yaw=5, expression=(1.0,))
+    assert ModelMotion().is_identity() and replace(model, yaw=0.0).expression == (1.0,)

@@ -3,7 +3,7 @@ import pytest
 
 from dataclasses import replace
 
-from mmfa_studio.engine import Motion, NoFaceFoundError, Reenactor, SyntheticSource, open_frame_source
+from mmfa_studio.engine import ModelMotion, Motion, NoFaceFoundError, Reenactor, SyntheticSource, open_frame_source
 from mmfa_studio.engine.reenact import tracked_change
 from mmfa_studio.face import HeadPose
 
@@ -146,7 +146,7 @@ def test_relative_head_turns_come_from_the_tracker_unless_asked_for_the_model(en
 
 def test_tracked_change_reads_zoom_shift_and_turns(engine, driving_frames):
     face = engine.tracker.detect(driving_frames[0])[0]
-    assert tracked_change(face, face, 200.0) == Motion()  # no movement: the zero edit
+    assert tracked_change(face, face, 200.0) == ModelMotion()  # no movement: the zero edit (model angles)
     turned_and_shifted = replace(face, landmarks=face.landmarks[:, :2] + [10.0, -4.0],
                                  pose=HeadPose(face.pose.yaw + 5, face.pose.pitch, face.pose.roll - 3))
     change = tracked_change(face, turned_and_shifted, 200.0)
@@ -192,3 +192,27 @@ def test_landmark_expression_moves_the_keypoints_near_a_dropped_jaw(engine, driv
     full = 2 * drop / size  # the drop in normalised units
     assert 0.6 * full < shift[0, 1] < 1.1 * full and abs(shift[0, 0]) < 0.1 * full  # the chin's keypoint drops
     assert np.abs(shift[1]).max() < 0.1 * full  # the forehead's stays
+
+
+def test_settings_are_one_validated_frozen_object(engine, prepared, driving_frames):
+    from dataclasses import FrozenInstanceError
+
+    from mmfa_studio.engine import ReenactSettings
+
+    settings = ReenactSettings(transfer="pose", smoothing=None)
+    assert settings.smoothing == 0.0 and settings.mode == "relative"
+    with pytest.raises(FrozenInstanceError):
+        settings.mode = "absolute"
+    with pytest.raises(ValueError, match="unknown reenactment setting"):
+        settings.with_changes(speed=2)
+    with pytest.raises(ValueError, match="pose_from must be"):
+        ReenactSettings(pose_from="webcam")
+    with Reenactor(engine, prepared, settings) as re, \
+            Reenactor(engine, prepared, transfer="pose", smoothing=None) as old:
+        assert re.settings == old.settings == settings  # keyword arguments build the same settings
+        assert re.process(driving_frames[1]).motion == old.process(driving_frames[1]).motion
+        re.configure(settings.with_changes(mode="absolute"))
+        assert re.mode == "absolute" and re.transfer == "pose"
+        with pytest.raises(ValueError, match="mode must be"):
+            re.configure(mode="sideways")
+        assert re.settings.mode == "absolute"  # a refused change keeps the settings
