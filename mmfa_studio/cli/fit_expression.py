@@ -8,7 +8,6 @@ import json
 
 from . import UserError
 
-METADATA_KEY = "expression_controls"
 
 
 def register(sub) -> argparse.ArgumentParser:
@@ -31,6 +30,7 @@ def run(args) -> int:
 
     from ..checkpoint import BUNDLED_MODEL, CheckpointError, load_model, save_model
     from ..model import MMFA
+    from ..model.anchor_expression import CONTROLS_KEY
     from ..train.expression_fit import fit_controls, fit_vae, teacher_frames
     from .render import check_writable
 
@@ -58,7 +58,7 @@ def run(args) -> int:
     summary = {"frames": int(len(frames.layouts)), "clips": int(len(set(frames.clips.tolist()))),
                "latent_dim": args.latent_dim, "steps": args.steps}
     try:
-        save_model(args.out, fitted, {**info.metadata, METADATA_KEY: controls.to_json(),
+        save_model(args.out, fitted, {**info.metadata, CONTROLS_KEY: controls.to_json(),
                                       "expression_fit": summary})
     except OSError as exc:
         raise UserError(f"cannot write {args.out}: {exc}") from None

@@ -16,7 +16,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +35,9 @@ from mmfa_studio.face import (
     paste_back as paste_crop_back,
 )
 from mmfa_studio.model import MMFA, ModelConfig, SourceEncoding, TargetMotion
+from mmfa_studio.model.anchor_expression import CONTROLS_KEY, ExpressionControls
 
+from .anchors import SourceAnchors, face_code, render_anchors, source_anchors
 from .calibration import PoseCalibration
 from .errors import EngineError, ModelLoadError, NoFaceFoundError, SourceImageError
 from .target import TargetLayout, pack_targets, target_from_rows
@@ -83,6 +85,8 @@ class PreparedSource:
     motion: FaceMotion  # the source's own pose, scale, translation and expression
     encoding: SourceEncoding = field(repr=False)  # model-side cache (appearance, x_c, x_s, …), opaque
     name: str = "<image>"
+    # With an anchor expression model: the source's tracked mesh anchors and their code (its motion.expression).
+    anchors: SourceAnchors | None = field(default=None, repr=False)
 
     @property
     def pose(self) -> HeadPose:
@@ -177,8 +181,14 @@ class Engine:
         self._graphs: OrderedDict[int, _CudaGraphRender] = OrderedDict()
         try:  # the user's degrees → model angles (engine/calibration.py); identity for a checkpoint without one
             self.pose_calibration = PoseCalibration.from_metadata(info.metadata if info else {})
+            self.expression_controls = _controls_from(info.metadata if info else {})
         except ValueError as exc:
             raise ModelLoadError(f"{info.path}: {exc}") from None
+        # The dense-anchor expression VAE (``mmfa-studio fit-expression``): where a checkpoint has one, the
+        # expression latent users edit is its latent, and renders carry the face's anchors.
+        self.anchor_expression = model.anchor_expression
+        if self.anchor_expression is not None:
+            self.cuda_graphs = False  # the graph captures the keypoint path only
 
     # -- construction -------------------------------------------------------------------------------
     @classmethod
@@ -199,6 +209,9 @@ class Engine:
 
     @property
     def latent_dim(self) -> int:
+        """The size of the expression latent that :class:`Motion`'s ``expression`` sets."""
+        if self.anchor_expression is not None:
+            return self.anchor_expression.latent_dim
         return self.config.latent_dim
 
     @property
@@ -310,9 +323,15 @@ class Engine:
                 index: int | None, name: str) -> PreparedSource:
         with torch.inference_mode(), self._autocast():
             encoding = self.model.encode_source(self._to_tensor(crop))
+        motion = _face_motion(encoding.motion, encoding.expression.mu, 0)
+        anchors = None
+        if self.anchor_expression is not None:
+            tracked = self.tracker.detect(crop)  # the mesh in the crop's own pixels
+            anchors = source_anchors(self.anchor_expression, tracked[0] if tracked else None, self.image_size)
+            code = anchors.code if anchors is not None else np.zeros(self.latent_dim, dtype=np.float32)
+            motion = replace(motion, expression=code.astype(np.float32))
         return PreparedSource(image=image, crop=crop, transform=transform, faces=faces, face_index=index,
-                              motion=_face_motion(encoding.motion, encoding.expression.mu, 0), encoding=encoding,
-                              name=name)
+                              motion=motion, encoding=encoding, name=name, anchors=anchors)
 
     # -- rendering --------------------------------------------------------------------------------------
     def render(self, source: PreparedSource, motion: Motion, paste_back: bool = False,
@@ -327,8 +346,8 @@ class Engine:
         return self.render_batch(source, [motion], paste_back=paste_back, keypoint_shifts=shifts)[0]
 
     def render_batch(self, source: PreparedSource, motions: Sequence[Motion], paste_back: bool = False,
-                     batch_size: int = 8, keypoint_shifts: Sequence[np.ndarray | None] | None = None
-                     ) -> list[RenderedFrame]:
+                     batch_size: int = 8, keypoint_shifts: Sequence[np.ndarray | None] | None = None,
+                     anchor_shifts: Sequence[np.ndarray | None] | None = None) -> list[RenderedFrame]:
         """Render many motions (for export), ``batch_size`` at a time through the model; ``keypoint_shifts``:
         one K×2 shift or None per motion; motions as in :meth:`render`."""
         if keypoint_shifts is not None and len(keypoint_shifts) != len(motions):
@@ -351,10 +370,18 @@ class Engine:
         for start in range(0, len(motions), batch_size):
             chunk = model_motions[start:start + batch_size]
             shifts = None if keypoint_shifts is None else keypoint_shifts[start:start + batch_size]
+            moved = None if anchor_shifts is None else anchor_shifts[start:start + batch_size]
             with self._lock, torch.inference_mode():
+                anchors = None
+                if source.anchors is not None:  # the anchors carry the expression; the keypoints keep the source's
+                    latents = [_mixed_latent(source.motion.expression, m) for m in chunk]
+                    chunk = [replace(m, expression=None) for m in chunk]
                 target = self.target_motion(source, chunk, shifts)
+                if source.anchors is not None:
+                    anchors = render_anchors(self.anchor_expression, source.anchors, source.encoding.motion, target,
+                                             latents, moved)
                 with self._autocast():
-                    result = self.model.render(source.encoding, target, all_scales=False)
+                    result = self.model.render(source.encoding, target, all_scales=False, anchors=anchors)
                 crops = self._to_uint8(result.image)
                 keypoints = self._keypoints_to_pixels(result.keypoints)
             for crop, kp in zip(crops, keypoints):
@@ -420,7 +447,31 @@ class Engine:
         array, name = self.load_image(image)
         with self._lock:
             faces = self.tracker.detect(array)
-        return self.read_face_motion(array, faces[_pick_face(faces, face_index, name)]).expression
+        face = faces[_pick_face(faces, face_index, name)]
+        if self.anchor_expression is not None:
+            code = self.face_expression(face)
+            if code is None:
+                raise NoFaceFoundError(f"the face in {name} has no 3D mesh to read its expression from")
+            return code
+        return self.read_face_motion(array, face).expression
+
+    def face_expression(self, face: Face) -> np.ndarray | None:
+        """The anchor expression latent (Z,) of a tracked face in any image (None without a 3D mesh, or for a
+        model without the anchor expression)."""
+        if self.anchor_expression is None:
+            return None
+        with self._lock:
+            code = face_code(self.anchor_expression, face)
+        return None if code is None else code.astype(np.float32)
+
+    def control_expression(self, source: PreparedSource, values: dict[str, float]) -> np.ndarray:
+        """The latent (Z,) that shows ``source`` with named expression controls (name → value, e.g.
+        ``{"mouth_open": 0.8}``) on top of its own expression; ValueError for a model without controls or an
+        unknown name."""
+        if self.expression_controls is None:
+            raise ValueError("this model has no named expression controls (see `mmfa-studio fit-expression`)")
+        return (np.asarray(source.expression, dtype=np.float64)
+                + np.asarray(self.expression_controls.offset(values))).astype(np.float32)
 
     def sample_expression(self, seed: int | None = None) -> np.ndarray:
         """A latent drawn from the VAE prior N(0, I), (Z,); the same seed gives the same latent."""
@@ -452,6 +503,23 @@ class Engine:
             return self.model.expression_vae.decode(zt)[0].float().cpu().numpy()
 
     def expression_reach(self, sigmas: float = 3.0) -> float:
+        if self.anchor_expression is not None:
+            return self._anchor_reach(sigmas)
+        return self._keypoint_reach(sigmas)
+
+    def _anchor_reach(self, sigmas: float) -> float:
+        """Anchor models: the largest anchor movement (pixels of a frontal face in the crop) one latent at ±σ
+        makes against the prior's mean."""
+        from ..face.depth import CROP_FACE_SCALE  # canonical units → normalised units of a framed face
+
+        vae = self.anchor_expression
+        eye = torch.eye(self.latent_dim, device=self._device) * sigmas
+        with self._lock, torch.inference_mode():
+            delta = vae.decode(torch.cat([eye, -eye, torch.zeros(1, self.latent_dim, device=self._device)]))
+        movement = (delta[:-1, :, :2] - delta[-1:, :, :2]).norm(dim=-1)
+        return float(movement.max()) * CROP_FACE_SCALE * self.image_size / 2
+
+    def _keypoint_reach(self, sigmas: float = 3.0) -> float:
         """How far this model's expression latent can move a face: the largest on-screen keypoint movement, in
         pixels of the model's crop (at keypoint scale 1), that setting one latent to ±``sigmas`` prior standard
         deviations makes against the prior's mean. Under a pixel or two, expression edits are invisible."""
@@ -461,6 +529,20 @@ class Engine:
             delta = self.model.expression_vae.decode(z).float()  # (2Z+1)×K×3
         movement = (delta[:-1, :, :2] - delta[-1:, :, :2]).norm(dim=-1)  # x, y: what shows on screen
         return float(movement.max()) * self.image_size / 2  # normalised units span 2 across the crop
+
+
+def _mixed_latent(own: np.ndarray, motion: Motion) -> np.ndarray | None:
+    """The latent a motion shows: z_src + strength·(z − z_src), or None for the source's own expression."""
+    if motion.expression is None:
+        return None
+    z_src = np.asarray(own, dtype=np.float64)
+    return (z_src + motion.expression_strength * (np.asarray(motion.expression, dtype=np.float64) - z_src)
+            ).astype(np.float32)
+
+
+def _controls_from(metadata: dict) -> ExpressionControls | None:
+    data = metadata.get(CONTROLS_KEY)
+    return None if data is None else ExpressionControls.from_json(data)
 
 
 class _GraphStep:

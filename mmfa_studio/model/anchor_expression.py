@@ -56,6 +56,7 @@ class AnchorExpressionVAE(nn.Module):
 
 
 CONTROL_NAMES = ("mouth_open", "smile", "blink", "blink_left", "blink_right", "brows")
+CONTROLS_KEY = "expression_controls"  # where a checkpoint's header keeps them
 
 
 class ExpressionControls:
