@@ -116,7 +116,12 @@ class MMFA(nn.Module):
         if image.shape[-1] != self.cfg.image_size or image.shape[-2] != self.cfg.image_size:
             raise ValueError(f"source must be B×3×{self.cfg.image_size}×{self.cfg.image_size}, got {tuple(image.shape)}")
         motion, expression = self.encode_motion(image)
-        canonical = self.keypoint_detector(image)
+        return self.assemble_source(image, motion, expression, self.keypoint_detector(image))
+
+    def assemble_source(self, image: Tensor, motion: HeadMotion, expression: ExpressionCode,
+                        canonical: Tensor) -> SourceEncoding:
+        """The :class:`SourceEncoding` of a source whose motion, expression and canonical keypoints are already
+        read (training reads them batched with other frames): its own posed keypoints and its appearance."""
         kp, jac = self.pose_keypoints(canonical, TargetMotion.from_encoding(motion, expression))
         return SourceEncoding(
             image=image, appearance=self.appearance_encoder(image), canonical=canonical,

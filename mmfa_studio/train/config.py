@@ -87,11 +87,11 @@ class TrainConfig:
     kl_anneal_steps: int = 2000  # KL weight ramps linearly from 0 to loss.kl over these steps
     kl_free_nats: float = 0.0  # per latent dim, KL below this is not penalised (free bits; 0 = plain KL)
     # δ the training render uses: "sample" decodes z ~ q(z|x) (the VAE as in the paper); "mean" decodes μ, so the
-    # render's δ carries no sampling noise (the KL still shapes μ). It did not revive a collapsed latent (stop 11).
+    # render's δ carries no sampling noise (the KL still shapes μ).
     render_expression: Literal["sample", "mean"] = "sample"
     # loss.scale_anchor keeps the motion encoder's mean scale here. Fine-tuning the encoder around frozen keypoints
-    # and renderer, reconstruction shrank s (0.82 → 0.65 in 900 steps): smaller keypoint layouts move less, which
-    # pays when the motion is uncertain, but pose edits then turn the head less.
+    # and renderer, reconstruction shrinks s: smaller keypoint layouts move less, which pays when the motion is
+    # uncertain, but pose edits then turn the head less.
     scale_anchor_target: float = 0.82
     # The training render's driving head pose: "model" reads angles, scale and translation with the motion
     # encoder (the paper); "tracker" moves the source's own pose by the labels' change between the two frames
@@ -170,7 +170,7 @@ class TrainConfig:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         data = dict(data or {})
         loss = _build(LossWeights, data.pop("loss", {}) or {}, "train.loss")
         augment = _build(Augmentation, data.pop("augment", {}) or {}, "train.augment")

@@ -115,9 +115,8 @@ def track_landmarks(index: PreparedIndex, progress: bool = True) -> int:
                         points[i], depth[i] = face.landmarks[:, :2], face.landmarks_3d[:, 2]
                         pose[i], found[i] = face.pose.as_array(), True
                 bar.update(len(frames))
-            with atomic_path(landmarks_path(index.root, clip.id)) as tmp:
-                with open(tmp, "wb") as fh:
-                    np.savez_compressed(fh, points=points, depth=depth, pose=pose, found=found)
+            with atomic_path(landmarks_path(index.root, clip.id)) as tmp, open(tmp, "wb") as fh:
+                np.savez_compressed(fh, points=points, depth=depth, pose=pose, found=found)
     finally:
         bar.close()
         tracker.close()

@@ -40,7 +40,7 @@ class PerceptualLoss(nn.Module):
         self.description = description or ("VGG16 (shift-tolerant)" if trunk is not None else "none: multi-scale L1")
 
     @classmethod
-    def build(cls, backbone: str, weights: str | Path | None, stages: Sequence[int], scales: Sequence[float]) -> "PerceptualLoss":
+    def build(cls, backbone: str, weights: str | Path | None, stages: Sequence[int], scales: Sequence[float]) -> PerceptualLoss:
         if backbone == "none":
             return cls(None, scales, "none (multi-scale pixel L1; no pretrained network)")
         path = find_vgg_weights(weights)
@@ -133,7 +133,7 @@ class RandomWarp:
 
     @classmethod
     def random(cls, batch: int, affine_std: float, tps_std: float, tps_points: int,
-               generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> "RandomWarp":
+               generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> RandomWarp:
         noise = torch.randn(batch, 2, 3, generator=generator) * affine_std
         theta = noise + torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
         axis = torch.linspace(-1, 1, tps_points)
@@ -204,8 +204,8 @@ def keypoint_prior_loss(keypoints: Tensor, min_distance: float = 0.1, depth_targ
 
     keypoints: B×K×3 (posed). Pushes the keypoints apart in the image plane and fixes their mean depth
     (face-vid2vid). The separation ignores z on purpose: measured in 3D, the cheapest way to separate
-    keypoints is to push their depths to ±1, where the tanh saturates and the depth stops learning (the first
-    bundled model ended with every canonical z at exactly ±1, which tore the face under yaw and pitch).
+    keypoints is to push their depths to ±1, where the tanh saturates and the depth stops learning (and the face
+    tears under yaw and pitch).
     ``depth_target=None`` drops the depth term (template depth: the face template fixes the depth already).
     """
     kp = keypoints.float()
@@ -257,7 +257,7 @@ def kl_loss(mu: Tensor, logvar: Tensor, free_nats: float = 0.0) -> Tensor:
 
     ``free_nats`` > 0: each latent dimension's batch-mean KL counts as at least that much ("free bits",
     Kingma et al. 2016), so the KL no longer pushes dimensions that carry less than that toward the prior.
-    Without it the expression latent collapsed early in training (KL ≈ 0.003 nats in all, δ ≈ constant).
+    Without it the expression latent can collapse early in training (the KL near zero, δ about constant).
     """
     mu, logvar = mu.float(), logvar.float()
     if free_nats <= 0:

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from ..atomic import atomic_path
-from .trainer import CHECKPOINT_FORMAT, CHECKPOINT_NAME, EMA_NAME, WEIGHTS_FORMAT
+from .run_state import CHECKPOINT_FORMAT, CHECKPOINT_NAME, EMA_NAME, WEIGHTS_FORMAT
 
 
 def split_file(path: Path, out_dir: Path, part_bytes: int) -> list[Path]:

@@ -1,14 +1,9 @@
 """Supervised warm-up of the motion encoder's head pose on the pseudo-labels written by ``prepare``.
 
-Trained only jointly with the generator, the pose head of the stop-9 bundled model learned next to nothing: on the
-validation clips its yaw, pitch and roll stayed within ~0.3° across frames whose tracked pose moved 2–9°, so
-reconstruction and webcam reenactment hardly moved the head. Fitting the encoder alone to the labels costs a small
-fraction of a joint step (one 128-px network, no generator, no VGG).
-
-Measured (stop 10, off in the bundled recipe): 1,500 steps × 32 pairs on the 67 training clips brought the training
-error from 2.97° to 1.19°, but on the 8 held-out people the frame-to-frame pose error rose from 2.5° to 3.2° (the
-tracked motion is 2.5°): about 55 identities with ~1.4° of pose change inside a clip teach the encoder who is in the
-picture, not how the head turns. It needs more varied data (VoxCeleb-scale) to pay off.
+Trained only jointly with the generator, the pose head can learn next to nothing of the head's turn (its
+readings barely move across frames whose tracked pose does); fitting the encoder alone to the labels first
+costs a small fraction of a joint step (one detector-size network, no generator, no VGG). Off in the bundled
+recipes: with few identities it learns who is in the picture rather than how the head turns (models/MODEL_CARD.md).
 """
 
 from __future__ import annotations

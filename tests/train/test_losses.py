@@ -98,7 +98,7 @@ def test_identity_warp_leaves_points_and_images_unchanged():
 
 def centroid_keypoints(images: torch.Tensor) -> torch.Tensor:
     """A toy detector that is exactly equivariant: keypoint c = intensity centroid of channel c."""
-    b, c, h, w = images.shape
+    _, _, h, w = images.shape
     ys = ((torch.arange(h) + 0.5) / h * 2 - 1).view(1, 1, h, 1)
     xs = ((torch.arange(w) + 0.5) / w * 2 - 1).view(1, 1, 1, w)
     mass = images.sum(dim=(2, 3))

@@ -17,7 +17,8 @@ import torch
 from mmfa_studio.checkpoint import load_model
 from mmfa_studio.train.config import load_train_config
 from mmfa_studio.train.dataset import ArrayStore
-from mmfa_studio.train.trainer import CHECKPOINT_NAME, EMA_NAME, RunOptions, Trainer, set_resolution
+from mmfa_studio.train.run_state import CHECKPOINT_NAME, EMA_NAME, set_resolution
+from mmfa_studio.train.trainer import RunOptions, Trainer
 
 from .conftest import blob_video
 
@@ -110,7 +111,7 @@ def test_scale_anchor_moves_the_motion_encoders_scale_towards_its_target(blob_st
 def test_checkpoint_exports_the_ema_generator_and_refuses_to_overwrite(blob_store, tmp_path):
     run_steps(tmp_path, blob_store, 2)
     assert (tmp_path / CHECKPOINT_NAME).is_file()
-    model, info = load_model(tmp_path / EMA_NAME)
+    _, info = load_model(tmp_path / EMA_NAME)
     assert info.config == load_train_config("tiny")[0] and info.metadata["step"] == 2
     assert "VGG16" in info.metadata["perceptual"]
     assert not any(p.name.endswith(".part.pt") for p in tmp_path.iterdir())  # atomic writes leave nothing behind
@@ -173,8 +174,8 @@ def _ddp_worker(rank: int, world: int, port: int, run_dir: str, videos: dict) ->
     model, cfg = tiny(batch_size=2)
     trainer = Trainer(model, cfg, ArrayStore(videos), options(Path(run_dir), max_steps=2))
     logged: list[dict[str, float]] = []
-    log_scalars = trainer._log_scalars
-    trainer._log_scalars = lambda means, *a: (logged.append(means), log_scalars(means, *a))
+    write = trainer.logbook.write
+    trainer.logbook.write = lambda step, means, *a: (logged.append(means), write(step, means, *a))
     trainer.run()
     torch.save(logged, Path(run_dir) / f"logged_rank{rank}.pt")
     params = torch.cat([p.detach().flatten() for p in trainer.mmfa.parameters()])
@@ -197,7 +198,7 @@ def test_two_process_ddp_on_gloo(tmp_path):
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")  # see conftest.one_torch_thread
-    return subprocess.run([sys.executable, "-m", "mmfa_studio", "train", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "mmfa_studio", "train", *args], cwd=cwd, env=env, check=False,
                           capture_output=True, text=True, timeout=300)
 
 
@@ -248,7 +249,7 @@ def test_pack_splits_results_and_init_from_continues(blob_store, tmp_path):
 def test_resumed_adam_moments_take_their_parameters_layout():
     """Fused CUDA Adam needs params and moments with the same dtype, device and strides (an H100 resume
     failed that check); align_optimizer_state rebuilds loaded moments like their parameters."""
-    from mmfa_studio.train.trainer import align_optimizer_state
+    from mmfa_studio.train.run_state import align_optimizer_state
 
     conv = torch.nn.Conv2d(3, 4, 3).to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(conv.parameters(), lr=1e-3)
@@ -267,7 +268,7 @@ def test_resumed_adam_moments_take_their_parameters_layout():
 def test_an_fp16_resume_of_a_bf16_run_starts_a_fresh_grad_scaler():
     """A bf16/fp32 run saves a disabled GradScaler as {}; resuming it in fp16 (e.g. --amp auto on a GPU without
     bf16) must not fail in GradScaler.load_state_dict, and a real scaler state still carries over."""
-    from mmfa_studio.train.trainer import load_scaler_state
+    from mmfa_studio.train.run_state import load_scaler_state
 
     saved_disabled = torch.amp.GradScaler("cpu", enabled=False).state_dict()
     fresh = torch.amp.GradScaler("cpu", enabled=True, init_scale=1024.0)
@@ -325,7 +326,7 @@ def test_init_from_a_model_without_the_spline_adds_it(blob_store, tmp_path):
     """The stop-9 bundled model continues under tps_motion: its dense-motion weights keep their places."""
     from mmfa_studio.checkpoint import read_info, save_model
     from mmfa_studio.model import MMFA
-    from mmfa_studio.train.trainer import TPS_INIT_LOGIT
+    from mmfa_studio.train.surgery import TPS_INIT_LOGIT
 
     plain_cfg, cfg = tiny()
     tps_cfg = dataclasses.replace(plain_cfg, tps_motion=True)
@@ -347,7 +348,7 @@ def test_init_from_a_model_without_the_spline_adds_it(blob_store, tmp_path):
 def _train_until_first_step(tmp_path: Path, prepared_blobs: Path, out: Path):
     import time
 
-    log = open(tmp_path / "log.txt", "w")
+    log = open(tmp_path / "log.txt", "w")  # noqa: SIM115 - the caller closes it after the process ends
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     proc = subprocess.Popen([sys.executable, "-m", "mmfa_studio", "train", "--config", "tiny", "--data", str(prepared_blobs),
                              "--out", str(out), "--device", "cpu", "--num-workers", "1", "--minutes", "5",
@@ -388,7 +389,7 @@ def test_template_flow_targets_turn_the_face_the_model_way():
     from mmfa_studio.model import MMFA
     from mmfa_studio.model.mmfa import TargetMotion
     from mmfa_studio.model.motion_encoder import HeadMotion
-    from mmfa_studio.train.trainer import GeneratorStep
+    from mmfa_studio.train.step import GeneratorStep
 
     model_cfg, _ = tiny()
     step = GeneratorStep(MMFA(model_cfg), pose_edits=(30.0, 20.0), face_template=True)
@@ -407,7 +408,7 @@ def test_keypoint_flow_trains_the_dense_motion_only():
     """Gradients into the keypoints let them chase their own targets (δ ran away in a CPU run)."""
     from mmfa_studio.model import MMFA
     from mmfa_studio.train import losses as L
-    from mmfa_studio.train.trainer import GeneratorStep
+    from mmfa_studio.train.step import GeneratorStep
 
     model_cfg, _ = tiny()
     torch.manual_seed(0)
@@ -415,8 +416,8 @@ def test_keypoint_flow_trains_the_dense_motion_only():
     step = GeneratorStep(model, pose_edits=(30.0, 20.0), face_template=True)
     x = torch.rand(2, 3, model_cfg.image_size, model_cfg.image_size)
     out = step(x, x, x, x)
-    assert len(out["flows"]) == 2
-    sum(L.keypoint_flow_loss(*f) for f in out["flows"]).backward()
+    assert len(out.flow_targets) == 2
+    sum(L.keypoint_flow_loss(*f) for f in out.flow_targets).backward()
     trained = {n.split(".")[0] for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
     assert trained == {"dense_motion"}
 
@@ -425,7 +426,7 @@ def test_render_expression_mean_renders_the_latent_mean_without_sampling_noise()
     """render_expression='mean' decodes μ for the training render: the same inputs give the same δ and image."""
     from mmfa_studio.model import MMFA
     from mmfa_studio.train.config import TrainConfig
-    from mmfa_studio.train.trainer import GeneratorStep
+    from mmfa_studio.train.step import GeneratorStep
 
     model_cfg, _ = tiny()
     torch.manual_seed(0)
@@ -433,10 +434,10 @@ def test_render_expression_mean_renders_the_latent_mean_without_sampling_noise()
     x = torch.rand(2, 3, model_cfg.image_size, model_cfg.image_size)
     mean_step = GeneratorStep(model, render_expression="mean")
     first, second = mean_step(x, x, x, x), mean_step(x, x, x, x)
-    assert torch.equal(first["render_delta"], second["render_delta"])
-    assert torch.allclose(first["render_delta"], first["delta_mu"][6:8])  # the augmented frame's μ, decoded
+    assert torch.equal(first.render_delta, second.render_delta)
+    assert torch.allclose(first.render_delta, first.views.mean_delta[6:8])  # the augmented frame's μ, decoded
     sampled = GeneratorStep(model)(x, x, x, x)
-    assert not torch.allclose(sampled["render_delta"], first["render_delta"])
+    assert not torch.allclose(sampled.render_delta, first.render_delta)
     with pytest.raises(ValueError, match="render_expression"):
         TrainConfig(render_expression="mode")
 
@@ -447,7 +448,7 @@ def test_tracked_change_replaces_the_read_driving_pose_where_labelled(blob_store
     from mmfa_studio.model import MMFA
     from mmfa_studio.model.mmfa import TargetMotion
     from mmfa_studio.train.config import TrainConfig
-    from mmfa_studio.train.trainer import GeneratorStep, TrackedChange
+    from mmfa_studio.train.step import GeneratorStep, TrackedChange
 
     model_cfg, _ = tiny()
     torch.manual_seed(0)
@@ -459,14 +460,14 @@ def test_tracked_change_replaces_the_read_driving_pose_where_labelled(blob_store
                             shift=torch.tensor([[0.1, -0.05]] * 2), has_placement=yes_no)
     read = step(source, driving, driving, driving)
     moved = step(source, driving, driving, driving, tracked)
-    assert torch.allclose(moved["driving_keypoints"][1], read["driving_keypoints"][1])
+    assert torch.allclose(moved.render.keypoints[1], read.render.keypoints[1])
     # pair 0: the source's canonical keypoints in its own pose moved by the labels, with the driving frame's δ
     src, _ = model.encode_motion(source)
     expected = TargetMotion(src.yaw + 15, src.pitch - 5, src.roll + 3,
-                            src.translation + torch.tensor([0.1, -0.05, 0.0]), src.scale * 1.2, moved["render_delta"])
-    kp, _ = model.pose_keypoints(moved["canonical_source"], expected)
-    assert torch.allclose(moved["driving_keypoints"][0], kp[0], atol=1e-5)
-    assert not torch.allclose(moved["driving_keypoints"][0], read["driving_keypoints"][0], atol=1e-3)
+                            src.translation + torch.tensor([0.1, -0.05, 0.0]), src.scale * 1.2, moved.render_delta)
+    kp, _ = model.pose_keypoints(moved.source.canonical, expected)
+    assert torch.allclose(moved.render.keypoints[0], kp[0], atol=1e-5)
+    assert not torch.allclose(moved.render.keypoints[0], read.render.keypoints[0], atol=1e-3)
     with pytest.raises(ValueError, match="driving_motion"):
         TrainConfig(driving_motion="webcam")
     model, cfg = tiny(driving_motion="tracker")
@@ -479,7 +480,7 @@ def test_landmark_expression_moves_the_render_keypoints_by_the_landmarks_movemen
     from mmfa_studio.model import MMFA
     from mmfa_studio.model.landmark_motion import landmark_weights
     from mmfa_studio.train.config import TrainConfig
-    from mmfa_studio.train.trainer import GeneratorStep, TrackedChange
+    from mmfa_studio.train.step import GeneratorStep, TrackedChange
 
     model_cfg, _ = tiny()
     torch.manual_seed(0)
@@ -487,22 +488,22 @@ def test_landmark_expression_moves_the_render_keypoints_by_the_landmarks_movemen
     step = GeneratorStep(model, render_expression="mean")
     source, driving = (torch.rand(2, 3, model_cfg.image_size, model_cfg.image_size) for _ in range(2))
     yes_no = torch.tensor([True, False])
-    labels = dict(turn=torch.tensor([[10.0, 0.0, 0.0]] * 2), has_turn=torch.ones(2, dtype=torch.bool),
-                  zoom=torch.ones(2), shift=torch.zeros(2, 2), has_placement=torch.ones(2, dtype=torch.bool))
+    labels = {"turn": torch.tensor([[10.0, 0.0, 0.0]] * 2), "has_turn": torch.ones(2, dtype=torch.bool),
+              "zoom": torch.ones(2), "shift": torch.zeros(2, 2), "has_placement": torch.ones(2, dtype=torch.bool)}
     landmarks = torch.rand(2, 478, 2) * 1.6 - 0.8
     movement = torch.zeros(2, 478, 2)
     movement[:, :, 1] = 0.05  # every landmark moves down
     plain = step(source, driving, driving, driving, TrackedChange(**labels))
     moved = step(source, driving, driving, driving, TrackedChange(**labels, landmarks=landmarks,
                                                                   landmark_motion=movement, has_landmarks=yes_no))
-    weights = landmark_weights(moved["source_keypoints"][..., :2], landmarks, crop_width=2.0)
+    weights = landmark_weights(moved.source.keypoints[..., :2], landmarks, crop_width=2.0)
     expected = weights @ movement
-    offset = moved["driving_keypoints"] - plain["driving_keypoints"]
+    offset = moved.render.keypoints - plain.render.keypoints
     assert torch.allclose(offset[0, :, :2], expected[0], atol=1e-5) and expected[0].abs().max() > 1e-3
     assert offset[0, :, 2].abs().max() < 1e-5  # in the image plane only
     assert torch.allclose(offset[1], torch.zeros_like(offset[1]), atol=1e-6)  # no landmarks, no shift
     # the keypoint prior sees the model's own keypoints, not the shifted ones
-    assert torch.allclose(moved["own_driving_keypoints"], plain["driving_keypoints"], atol=1e-6)
+    assert torch.allclose(moved.own_driving_keypoints, plain.render.keypoints, atol=1e-6)
     with pytest.raises(ValueError, match="driving_motion"):
         TrainConfig(landmark_expression=True)
     model, cfg = tiny(driving_motion="tracker", landmark_expression=True)
