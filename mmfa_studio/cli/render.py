@@ -142,6 +142,39 @@ def resolve_expression(engine, spec: str, what: str, photos: bool = True) -> np.
     return z
 
 
+def parse_controls(specs: list[str]) -> dict[str, float]:
+    """``["mouth_open=0.8", …]`` → {name: value}; a malformed or non-finite one is a UserError."""
+    values: dict[str, float] = {}
+    for spec in specs:
+        name, sep, text = spec.partition("=")
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not sep or not name or not np.isfinite(value):
+            raise UserError(f"--control {spec!r}: write NAME=VALUE with a finite number, e.g. mouth_open=0.8")
+        values[name.strip()] = value
+    return values
+
+
+def apply_controls(engine, source, z: np.ndarray | None, strength: float, specs: list[str]) -> np.ndarray:
+    """The latent with the named controls of ``specs`` added to the (strength-mixed) expression ``z`` (None:
+    the source's own)."""
+    values = parse_controls(specs)
+    controls = engine.expression_controls
+    if controls is None:
+        raise UserError("this model has no named expression controls (a checkpoint made by `mmfa-studio fit-expression` has)")
+    for name, value in values.items():
+        if name not in controls.directions:
+            raise UserError(f"unknown --control {name!r}; this model has: {', '.join(controls.directions)}")
+        low, high = controls.range(name)
+        if not low - 1.0 <= value <= high + 1.0:
+            raise UserError(f"--control {name}={value:g} is out of range [{low - 1:g}, {high + 1:g}]")
+    own = np.asarray(source.expression, dtype=np.float64)
+    base = own if z is None else own + strength * (np.asarray(z, dtype=np.float64) - own)
+    return (base + np.asarray(controls.offset(values))).astype(np.float32)
+
+
 def _looks_numeric(text: str) -> bool:
     return all(c in "0123456789+-.,;eE " for c in text) and any(c.isdigit() for c in text)
 
@@ -214,6 +247,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     which.add_argument("--expression-prior", type=int, metavar="SEED", help="a random expression from the prior (seeded)")
     expr.add_argument("--expression-strength", type=float, default=1.0, metavar="S",
                       help="0 = the source's expression, 1 = the given one, >1 exaggerates (default 1)")
+    expr.add_argument("--control", action="append", default=[], metavar="NAME=VALUE",
+                      help="a named expression control on top of the expression, e.g. mouth_open=0.8 or "
+                           "blink_left=1 (repeatable; `mmfa-studio controls` lists them)")
     parser.add_argument("--paste-back", action="store_true", help="paste the rendered face back into the full photo")
     add_engine_options(parser)
     parser.set_defaults(func=run)
@@ -235,7 +271,9 @@ def run(args: argparse.Namespace) -> int:
             z = resolve_expression(engine, args.expression_from, "--expression-from")
         elif args.expression_prior is not None:
             z = engine.sample_expression(args.expression_prior)
-        motion = parse_motion(args, z, args.expression_strength)
+        if args.control:
+            z = apply_controls(engine, source, z, args.expression_strength, args.control)
+        motion = parse_motion(args, z, 1.0 if args.control else args.expression_strength)
         start = time.perf_counter()
         with user_errors():
             frame = engine.render(source, motion, paste_back=args.paste_back)

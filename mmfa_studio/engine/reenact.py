@@ -291,6 +291,11 @@ class Reenactor:
             box = self._crop_smoother(box, t)  # a steady crop keeps the model's reading steady
         crop, _ = crop_at(frame, box, self.engine.image_size)
         motion = self.engine.read_crop_motion(crop)
+        if self.engine.anchor_expression is not None:  # the expression is the tracked mesh's, through the anchor VAE
+            code = self.engine.face_expression(face)
+            if code is None:  # no mesh this frame: no change of expression
+                code = (self._reference.motion if self._reference is not None else self.source.motion).expression
+            motion = replace(motion, expression=code)
         return _Reading(motion=motion, centre=np.asarray(box[:2], dtype=np.float64), size=float(box[2]), face=face)
 
     def process(self, frame_rgb: np.ndarray, timestamp: float | None = None) -> ReenactResult:
