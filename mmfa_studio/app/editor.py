@@ -71,6 +71,7 @@ class EditorPanel(QWidget):
 
     valueEdited = Signal(str, float)  # motion field name, value
     expressionEdited = Signal(int, float)  # latent index, value
+    controlsEdited = Signal(object)  # {control name: value}: the named controls, on the source's own expression
     expressionFromPhotoRequested = Signal()
     randomExpressionRequested = Signal()
     neutralExpressionRequested = Signal()
@@ -122,6 +123,17 @@ class EditorPanel(QWidget):
         strength.edited.connect(lambda v: self.valueEdited.emit(STRENGTH.name, v))
         self.sliders[STRENGTH.name] = strength
         expr_layout.addWidget(strength)
+        self.controls_box = QGroupBox("Named controls")
+        self.controls_box.setToolTip("Each moves one part of the face from the source's own expression: 1 is the "
+                                     "strongest the model saw in training, 0 none.")
+        self.controls_layout = QVBoxLayout(self.controls_box)
+        self.control_sliders: dict[str, ParamSlider] = {}
+        self.controls_box.hide()
+        expr_layout.addWidget(self.controls_box)
+        self.latent_toggle = QPushButton("Latent sliders ▸")
+        self.latent_toggle.setCheckable(True)
+        self.latent_toggle.setToolTip("Show every dimension of the expression latent")
+        expr_layout.addWidget(self.latent_toggle)
         self.latent_container = QWidget()
         self.latent_layout = QVBoxLayout(self.latent_container)
         self.latent_layout.setContentsMargins(0, 0, 0, 0)
@@ -130,6 +142,8 @@ class EditorPanel(QWidget):
         scroll.setWidget(self.latent_container)
         scroll.setMinimumHeight(160)
         expr_layout.addWidget(scroll, 1)
+        self._latent_scroll = scroll
+        self.latent_toggle.toggled.connect(self._show_latents)
         outer.addWidget(expr_box, 1)
         self.latent_sliders: list[ParamSlider] = []
         self.setEnabled(False)
@@ -156,6 +170,36 @@ class EditorPanel(QWidget):
             self.expression_note.setToolTip("Its expression latent did not learn to carry expressions (for the "
                                             "bundled model, models/MODEL_CARD.md says why).")
         self.expression_note.setVisible(weak)
+
+    def _show_latents(self, shown: bool) -> None:
+        self._latent_scroll.setVisible(shown)
+        self.latent_toggle.setText("Latent sliders ▾" if shown else "Latent sliders ▸")
+
+    def set_controls(self, controls: Sequence[tuple[str, float, float]]) -> None:
+        """One slider per named control (name, minimum, maximum); with none, the latent sliders show unfolded."""
+        for row in self.control_sliders.values():
+            row.setParent(None)
+            row.deleteLater()
+        self.control_sliders = {}
+        for name, low, high in controls:
+            spec = ParamSpec(f"control_{name}", name.replace("_", " "), "", low, high, 0.0, 2,
+                             f"{name}: 0 = the source's own, 1 = the strongest in the training data")
+            row = ParamSlider(spec)
+            row.edited.connect(lambda _v: self.controlsEdited.emit(self.control_values()))
+            self.controls_layout.addWidget(row)
+            self.control_sliders[name] = row
+        self.controls_box.setVisible(bool(controls))
+        self.latent_toggle.setVisible(bool(controls))
+        self.latent_toggle.setChecked(not controls)
+        self._show_latents(not controls)
+
+    def control_values(self) -> dict[str, float]:
+        return {name: row.value() for name, row in self.control_sliders.items()}
+
+    def reset_controls(self) -> None:
+        """Back to 0 without emitting (the expression was set some other way)."""
+        for row in self.control_sliders.values():
+            row.set_value_silently(0.0)
 
     def set_latent_dim(self, dim: int) -> None:
         """Build one slider per expression latent dimension (called when a model is loaded)."""

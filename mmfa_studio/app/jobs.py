@@ -17,6 +17,7 @@ from .messages import (
     ExportProgress,
     ExpressionResult,
     FrameResult,
+    NamedControl,
     PhotoPreview,
     SourceInfo,
 )
@@ -56,7 +57,16 @@ class LoadModel:
             pose_reach={axis: reach for axis in ("yaw", "pitch", "roll")
                         if (reach := engine.pose_calibration.reach(axis)) is not None},
             expression_reach=expression_reach,
+            controls=_named_controls(engine),
         )
+
+
+def _named_controls(engine) -> tuple[NamedControl, ...]:
+    controls = engine.expression_controls
+    if controls is None:
+        return ()
+    return tuple(NamedControl(name, tuple(direction), *controls.range(name))
+                 for name, direction in controls.directions.items())
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,16 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class NamedControl:
+    """A named expression control of the loaded model: a step in its expression latent per unit of the slider."""
+
+    name: str
+    direction: tuple[float, ...]  # Δz at value 1
+    minimum: float
+    maximum: float
+
+
+@dataclass(frozen=True)
 class EngineInfo:
     """The loaded model, as the status bar and the editor show it."""
 
@@ -27,6 +37,7 @@ class EngineInfo:
     image_size: int
     pose_reach: dict[str, tuple[float, float]] = field(default_factory=dict)  # axis → farthest turns (°), if known
     expression_reach: float | None = None  # px the expression sliders can move a keypoint (Engine.expression_reach)
+    controls: tuple[NamedControl, ...] = ()  # the model's named expression controls (none for most models)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -173,3 +174,32 @@ def test_expression_panel_warns_when_the_latent_barely_moves_the_face(window):
     assert note.isHidden()
     window.editor.set_expression_reach(None)
     assert note.isHidden()
+
+
+def test_named_controls_edit_the_source_expression(window, qtbot, tmp_path, tiny_config):
+    import torch
+
+    from mmfa_studio.checkpoint import save_model
+    from mmfa_studio.model import MMFA
+    from mmfa_studio.model.anchor_expression import CONTROLS_KEY, ExpressionControls
+
+    assert window.editor.controls_box.isHidden()  # the tiny model has none
+    torch.manual_seed(0)
+    path = tmp_path / "controls.safetensors"
+    controls = ExpressionControls({"mouth_open": [1.0, 0.0, 0.0, 0.0], "brows": [0.0, 0.5, 0.0, 0.0]},
+                                  {"brows": (-1.0, 1.0)})
+    config = replace(tiny_config, anchor_latent_dim=4, anchor_hidden=16)
+    save_model(path, MMFA(config), {CONTROLS_KEY: controls.to_json()})
+    window.load_model(str(path))
+    qtbot.waitUntil(lambda: window.engine_info.controls != () and window.source_info is not None, timeout=60_000)
+    wait_idle(qtbot, window)
+    editor, state = window.editor, window.state
+    assert not editor.controls_box.isHidden() and set(editor.control_sliders) == {"mouth_open", "brows"}
+    assert editor._latent_scroll.isHidden()  # the raw latents fold away behind the named controls
+    own = np.asarray(state.source_expression)
+    editor.control_sliders["mouth_open"].slider.setValue(0.5)
+    editor.control_sliders["brows"].slider.setValue(-1.0)
+    assert np.allclose(state.motion.expression, own + [0.5, -0.5, 0.0, 0.0], atol=1e-6)
+    editor.source_button.click()
+    assert state.motion.expression is None and editor.control_sliders["mouth_open"].value() == 0.0
+    wait_idle(qtbot, window)

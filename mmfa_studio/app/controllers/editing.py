@@ -43,6 +43,7 @@ class EditController(QObject):
         self.live = False  # the webcam drives the picture: edits do not render meanwhile
         self._render_seq = 0
         self._editor: EditorPanel | None = None
+        self._controls: dict[str, tuple[float, ...]] = {}  # named control → its latent step (the loaded model's)
         self.state.changed.connect(self.request_render)
 
     def bind_editor(self, editor: EditorPanel) -> None:
@@ -50,6 +51,7 @@ class EditController(QObject):
         self._editor = editor
         editor.valueEdited.connect(self.edit_value)
         editor.expressionEdited.connect(self.edit_expression)
+        editor.controlsEdited.connect(self.edit_controls)
         editor.expressionFromPhotoRequested.connect(self.expression_from_photo_dialog)
         editor.randomExpressionRequested.connect(lambda: self.random_expression())  # no seed
         editor.neutralExpressionRequested.connect(self.neutral_expression)
@@ -106,6 +108,8 @@ class EditController(QObject):
             self._editor.set_latent_dim(info.latent_dim)
             self._editor.set_pose_reach(info.pose_reach)
             self._editor.set_expression_reach(info.expression_reach)
+            self._editor.set_controls([(c.name, c.minimum, c.maximum) for c in info.controls])
+        self._controls = {c.name: c.direction for c in info.controls}
         motion = self.state.motion if self.state.motion is not None else Motion()
         if motion.expression is not None and len(motion.expression) != info.latent_dim:
             motion = replace(motion, expression=None)
@@ -142,6 +146,21 @@ class EditController(QObject):
             return
         self.push_motion(self.state.with_expression_value(index, value), f"Change expression z{index + 1}", f"expr{index}")
 
+    def edit_controls(self, values: dict[str, float]) -> None:
+        """Named controls, on top of the source's own expression: z = z_src + Σ value · direction."""
+        own = self.state.source_expression
+        if not self.state.ready or own is None:
+            return
+        z = list(own)
+        for name, value in values.items():
+            for i, step in enumerate(self._controls.get(name, ())):
+                z[i] += value * step
+        self.push_motion(self.state.with_expression(z), "Change the named controls", "controls")
+
+    def _reset_controls(self) -> None:
+        if self._editor is not None:
+            self._editor.reset_controls()
+
     def reset_pose(self) -> None:
         if self.state.ready:
             defaults = {p.name: p.default for p in POSE_PARAMS}
@@ -154,10 +173,12 @@ class EditController(QObject):
     def neutral_expression(self) -> None:
         info = self.document.engine_info
         if info is not None and self.state.ready:
+            self._reset_controls()
             self.push_motion(self.state.with_expression([0.0] * info.latent_dim), "Neutral expression")
 
     def source_expression(self) -> None:
         if self.state.ready:
+            self._reset_controls()
             self.push_motion(self.state.with_expression(None), "Source's expression")
 
     def expression_from_photo_dialog(self) -> None:
@@ -175,6 +196,7 @@ class EditController(QObject):
     def _on_expression(self, result: ExpressionResult) -> None:
         self.feedback.idle(f"Expression from {result.origin}")
         if self.state.ready:
+            self._reset_controls()
             self.push_motion(self.state.with_expression(result.latent.ravel()), f"Expression from {result.origin}")
 
     # ---------------------------------------------------------------- keyframes
