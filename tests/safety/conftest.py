@@ -42,6 +42,14 @@ def write_safetensors(path: Path, header: dict, data: bytes = b"") -> Path:
     return path
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _warm_cli():
+    """Import the commands once, so that the times measured are the checks', not the first import of torch."""
+    from mmfa_studio.cli import build_parser
+
+    build_parser()
+
+
 @pytest.fixture
 def garbage_checkpoint(tmp_path) -> Path:
     """A checkpoint that is refused at once: commands get as far as loading the model, and no further."""
