@@ -75,7 +75,9 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         raise FileNotFoundError(f"folder {parent} does not exist")
     _remove_stale_parts(target)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".part{target.suffix}", dir=parent)
-    _lock(fd)  # held until the end: tells _remove_stale_parts of other processes that this file is alive
+    if not _lock(fd):  # held until the end: tells _remove_stale_parts of other processes that this file is alive
+        os.close(fd)  # no locks (Windows): an open handle would only block the rename there
+        fd = -1
     tmp = Path(tmp_name)
     try:
         yield tmp
@@ -87,7 +89,8 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
 
 
 def _lock(fd: int) -> bool:

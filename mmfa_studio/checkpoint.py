@@ -143,8 +143,8 @@ def _check_declared_tensors(path: Path, header: dict[str, Any], header_size: int
         entry, (shape, dtype) = declared[name], expected[name]
         if not isinstance(entry, dict):
             raise CheckpointError(f"{path} is corrupt: the entry of tensor {name} is not an object")
-        offsets = entry.get("data_offsets")
-        if entry.get("shape") != list(shape) or _DTYPES.get(entry.get("dtype")) != dtype:  # type: ignore[arg-type]
+        offsets, dtype_name = entry.get("data_offsets"), entry.get("dtype")
+        if entry.get("shape") != list(shape) or not isinstance(dtype_name, str) or _DTYPES.get(dtype_name) != dtype:
             wrong.append(f"{name}: file {_short(entry.get('shape'))} {_short(entry.get('dtype'))}, model "
                          f"{list(shape)} {str(dtype).removeprefix('torch.')}")
             continue
