@@ -63,12 +63,12 @@ def load_animation(path: str, fps: float | None, latent_dim: int | None = None):
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmfa_studio.engine import VideoExporter
-
     output = check_output(args.output, VIDEO_OUTPUTS)
     check_input_file(args.source, "source photo")
     check_input_file(args.keyframes, "keyframe file")
-    animation = load_animation(args.keyframes, args.fps)
+    animation = load_animation(args.keyframes, args.fps)  # before torch is imported: a bad file is refused at once
+    from mmfa_studio.engine import VideoExporter
+
     engine = open_engine(args)
     try:
         try:

@@ -37,7 +37,7 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_pose_options(parser: argparse.ArgumentParser) -> None:
-    from mmfa_studio.engine import MOTION_RANGES
+    from mmfa_studio.motion import MOTION_RANGES  # torch-free: parsing (and refusing) argv needs no torch
 
     group = parser.add_argument_group("motion (relative to the source's own pose unless --absolute)")
     for name, unit in (("yaw", "degrees, + turns the face to the image right"), ("pitch", "degrees, + tilts it up"),
@@ -126,7 +126,7 @@ def resolve_expression(engine, spec: str, what: str, photos: bool = True) -> np.
         _, _, seed = text.partition(":")
         if not seed:
             return engine.sample_expression(None)
-        if not (seed.strip().isdigit() and int(seed) <= MAX_SEED):
+        if not (seed.strip().isascii() and seed.strip().isdigit() and int(seed) <= MAX_SEED):
             raise UserError(f"{what}: 'prior:SEED' needs an integer seed in [0, {MAX_SEED}], not {seed[:24]!r}")
         return engine.sample_expression(int(seed))
     path = Path(text)
