@@ -3,8 +3,8 @@ traceback, nothing left behind)."""
 
 from __future__ import annotations
 
-import struct
 import json
+import struct
 from pathlib import Path
 
 import pytest
@@ -32,7 +32,7 @@ def refusal(err: str) -> str:
 
 def leftovers(folder: Path, before: set[str]) -> list[str]:
     """Files that appeared in ``folder`` (temporary .part files included)."""
-    return sorted(set(p.name for p in folder.iterdir()) - before)
+    return sorted({p.name for p in folder.iterdir()} - before)
 
 
 def write_safetensors(path: Path, header: dict, data: bytes = b"") -> Path:

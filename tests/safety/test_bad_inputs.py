@@ -23,7 +23,7 @@ def timed(capsys, *argv) -> tuple[int, str, float]:
 def test_animate_caps_a_duration_taken_from_the_last_keyframe(capsys, tmp_path, sample_portrait, last_time,
                                                               garbage_checkpoint):
     keys = tmp_path / "keys.json"
-    keys.write_text('{"keyframes": [{"time": 0, "motion": {}}, {"time": %s, "motion": {}}]}' % last_time)
+    keys.write_text(f'{{"keyframes": [{{"time": 0, "motion": {{}}}}, {{"time": {last_time}, "motion": {{}}}}]}}')
     code, err, seconds = timed(capsys, "animate", sample_portrait, keys, "-o", tmp_path / "o.mp4",
                                "--checkpoint", garbage_checkpoint)
     assert code == 2 and "is out of range [0, 3600] seconds" in refusal(err) and seconds < 5
@@ -139,7 +139,12 @@ def test_duplicate_keyframe_times_are_refused_by_animate_too(capsys, tmp_path, s
 
 
 def test_a_good_project_round_trips(tmp_path):
-    from mmfa_studio.app.project import Project, ProjectSettings, load_project, save_project
+    from mmfa_studio.app.project import (
+        Project,
+        ProjectSettings,
+        load_project,
+        save_project,
+    )
     from mmfa_studio.motion import Motion
 
     photo = tmp_path / "p.png"
@@ -192,17 +197,15 @@ def test_a_full_disk_stops_the_export_at_the_start_and_while_writing(tmp_path, m
     free = {"bytes": 1 * 2**20}
     monkeypatch.setattr(shutil, "disk_usage", lambda _p: usage(1, 1, free["bytes"]))
     frame = np.zeros((32, 32, 3), np.uint8)
-    with pytest.raises(VideoError, match="the disk is full"):
-        with VideoExporter(tmp_path / "o.mp4", 25) as video:
-            video.write(frame)
+    with pytest.raises(VideoError, match="the disk is full"), VideoExporter(tmp_path / "o.mp4", 25) as video:
+        video.write(frame)
     free["bytes"] = 2**40
     written = 0
-    with pytest.raises(VideoError, match="the disk is full"):
-        with VideoExporter(tmp_path / "o.mp4", 25) as video:
-            for i in range(1000):
-                if i == 30:
-                    free["bytes"] = 0  # the disk fills up mid-export
-                video.write(frame)
-                written += 1
+    with pytest.raises(VideoError, match="the disk is full"), VideoExporter(tmp_path / "o.mp4", 25) as video:
+        for i in range(1000):
+            if i == 30:
+                free["bytes"] = 0  # the disk fills up mid-export
+            video.write(frame)
+            written += 1
     assert written < 30 + video_module.CHECK_SPACE_EVERY + 1  # noticed within a few frames, not at the end
     assert list(Path(tmp_path).iterdir()) == []

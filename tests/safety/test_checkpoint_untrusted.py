@@ -119,5 +119,5 @@ def test_the_bundled_model_and_a_tiny_one_still_load(tiny_checkpoint):
     from mmfa_studio.checkpoint import BUNDLED_MODEL
 
     for path in (tiny_checkpoint, BUNDLED_MODEL):
-        model, info = load_model(path)
+        model, _ = load_model(path)
         assert all(torch.isfinite(p).all() for p in model.state_dict().values())

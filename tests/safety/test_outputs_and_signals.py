@@ -84,13 +84,12 @@ def test_a_signal_mid_export_unwinds_and_leaves_no_part_file(tmp_path, signum):
     from mmfa_studio.engine import VideoExporter
 
     out = tmp_path / "out.mp4"
-    with pytest.raises((Terminated, KeyboardInterrupt)), unwind_on_signals():
-        with VideoExporter(out, 25) as video:
-            for i in range(200):
-                video.write(np.full((64, 64, 3), i, np.uint8))
-                if i == 5:
-                    assert list(tmp_path.glob(".out.mp4.*.part.mp4"))  # the export is under way
-                    os.kill(os.getpid(), signum)
+    with pytest.raises((Terminated, KeyboardInterrupt)), unwind_on_signals(), VideoExporter(out, 25) as video:
+        for i in range(200):
+            video.write(np.full((64, 64, 3), i, np.uint8))
+            if i == 5:
+                assert list(tmp_path.glob(".out.mp4.*.part.mp4"))  # the export is under way
+                os.kill(os.getpid(), signum)
     assert list(tmp_path.iterdir()) == []
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL or callable(signal.getsignal(signal.SIGTERM))
 
