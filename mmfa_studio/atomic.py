@@ -1,15 +1,66 @@
 """Atomic file writes: write to a temporary file beside the target, then rename over it.
 
-A crash, a cancel or an exception leaves the target untouched and no temporary file behind.
+A crash, a cancel or an exception leaves the target untouched and no temporary file behind; a SIGTERM or SIGHUP
+does too where the process runs under :func:`unwind_on_signals` (the CLI does). What only SIGKILL or a power
+loss can leave, a ``.NAME.XXXXXXXX.partSUFFIX`` beside NAME, the next write of NAME removes (see
+:func:`_remove_stale_parts` for why that is safe).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import signal
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks, so stale temporary files are left for the user
+    fcntl = None  # type: ignore[assignment]
+
+# A temporary file left by a writer that died is removed only when untouched this long as well as unlocked: a
+# live writer locks its file right after creating it, and this closes the moment in between.
+STALE_AFTER_S = 60.0
+
+
+class Terminated(BaseException):
+    """SIGTERM / SIGHUP, raised in the main thread so that ``finally`` blocks and ``with`` exits run (a
+    BaseException, like KeyboardInterrupt, so that no ``except Exception`` swallows it)."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+        super().__init__(f"stopped by {self.name}")
+
+
+@contextlib.contextmanager
+def unwind_on_signals() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP raise :class:`Terminated` (SIGINT already raises KeyboardInterrupt)
+    instead of ending the process on the spot, so atomic writes remove their temporary files. A second signal
+    while unwinding is ignored, so the clean-up itself is not cut short (SIGKILL still ends it)."""
+    names = [name for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    stopping = False
+
+    def handler(signum, _frame):
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            raise Terminated(signum)
+
+    try:
+        previous = {name: signal.signal(getattr(signal, name), handler) for name in names}
+    except ValueError:  # not the main thread: signals cannot be caught here
+        yield
+        return
+    try:
+        yield
+    finally:
+        for name, old in previous.items():
+            signal.signal(getattr(signal, name), old)
 
 
 @contextlib.contextmanager
@@ -22,8 +73,11 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
         raise FileNotFoundError(f"folder {parent} does not exist")
+    _remove_stale_parts(target)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".part{target.suffix}", dir=parent)
-    os.close(fd)
+    if not _lock(fd):  # held until the end: tells _remove_stale_parts of other processes that this file is alive
+        os.close(fd)  # no locks (Windows): an open handle would only block the rename there
+        fd = -1
     tmp = Path(tmp_name)
     try:
         yield tmp
@@ -35,6 +89,56 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if fd >= 0:
+            os.close(fd)
+
+
+def _lock(fd: int) -> bool:
+    """An exclusive advisory lock on an open file, without waiting; whether it was had."""
+    if fcntl is None:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+
+
+def part_pattern(target: Path) -> re.Pattern[str]:
+    """The names :func:`atomic_path` gives ``target``'s temporary files (mkstemp: 8 random [a-z0-9_])."""
+    return re.compile(rf"\.{re.escape(target.name)}\.[a-z0-9_]{{8}}\.part{re.escape(target.suffix)}")
+
+
+def _remove_stale_parts(target: Path) -> None:
+    """Remove temporary files of ``target`` that a killed writer left (SIGKILL, a crash, a power loss).
+
+    Only files that are clearly ours and clearly dead: the exact name pattern of ``target`` (no other file's),
+    a regular file (not a link), not locked by a live writer (each holds a lock for its whole write) and not
+    modified for :data:`STALE_AFTER_S`. Without locks (Windows) nothing is removed.
+    """
+    if fcntl is None:
+        return
+    pattern = part_pattern(target)
+    parent = target.parent if str(target.parent) else Path(".")
+    try:
+        names = [n for n in os.listdir(parent) if pattern.fullmatch(n)]
+    except OSError:
+        return
+    for name in names:
+        path = parent / name
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue
+        try:
+            st = os.fstat(fd)
+            if (os.path.isfile(path) and not os.path.islink(path) and time.time() - st.st_mtime > STALE_AFTER_S
+                    and _lock(fd)):
+                os.unlink(path)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 def _fsync_file(path: Path) -> None:

@@ -33,6 +33,11 @@ import numpy as np
 # A latent component beyond this many prior standard deviations is a typo, not an expression.
 EXPRESSION_LIMIT = 10.0
 INTERPOLATION_MODES = ("linear", "slerp")
+# The longest animation, in seconds, whether its length is given or taken from the last keyframe: an hour at 240
+# fps is 864 000 frames; a keyframe at 1e12 s would be a list of motions that never ends.
+MAX_DURATION = 3600.0
+# The largest JSON file (keyframes, projects) read: far above any real one, and a bound on its parse's memory.
+MAX_JSON_BYTES = 16 * 2**20
 
 
 # Each number field's role and allowed range, (low, high) inclusive, is kept on the field itself (metadata), so
@@ -158,12 +163,12 @@ class Motion:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown motion field(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+            raise ValueError(f"unknown motion field(s): {_names(unknown)} (known: {', '.join(sorted(known))})")
         values: dict[str, Any] = {}
         for name, value in data.items():
             if name == "relative":
                 if not isinstance(value, bool):
-                    raise ValueError(f"relative must be true or false, not {value!r}")
+                    raise ValueError(f"relative must be true or false, not {_show(value)}")
                 values[name] = value
             elif name == "expression":
                 if value is not None:
@@ -173,7 +178,7 @@ class Motion:
                 values[name] = value
             else:
                 if not _is_number(value):
-                    raise ValueError(f"{name} must be a number, not {value!r}")
+                    raise ValueError(f"{name} must be a number, not {_show(value)}")
                 values[name] = float(value)
         return cls(**values)
 
@@ -269,14 +274,18 @@ class KeyframeAnimation:
         if not self.keyframes:
             raise ValueError("an animation needs at least one keyframe")
         times = [k.time for k in self.keyframes]
-        if any(not math.isfinite(t) or t < 0 for t in times):
-            raise ValueError("keyframe times must be finite and ≥ 0 seconds")
-        if any(b <= a for a, b in zip(times, times[1:])):
-            raise ValueError("keyframe times must increase strictly")
+        if any(not math.isfinite(t) or not 0 <= t <= MAX_DURATION for t in times):
+            bad = next(t for t in times if not math.isfinite(t) or not 0 <= t <= MAX_DURATION)
+            raise ValueError(f"keyframe time {bad:g} s is out of range [0, {MAX_DURATION:g}] seconds")
+        for i, (a, b) in enumerate(zip(times, times[1:])):
+            if b <= a:
+                what = "repeats" if b == a else "comes before"
+                raise ValueError(f"keyframe {i + 1} at {b:g} s {what} keyframe {i} at {a:g} s: keyframe times must "
+                                 "increase strictly")
         if not (math.isfinite(self.fps) and 1 <= self.fps <= 240):
             raise ValueError(f"fps = {self.fps:g} is out of range [1, 240]")
-        if self.duration is not None and not (math.isfinite(self.duration) and 0 <= self.duration <= 3600):
-            raise ValueError(f"duration = {self.duration:g} s is out of range [0, 3600]")
+        if self.duration is not None and not (math.isfinite(self.duration) and 0 <= self.duration <= MAX_DURATION):
+            raise ValueError(f"duration = {self.duration:g} s is out of range [0, {MAX_DURATION:g}]")
         if self.interpolation not in INTERPOLATION_MODES:
             raise ValueError(f"interpolation must be 'linear' or 'slerp', not {self.interpolation!r}")
 
@@ -318,13 +327,15 @@ class KeyframeAnimation:
         if isinstance(data, dict):
             unknown = sorted(set(data) - {"keyframes", "fps", "duration", "interpolation"})
             if unknown:
-                raise ValueError(f"unknown key(s) in the keyframe file: {', '.join(unknown)}")
+                raise ValueError(f"unknown key(s) in the keyframe file: {_names(unknown)}")
             for key in ("fps", "duration"):
                 if key in data:
                     if not _is_number(data[key]):
                         raise ValueError(f"{key} must be a number")
                     options[key] = float(data[key])
             if "interpolation" in data:
+                if not isinstance(data["interpolation"], str):
+                    raise ValueError("interpolation must be 'linear' or 'slerp'")
                 options["interpolation"] = data["interpolation"]
             data = data.get("keyframes")
         if not isinstance(data, list):
@@ -335,7 +346,7 @@ class KeyframeAnimation:
                 raise ValueError(f"keyframe {i} must be an object with a 'time' (and a 'motion')")
             extra = sorted(set(item) - {"time", "motion"})
             if extra:
-                raise ValueError(f"keyframe {i}: unknown key(s) {', '.join(extra)}")
+                raise ValueError(f"keyframe {i}: unknown key(s) {_names(extra)}")
             if not _is_number(item["time"]):
                 raise ValueError(f"keyframe {i}: time must be a number of seconds")
             try:
@@ -348,12 +359,7 @@ class KeyframeAnimation:
     @classmethod
     def load(cls, path: str | Path) -> "KeyframeAnimation":
         path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"keyframe file {path} does not exist")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{path} is not valid JSON: {exc}") from None
+        data = read_json_file(path, "keyframe file")
         try:
             return cls.from_json(data)
         except ValueError as exc:
@@ -362,6 +368,75 @@ class KeyframeAnimation:
     def to_json(self) -> dict[str, Any]:
         return {"fps": self.fps, "duration": self.duration, "interpolation": self.interpolation,
                 "keyframes": [{"time": k.time, "motion": k.motion.to_dict()} for k in self.keyframes]}
+
+
+# -- the JSON schema shared by keyframe files and projects (app/project.py) --------------------------------
+
+def read_json_file(path: str | Path, what: str) -> Any:
+    """The JSON in ``path``, or ``ValueError`` with one line: missing, a folder, over :data:`MAX_JSON_BYTES`,
+    not UTF-8, not JSON, NaN/Infinity (not JSON, though Python writes them), or nested too deeply."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            raise ValueError(f"{what} {path} is a folder, not a file")
+        if not path.is_file():
+            raise ValueError(f"{what} {path} does not exist")
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise ValueError(f"{what} {path} is over {MAX_JSON_BYTES // 2**20} MB: not a {what}")
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{what} {path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    return parse_json(text, f"{what} {path}")
+
+
+def parse_json(text: str, where: str) -> Any:
+    """``json.loads`` with one-line ``ValueError``s (see :func:`read_json_file`)."""
+    def constant(name: str) -> Any:
+        raise ValueError(f"{where}: {name} is not a JSON number")
+
+    try:
+        return json.loads(text, parse_constant=constant)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{where} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except RecursionError:
+        raise ValueError(f"{where} is nested too deeply to be a {where.split()[0]} file") from None
+
+
+def json_number(value: Any, where: str, low: float, high: float) -> float:
+    """A JSON number within [low, high] (not a bool, not an integer too large for a float)."""
+    if not _is_number(value) or not math.isfinite(value):
+        raise ValueError(f"{where} must be a number, not {_show(value)}")
+    if not low <= value <= high:
+        raise ValueError(f"{where} must be between {low:g} and {high:g}, not {float(value):g}")
+    return float(value)
+
+
+def json_bool(value: Any, where: str) -> bool:
+    """true or false only: "no", 0 and null are refused, not read as Python would (``bool("no")`` is True)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{where} must be true or false, not {_show(value)}")
+    return value
+
+
+def json_path(value: Any, where: str) -> str:
+    """A file path: a string without NUL bytes (no file system takes them) of a sane length."""
+    if not isinstance(value, str):
+        raise ValueError(f"{where} must be a string, not {_show(value)}")
+    if "\0" in value or len(value) > 4096:
+        raise ValueError(f"{where} is not a usable file path (a NUL byte, or over 4096 characters)")
+    return value
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, (str, bool, int, float, type(None))) else type(value).__name__
+    return text if len(text) <= 40 else text[:37] + "…"
+
+
+def _names(keys: list[str]) -> str:
+    text = ", ".join(repr(k) if any(not c.isprintable() for c in k) else k for k in keys[:5])
+    return (text if len(text) <= 120 else text[:117] + "…") + (f" (+{len(keys) - 5} more)" if len(keys) > 5 else "")
 
 
 def parse_expression_list(text: str) -> tuple[float, ...]:
@@ -380,5 +455,5 @@ def parse_expression_list(text: str) -> tuple[float, ...]:
 
 __all__ = ["Motion", "ModelMotion", "MOTION_RANGES", "EXPRESSION_LIMIT", "Keyframe", "KeyframeAnimation",
            "parse_expression_list", "INTERPOLATION_MODES", "TURN_FIELDS", "SHIFT_FIELDS", "PLACEMENT_FIELDS",
-           "POSE_FIELDS",
-           "interpolate_latents"]
+           "POSE_FIELDS", "interpolate_latents", "MAX_DURATION", "MAX_JSON_BYTES", "read_json_file", "parse_json",
+           "json_number", "json_bool", "json_path"]

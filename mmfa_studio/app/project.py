@@ -1,18 +1,18 @@
 """Project files: the source photo, the keyframes and the settings, as JSON.
 
-Saved atomically; loading validates everything and raises :class:`ProjectError` with one line that names the
-problem (the window shows it in a dialog).
+Saved atomically; loading validates everything with the schema keyframe files share (``mmfa_studio.motion``)
+and raises only :class:`ProjectError`, with one line that names the problem (the window shows it in a dialog).
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..atomic import write_text_atomic
+from ..motion import MAX_DURATION, KeyframeAnimation, Motion, json_bool, json_number, json_path, read_json_file
 
 FORMAT = "mmfa-studio-project/1"
 
@@ -60,81 +60,81 @@ def save_project(path: str | Path, project: Project) -> None:
     write_text_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
-def _number(value: Any, where: str, lo: float, hi: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ProjectError(f"{where} must be a number, not {value!r}")
-    if not lo <= value <= hi:
-        raise ProjectError(f"{where} must be between {lo:g} and {hi:g}, not {value:g}")
-    return float(value)
+def load_project(path: str | Path, motion_type: type = Motion, latent_dim: int | None = None) -> Project:
+    """Read and validate a project; any bad content is a :class:`ProjectError` with one line.
 
-
-def _motion(data: Any, where: str, motion_type: type, latent_dim: int | None) -> Any:
-    if not isinstance(data, dict):
-        raise ProjectError(f"{where} must be an object")
-    try:
-        motion = motion_type.from_dict(data)
-        motion.validate()
-    except (ValueError, TypeError, KeyError) as exc:
-        raise ProjectError(f"{where}: {exc}") from None
-    if latent_dim is not None and motion.expression is not None and len(motion.expression) != latent_dim:
-        raise ProjectError(
-            f"{where}: the expression has {len(motion.expression)} values but this model uses {latent_dim}"
-        )
-    return motion
-
-
-def load_project(path: str | Path, motion_type: type, latent_dim: int | None = None) -> Project:
-    """Read and validate a project. ``motion_type``: the engine's Motion; ``latent_dim``: the loaded model's."""
+    The keyframes are read by the one keyframe schema, ``KeyframeAnimation.from_json`` (what ``animate``
+    reads), and the file and its values by the JSON helpers of ``mmfa_studio.motion``. ``motion_type``: the
+    engine's Motion (the same class, re-exported); ``latent_dim``: the loaded model's.
+    """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ProjectError(f"{path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProjectError(f"cannot read {path}: {exc}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ProjectError(f"{path.name} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ProjectError(f"{path.name} is not an MMFA Studio project (format {data.get('format') if isinstance(data, dict) else None!r})")
+        return _parse(path, read_json_file(path, "project"), motion_type, latent_dim)
+    except ProjectError:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError, RecursionError) as exc:
+        raise ProjectError(f"{path.name}: {exc}") from None
 
-    source = data.get("source") or {}
-    if not isinstance(source, dict):
-        raise ProjectError("source must be an object")
+
+def _parse(path: Path, data: Any, motion_type: type, latent_dim: int | None) -> Project:
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        found = data.get("format") if isinstance(data, dict) else None
+        raise ProjectError(f"{path.name} is not an MMFA Studio project (format {_show(found)})")
+    unknown = sorted(set(data) - {"format", "source", "settings", "keyframes", "current"})
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(map(_show, unknown[:5]))}")
+
+    source = _object(data.get("source"), "source")
     source_path = source.get("path")
-    if source_path is not None and not isinstance(source_path, str):
-        raise ProjectError("source.path must be a string")
+    if source_path is not None:
+        source_path = json_path(source_path, "source.path")
     if source_path and not Path(source_path).is_absolute():
         source_path = str((path.parent / source_path).resolve())
     face_index = source.get("face_index", 0)
-    if isinstance(face_index, bool) or not isinstance(face_index, int) or face_index < 0:
-        raise ProjectError(f"source.face_index must be a non-negative integer, not {face_index!r}")
+    if isinstance(face_index, bool) or not isinstance(face_index, int) or not 0 <= face_index <= 99:
+        raise ValueError(f"source.face_index must be an integer in [0, 99], not {_show(face_index)}")
 
-    raw_settings = data.get("settings") or {}
-    if not isinstance(raw_settings, dict):
-        raise ProjectError("settings must be an object")
+    raw_settings = _object(data.get("settings"), "settings")
     settings = ProjectSettings(
-        fps=_number(raw_settings.get("fps", 25.0), "settings.fps", 1, 120),
-        duration=_number(raw_settings.get("duration", 4.0), "settings.duration", 0.04, 3600),
-        paste_back=bool(raw_settings.get("paste_back", False)),
+        fps=json_number(raw_settings.get("fps", 25.0), "settings.fps", 1, 120),
+        duration=json_number(raw_settings.get("duration", 4.0), "settings.duration", 0.04, MAX_DURATION),
+        paste_back=json_bool(raw_settings.get("paste_back", False), "settings.paste_back"),
     )
 
     raw_keys = data.get("keyframes", [])
-    if not isinstance(raw_keys, list):
-        raise ProjectError("keyframes must be a list")
     keyframes: list[tuple[float, Any]] = []
-    for i, key in enumerate(raw_keys):
-        if not isinstance(key, dict):
-            raise ProjectError(f"keyframe {i + 1} must be an object")
-        t = _number(key.get("time"), f"keyframe {i + 1} time", 0.0, settings.duration)
-        keyframes.append((t, _motion(key.get("motion"), f"keyframe {i + 1} motion", motion_type, latent_dim)))
+    if raw_keys != []:
+        animation = KeyframeAnimation.from_json({"keyframes": raw_keys, "fps": settings.fps,
+                                                 "duration": settings.duration})
+        for i, key in enumerate(animation.keyframes):
+            if key.time > settings.duration:
+                raise ValueError(f"keyframe {i} at {key.time:g} s is after the project's end "
+                                 f"(settings.duration {settings.duration:g} s)")
+            keyframes.append((key.time, _checked(key.motion, f"keyframe {i} motion", motion_type, latent_dim)))
     current = data.get("current")
-    current_motion = _motion(current, "current motion", motion_type, latent_dim) if current is not None else None
-    return Project(
-        source_path=source_path or None,
-        face_index=face_index,
-        keyframes=sorted(keyframes, key=lambda k: k[0]),
-        settings=settings,
-        current=current_motion,
-    )
+    current_motion = None
+    if current is not None:
+        current_motion = _checked(Motion.from_dict(current), "current motion", motion_type, latent_dim)
+    return Project(source_path=source_path or None, face_index=face_index, keyframes=keyframes, settings=settings,
+                   current=current_motion)
+
+
+def _object(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{where} must be an object, not {_show(value)}")
+    return value
+
+
+def _checked(motion: Motion, where: str, motion_type: type, latent_dim: int | None) -> Any:
+    try:
+        motion.validate(latent_dim)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    return motion if motion_type is Motion else motion_type(**vars(motion))
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "…"

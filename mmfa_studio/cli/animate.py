@@ -21,6 +21,7 @@ import argparse
 import time
 
 from . import UserError
+from .options import float_in, int_in
 from .render import (VIDEO_OUTPUTS, add_engine_options, check_input_file, check_output, emit, engine_summary,
                      open_engine, prepare, user_errors)
 
@@ -34,19 +35,22 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("source", metavar="SOURCE", help="portrait photo")
     parser.add_argument("keyframes", metavar="KEYFRAMES.json", help="keyframe file (format above)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT", help=f"output video ({', '.join(VIDEO_OUTPUTS)})")
-    parser.add_argument("--fps", type=float, default=None, help="frame rate (overrides the file's; default 25)")
+    parser.add_argument("--fps", type=float_in(1, 240), default=None, help="frame rate (overrides the file's; default 25)")
     parser.add_argument("--paste-back", action="store_true", help="paste the face back into the full photo")
-    parser.add_argument("--batch-size", type=int, default=4, metavar="N", help="frames per model call (default 4)")
+    parser.add_argument("--batch-size", type=int_in(1, 64), default=4, metavar="N", help="frames per model call (default 4)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_engine_options(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, writes=("output",),
+                        reads={"source": "source photo", "keyframes": "keyframe file", "checkpoint": "checkpoint"})
     return parser
 
 
-def load_animation(path: str, fps: float | None, latent_dim: int):
+def load_animation(path: str, fps: float | None, latent_dim: int | None = None):
+    """The keyframe file, checked (``latent_dim``: also each expression's length); read before the model loads,
+    so a bad file is refused at once."""
     from dataclasses import replace
 
-    from mmfa_studio.engine import KeyframeAnimation
+    from mmfa_studio.motion import KeyframeAnimation
 
     check_input_file(path, "keyframe file")
     try:
@@ -59,16 +63,18 @@ def load_animation(path: str, fps: float | None, latent_dim: int):
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmfa_studio.engine import VideoExporter
-
     output = check_output(args.output, VIDEO_OUTPUTS)
     check_input_file(args.source, "source photo")
     check_input_file(args.keyframes, "keyframe file")
-    if not 1 <= args.batch_size <= 64:
-        raise UserError(f"--batch-size {args.batch_size} is out of range [1, 64]")
+    animation = load_animation(args.keyframes, args.fps)  # before torch is imported: a bad file is refused at once
+    from mmfa_studio.engine import VideoExporter
+
     engine = open_engine(args)
     try:
-        animation = load_animation(args.keyframes, args.fps, engine.latent_dim)
+        try:
+            animation.validate(engine.latent_dim)
+        except ValueError as exc:
+            raise UserError(f"{args.keyframes}: {exc}") from None
         source = prepare(engine, args.source, args.face_index)
         motions = animation.motions()
         start = time.perf_counter()

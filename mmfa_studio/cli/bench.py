@@ -10,6 +10,7 @@ import argparse
 import json
 
 from ..atomic import write_text_atomic
+from .options import int_in
 
 
 def register(sub) -> argparse.ArgumentParser:
@@ -17,7 +18,7 @@ def register(sub) -> argparse.ArgumentParser:
     p.add_argument("--config", default="cpu", help="model config whose sizes are timed (default: cpu)")
     p.add_argument("--device", default="auto", help="auto (cuda → mps → cpu), cpu, cuda, …")
     p.add_argument("--variant", choices=["hybrid", "volumetric", "both"], default="both")
-    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--repeats", type=int_in(1, 100_000), default=20)
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     p.set_defaults(func=run)
     return p
@@ -33,8 +34,6 @@ def run(args) -> int:
         resolve_config_path(args.config)
     except FileNotFoundError as exc:
         raise UserError(str(exc)) from None
-    if args.repeats < 1:
-        raise UserError(f"--repeats {args.repeats} must be at least 1")
     from ..engine import EngineError, resolve_device
 
     try:  # refuse an unknown or absent device in one line, not a torch traceback mid-run

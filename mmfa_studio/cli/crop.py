@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from . import UserError
+from .options import MAX_CROP_SIZE, float_in, int_in
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp"}
 IMAGE_OUTPUTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
@@ -27,13 +29,15 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("input", help="photo or video")
     parser.add_argument("-o", "--output", required=True, help="crop image (.png/.jpg/.webp) or video (.mp4)")
-    parser.add_argument("--size", type=int, default=256, help="crop side in pixels (default 256)")
-    parser.add_argument("--face", type=int, default=0, help="which face, 0 = largest (default 0)")
-    parser.add_argument("--scale", type=float, default=None, help="crop side / face size (default: training framing)")
+    parser.add_argument("--size", type=int_in(16, MAX_CROP_SIZE), default=256,
+                        help=f"crop side in pixels, 16-{MAX_CROP_SIZE} (default 256)")
+    parser.add_argument("--face", type=int_in(0, 99), default=0, help="which face, 0 = largest (default 0)")
+    parser.add_argument("--scale", type=float_in(0, 100, low_open=True), default=None,
+                        help="crop side / face size (default: training framing)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--no-smooth", action="store_true", help="video: no temporal smoothing of the crop box")
     parser.add_argument("--backend", default="auto", help="face tracker: auto, mediapipe, face-alignment")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, writes=("output",), reads={"input": "input"})
     return parser
 
 
@@ -69,12 +73,6 @@ def run(args: argparse.Namespace) -> int:
     src, out = Path(args.input), Path(args.output)
     if not src.exists():
         raise UserError(f"input {src} does not exist")
-    if args.size < 16:
-        raise UserError("--size must be at least 16")
-    if args.face < 0:
-        raise UserError("--face must be 0 or more")
-    if args.scale is not None and args.scale <= 0:
-        raise UserError("--scale must be positive")
     if not out.parent.is_dir() and str(out.parent):
         raise UserError(f"output folder {out.parent} does not exist")
     if out.is_dir():
@@ -136,6 +134,7 @@ def _crop_video(args, src: Path, out: Path) -> int:
     import cv2
 
     from ..engine.errors import VideoError
+    from ..engine.frames import shortfall_note
     from ..engine.video import VideoExporter
     from ..face import CROP_SCALE, CropSmoother, crop_at, crop_box
 
@@ -143,6 +142,8 @@ def _crop_video(args, src: Path, out: Path) -> int:
     if not cap.isOpened():
         raise UserError(f"{src}: cannot open the video (corrupt or unsupported)")
     fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    declared = cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0
+    declared = declared if np.isfinite(declared) else 0.0
     if not 0.0 < fps <= 240.0:  # missing, NaN or nonsense (some containers report 1000): the exporter refuses those
         fps = 25.0
     try:
@@ -177,12 +178,15 @@ def _crop_video(args, src: Path, out: Path) -> int:
                 n += 1
             if found == 0:
                 raise UserError(f"no face found in any of the {n} frames of {src}" if n else f"{src}: no frame decodes")
+        note = shortfall_note(str(src), n, int(declared) if declared > 0 else None)
     except VideoError as exc:  # the exporter's one-line reasons (ffmpeg failed, cannot write) are exit 2
         raise UserError(str(exc)) from None
     finally:
         cap.release()
         tracker.close()
     written = sum(1 for r in per_frame if "crop_box" in r)
+    if note:
+        print(f"mmfa-studio crop: warning: {note}", file=sys.stderr)
     if args.json:
         print(json.dumps({"input": str(src), "output": str(out), "fps": fps, "frames": n, "frames_with_face": found,
                           "face": args.face, "per_frame": per_frame}))

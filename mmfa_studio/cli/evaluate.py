@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from . import UserError
+from .options import int_in
 
 
 def register(sub) -> argparse.ArgumentParser:
@@ -15,7 +16,7 @@ def register(sub) -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="model checkpoint (default: the bundled model)")
     p.add_argument("--data", required=True, help="folder of raw talking-face videos")
     p.add_argument("--clips", help="text file listing which videos of --data to use (one name per line)")
-    p.add_argument("--frames", type=int, default=24, help="driving frames per clip (default 24)")
+    p.add_argument("--frames", type=int_in(1, 100_000), default=24, help="driving frames per clip (default 24)")
     p.add_argument("--motion", choices=("tracker", "model"), default="tracker",
                    help="how each driving frame's motion is read: as reenactment does (tracker: turns, shift, zoom and "
                         "landmark movement from the face tracker, expression latent from the model; default) or by the "
@@ -23,7 +24,7 @@ def register(sub) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="fp32", help="fp32 (default, comparable figures), bf16, fp16, auto")
     p.add_argument("--json", metavar="OUT", help="write the full report (overall, baseline, per clip) as JSON")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, writes=("json",), reads={"clips": "clip list", "checkpoint": "checkpoint"})
     return p
 
 
@@ -36,8 +37,6 @@ def run(args) -> int:
     from ..engine import Engine, EngineError
     from ..eval.evaluate import KEYS, RECON_KEYS, EvalSettings, evaluate_videos, list_videos
 
-    if args.frames < 1:
-        raise UserError("--frames must be at least 1")
     if args.json:  # checked now: an evaluation takes minutes, and its report would be lost at the end
         from .render import check_writable
 

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from . import UserError
+from .options import float_in, int_in
 from .render import (VIDEO_OUTPUTS, add_engine_options, add_pose_options, check_output, emit, engine_summary,
                      open_engine, parse_motion, prepare, resolve_expression, user_errors, check_input_file)
 
@@ -27,15 +27,17 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("source", metavar="SOURCE", help="portrait photo")
     parser.add_argument("--from", dest="start", required=True, metavar="A", help="start expression (photo | z list | prior[:SEED] | source)")
     parser.add_argument("--to", dest="end", required=True, metavar="B", help="end expression (photo | z list | prior[:SEED] | source)")
-    parser.add_argument("--frames", type=int, required=True, metavar="N", help="number of frames (2-10000), both ends included")
+    parser.add_argument("--frames", type=int_in(2, 10_000), required=True, metavar="N", help="number of frames (2-10000), both ends included")
     parser.add_argument("--mode", choices=("linear", "slerp"), default="linear", help="latent interpolation (default linear)")
-    parser.add_argument("--fps", type=float, default=25.0, help="frame rate (default 25)")
+    parser.add_argument("--fps", type=float_in(1, 240), default=25.0, help="frame rate (default 25)")
     parser.add_argument("--paste-back", action="store_true", help="paste the face back into the full photo")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("-o", "--output", required=True, metavar="OUT", help=f"output video ({', '.join(VIDEO_OUTPUTS)})")
     add_pose_options(parser)
     add_engine_options(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, writes=("output",),
+                        reads={"source": "source photo", "start": "--from photo", "end": "--to photo",
+                               "checkpoint": "checkpoint"})
     return parser
 
 
@@ -44,10 +46,6 @@ def run(args: argparse.Namespace) -> int:
 
     output = check_output(args.output, VIDEO_OUTPUTS)
     check_input_file(args.source, "source photo")
-    if not 2 <= args.frames <= 10_000:
-        raise UserError(f"--frames {args.frames} is out of range [2, 10000]")
-    if not 1 <= args.fps <= 240:
-        raise UserError(f"--fps {args.fps:g} is out of range [1, 240]")
     parse_motion(args)  # refuse bad pose values before loading anything
     engine = open_engine(args)
     try:

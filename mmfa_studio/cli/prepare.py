@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from . import UserError
+from .options import int_in
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -25,17 +26,17 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("input", help="a video, or a folder of videos / frame folders")
     parser.add_argument("output", help="output folder (created; resumes when it exists)")
-    parser.add_argument("--size", type=int, default=256, help="crop side in pixels (default 256)")
-    parser.add_argument("--stride", type=int, default=1, help="keep every N-th source frame (default 1)")
-    parser.add_argument("--max-frames-per-clip", type=int, default=0, metavar="N",
+    parser.add_argument("--size", type=int_in(32, 4096), default=256, help="crop side in pixels (default 256)")
+    parser.add_argument("--stride", type=int_in(1, 100_000), default=1, help="keep every N-th source frame (default 1)")
+    parser.add_argument("--max-frames-per-clip", type=int_in(0, 10_000_000), default=0, metavar="N",
                         help="keep at most N frames per source video (default: all); with --stride makes a subset")
-    parser.add_argument("--detect-every", type=int, default=3, metavar="N",
+    parser.add_argument("--detect-every", type=int_in(1, 100_000), default=3, metavar="N",
                         help="track the face on every N-th kept frame and at shot changes (default 3)")
-    parser.add_argument("--min-face", type=int, default=64, help="smallest usable face in source pixels (default 64)")
-    parser.add_argument("--min-frames", type=int, default=8, help="drop shots shorter than this (default 8)")
+    parser.add_argument("--min-face", type=int_in(1, 100_000), default=64, help="smallest usable face in source pixels (default 64)")
+    parser.add_argument("--min-frames", type=int_in(1, 100_000), default=8, help="drop shots shorter than this (default 8)")
     parser.add_argument("--codec", choices=["webp", "jpg"], default="webp", help="frame encoding (default webp)")
-    parser.add_argument("--quality", type=int, default=85, help="encoder quality 1-100 (default 85)")
-    parser.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
+    parser.add_argument("--quality", type=int_in(1, 100), default=85, help="encoder quality 1-100 (default 85)")
+    parser.add_argument("--workers", type=int_in(1, 256), default=1, help="parallel processes (default 1)")
     parser.add_argument("--exclude", metavar="FILE",
                         help="text file of source names to leave out, one per line (# comments), e.g. "
                              "models/validation_clips.txt")
@@ -49,15 +50,6 @@ def register(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from ..train.prepare import PrepareOptions, prepare_dataset
 
-    for name in ("size", "stride", "detect_every", "min_face", "min_frames", "workers"):
-        if getattr(args, name) < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be at least 1")
-    if args.size < 32:
-        raise UserError("--size must be at least 32")
-    if args.max_frames_per_clip < 0:
-        raise UserError("--max-frames-per-clip must be 0 (all) or more")
-    if not 1 <= args.quality <= 100:
-        raise UserError("--quality must be within 1-100")
     src, out = Path(args.input), Path(args.output)
     if not src.exists():
         raise UserError(f"input {src} does not exist")

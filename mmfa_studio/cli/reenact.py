@@ -8,10 +8,12 @@ changes since its first frame (or --reference-frame) to the source; absolute mod
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 from . import UserError
+from .options import float_in, int_in
 from .render import (VIDEO_OUTPUTS, add_engine_options, check_input_file, check_output, emit, engine_summary,
                      open_engine, prepare, user_errors)
 
@@ -33,7 +35,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.set_defaults(mode="relative")
     parser.add_argument("--transfer", choices=("both", "pose", "expression"), default="both",
                         help="what to take from the driving face (default both)")
-    parser.add_argument("--reference-frame", type=int, default=None, metavar="N",
+    parser.add_argument("--reference-frame", type=int_in(0, 10_000_000), default=None, metavar="N",
                         help="driving frame used as the neutral reference (relative mode only; default 0)")
     parser.add_argument("--pose-from", choices=("tracker", "model"), default="tracker",
                         help="relative mode: head turns, shift and zoom measured by the face tracker (default) or by "
@@ -45,14 +47,15 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--hold-position", action="store_true",
                         help="keep the source's head where it is in the frame (turns and expression still follow): "
                         "for drivers who move around, whose shifts tear the portrait's neck and collar")
-    parser.add_argument("--smoothing", type=float, default=0.5, metavar="S",
+    parser.add_argument("--smoothing", type=float_in(0, 1), default=0.5, metavar="S",
                         help="temporal smoothing, 0 (off) to 1 (strong) (default 0.5)")
     parser.add_argument("--paste-back", action="store_true", help="paste the face back into the full source photo")
     parser.add_argument("--no-audio", action="store_true", help="do not copy the driving video's audio")
-    parser.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
+    parser.add_argument("--max-frames", type=int_in(1, 10_000_000), default=None, metavar="N", help="stop after N frames")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_engine_options(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, writes=("output",),
+                        reads={"source": "source photo", "driving": "driving video", "checkpoint": "checkpoint"})
     return parser
 
 
@@ -64,18 +67,10 @@ def run(args: argparse.Namespace) -> int:
     driving_path = Path(args.driving)
     if not driving_path.exists():
         raise UserError(f"driving video {driving_path} does not exist")
-    if driving_path.resolve() == output.resolve():
-        raise UserError("the output would overwrite the driving video")
-    if not 0.0 <= args.smoothing <= 1.0:
-        raise UserError(f"--smoothing {args.smoothing:g} is out of range [0, 1]")
-    if args.max_frames is not None and args.max_frames < 1:
-        raise UserError("--max-frames must be at least 1")
     if args.reference_frame is not None and args.mode == "absolute":
         raise UserError("--reference-frame applies to relative mode only (--absolute copies each frame as it is)")
     if args.reference_frame is None:
         args.reference_frame = 0
-    if args.reference_frame < 0:
-        raise UserError("--reference-frame must be ≥ 0")
     with user_errors():
         frames = open_frame_source(driving_path)
     try:  # the driving video's reader is closed on every way out, including a bad checkpoint or source photo
@@ -110,6 +105,9 @@ def run(args: argparse.Namespace) -> int:
                     video.write(result.frame.full if args.paste_back else result.frame.crop)
                 if found == 0:
                     raise UserError(f"no face found in any frame of {driving_path}")
+            note = getattr(frames, "shortfall_note", lambda: None)()
+            if note:  # exit 0 (the frames there are rendered), but not quietly shorter
+                print(f"mmfa-studio reenact: warning: {note}", file=sys.stderr)
     finally:
         frames.close()
         engine.close()

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import UserError
+from .options import MAX_SEED, float_in, int_in, seed
 
 IMAGE_OUTPUTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 VIDEO_OUTPUTS = (".mp4", ".mov", ".mkv", ".m4v")
@@ -30,13 +31,13 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--device", default="auto", help="auto (CUDA → MPS → CPU), cpu, cuda, mps (default: auto)")
     group.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
                        help="auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32 (default: auto)")
-    group.add_argument("--face-index", type=int, default=None, metavar="N",
+    group.add_argument("--face-index", type=int_in(0, 99), default=None, metavar="N",
                        help="which face of the source photo to animate (0 = largest; default 0)")
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
 
 
 def add_pose_options(parser: argparse.ArgumentParser) -> None:
-    from mmfa_studio.engine import MOTION_RANGES
+    from mmfa_studio.motion import MOTION_RANGES  # torch-free: parsing (and refusing) argv needs no torch
 
     group = parser.add_argument_group("motion (relative to the source's own pose unless --absolute)")
     for name, unit in (("yaw", "degrees, + turns the face to the image right"), ("pitch", "degrees, + tilts it up"),
@@ -44,7 +45,7 @@ def add_pose_options(parser: argparse.ArgumentParser) -> None:
                        ("tx", "normalised: 0.1 = 5%% of the crop width to the right"), ("ty", "normalised, + is down"),
                        ("tz", "normalised, + is away from the camera")):
         low, high = MOTION_RANGES[name]
-        group.add_argument(f"--{name}", type=float, default=None, metavar="V", help=f"{unit} [{low:g}, {high:g}]")
+        group.add_argument(f"--{name}", type=float_in(), default=None, metavar="V", help=f"{unit} [{low:g}, {high:g}]")
     group.add_argument("--absolute", action="store_true", help="the numbers are the absolute pose, not a change")
 
 
@@ -124,10 +125,11 @@ def resolve_expression(engine, spec: str, what: str, photos: bool = True) -> np.
         return np.zeros(0, dtype=np.float32)
     if text.lower() == "prior" or text.lower().startswith("prior:"):
         _, _, seed = text.partition(":")
-        try:
-            return engine.sample_expression(int(seed) if seed else None)
-        except ValueError:
-            raise UserError(f"{what}: 'prior:SEED' needs an integer seed, not {seed!r}") from None
+        if not seed:
+            return engine.sample_expression(None)
+        if not (seed.strip().isascii() and seed.strip().isdigit() and int(seed) <= MAX_SEED):
+            raise UserError(f"{what}: 'prior:SEED' needs an integer seed in [0, {MAX_SEED}], not {seed[:24]!r}")
+        return engine.sample_expression(int(seed))
     path = Path(text)
     if photos and (path.exists() or ("," not in text and not _looks_numeric(text))):
         check_input_file(text, f"{what} photo")
@@ -244,15 +246,17 @@ def register(subparsers) -> argparse.ArgumentParser:
     which = expr.add_mutually_exclusive_group()
     which.add_argument("--expression", metavar="Z1,Z2,…", help="the expression latent z as comma-separated numbers (write --expression=-0.5,1,… when it starts with a minus)")
     which.add_argument("--expression-from", metavar="PHOTO", help="take the expression of the face in PHOTO")
-    which.add_argument("--expression-prior", type=int, metavar="SEED", help="a random expression from the prior (seeded)")
-    expr.add_argument("--expression-strength", type=float, default=1.0, metavar="S",
+    which.add_argument("--expression-prior", type=seed, metavar="SEED", help="a random expression from the prior (seeded)")
+    expr.add_argument("--expression-strength", type=float_in(), default=1.0, metavar="S",
                       help="0 = the source's expression, 1 = the given one, >1 exaggerates (default 1)")
     expr.add_argument("--control", action="append", default=[], metavar="NAME=VALUE",
                       help="a named expression control on top of the expression, e.g. mouth_open=0.8 or "
                            "blink_left=1 (repeatable; `mmfa-studio controls` lists them)")
     parser.add_argument("--paste-back", action="store_true", help="paste the rendered face back into the full photo")
     add_engine_options(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, writes=("output",),
+                        reads={"source": "source photo", "expression_from": "expression photo",
+                               "checkpoint": "checkpoint"})
     return parser
 
 

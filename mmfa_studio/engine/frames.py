@@ -112,13 +112,19 @@ class _CaptureSource(FrameSource):
         super().__init__(name, fps, pace, loop)
         self._cap = capture
         self._pending: np.ndarray | None = None
+        self.decoded = 0  # frames decoded so far (first pass)
+        self.ended = False  # the decoder reached the end (or the point where the file breaks off)
 
     def _read(self) -> np.ndarray | None:
         if self._pending is not None:
             frame, self._pending = self._pending, None
             return frame
         ok, bgr = self._cap.read()
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if ok and bgr is not None else None
+        if ok and bgr is not None:
+            self.decoded += 1
+            return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        self.ended = True
+        return None
 
     def _skip(self) -> bool:
         if self._pending is not None:
@@ -128,6 +134,12 @@ class _CaptureSource(FrameSource):
 
     def _rewind(self) -> None:
         self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+
+    def shortfall_note(self) -> str | None:
+        """One line when the file decoded to an end well before the frame count its container declares."""
+        if not self.ended or self.loop:
+            return None
+        return shortfall_note(self.name, self.decoded, self.frame_count)
 
     def _prime(self) -> None:
         """Decode the first frame now, so an empty or broken source fails at open time."""
@@ -190,6 +202,12 @@ class ImageFolderSource(FrameSource):
 
     @staticmethod
     def _load(path: Path) -> np.ndarray:
+        from mmfa_studio.face.image import ImageError, check_pixel_count
+
+        try:  # the photo limit applies to every frame of a folder too (a bomb among them)
+            check_pixel_count(path.read_bytes(), path)
+        except (ImageError, OSError) as exc:
+            raise VideoError(str(exc) if isinstance(exc, ImageError) else f"cannot read {path}") from None
         # IMREAD_COLOR applies EXIF orientation and converts gray/16-bit/alpha images to 8-bit colour.
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if bgr is None:
@@ -258,6 +276,15 @@ class SyntheticSource(FrameSource):
         self._index = 0
 
 
+def shortfall_note(name: str, decoded: int, declared: int | None) -> str | None:
+    """'X decoded only 72 of its 150 frames …' when a video ends early (truncated or corrupt), else None.
+    Containers' counts can be off by one or two, so a shortfall of up to 2 frames (or 2 %) is not reported."""
+    if not declared or declared - decoded <= max(2, declared // 50):
+        return None
+    return (f"{name} decoded only {decoded} of its {declared} frames (the file is truncated or corrupt): the "
+            f"output is {decoded} frames long")
+
+
 def open_frame_source(spec: str | int | Path, *, pace: bool = False, loop: bool = False,
                       fps: float | None = None) -> FrameSource:
     """A frame source from a camera index (``0`` or ``"0"``), a video file, an image folder or ``"synthetic"``.
@@ -278,4 +305,4 @@ def open_frame_source(spec: str | int | Path, *, pace: bool = False, loop: bool 
 
 
 __all__ = ["FrameSource", "CameraSource", "VideoFileSource", "ImageFolderSource", "SyntheticSource",
-           "open_frame_source", "SAMPLE_PORTRAIT", "IMAGE_SUFFIXES"]
+           "open_frame_source", "shortfall_note", "SAMPLE_PORTRAIT", "IMAGE_SUFFIXES"]

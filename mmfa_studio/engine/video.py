@@ -9,7 +9,9 @@ given to ffmpeg as an exact fraction (30000/1001 stays 29.97002997…, not 29.97
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -27,7 +29,15 @@ from mmfa_studio.runtime import ffmpeg_threads
 
 from .errors import ExportCancelled, VideoError
 
+# OpenCV's ffmpeg prints its decoder's complaints ("partial file", "error while decoding MB") straight to
+# stderr; set before any capture opens. A short decode is reported in our own words (frames.shortfall_note).
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v")
+# An export stops, and says so, once its folder has less than this free: at the start, before a frame is
+# rendered, and every CHECK_SPACE_EVERY frames while writing (not only at the end, after the whole clip).
+MIN_FREE_BYTES = 16 * 2**20
+CHECK_SPACE_EVERY = 25
 
 
 def ffmpeg_exe() -> str:
@@ -141,7 +151,22 @@ class VideoExporter:
         except OSError as exc:
             raise VideoError(f"cannot write {self.path}: {exc.strerror or exc}") from None
         self._stack = stack
+        try:
+            self._check_space()
+        except BaseException as error:  # handed to atomic_path, which then removes the file (close() would keep it)
+            stack.__exit__(type(error), error, error.__traceback__)
+            raise
         return self
+
+    def _check_space(self) -> None:
+        """``VideoError`` when the output's folder is (nearly) full: noticed now, not after rendering it all."""
+        try:
+            free = shutil.disk_usage(self._tmp.parent if self._tmp else self.path.parent).free
+        except OSError:
+            return  # cannot tell: ffmpeg's own write errors still stop the export
+        if free < MIN_FREE_BYTES:
+            raise VideoError(f"cannot write {self.path}: the disk is full ({free / 2**20:.1f} MB free); free some "
+                             "space or write elsewhere")
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
         assert self._stack is not None, "VideoExporter is used as a context manager"
@@ -184,6 +209,10 @@ class VideoExporter:
         if self.size is None:
             self.size = (w, h)
             self._start(w + w % 2, h + h % 2)
+        elif self.frames_written % CHECK_SPACE_EVERY == 0:
+            self._check_space()
+            if self._process is not None and self._process.poll() is not None:  # e.g. ENOSPC: stop at once
+                raise VideoError(f"ffmpeg stopped while writing {self.path}: {self._last_log_line()}")
         elif self.size != (w, h):
             raise ValueError(f"frame {self.frames_written} is {w}×{h}, the video is {self.size[0]}×{self.size[1]}")
         if w % 2 or h % 2:  # yuv420p needs even sizes: repeat the last row/column

@@ -7,6 +7,7 @@ Checkpoints embed the model section, so a checkpoint always rebuilds the network
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -84,6 +85,7 @@ class ModelConfig:
     discriminator_layers: int = 4
 
     def __post_init__(self) -> None:
+        _check_bounds(self)
         if self.variant not in ("hybrid", "volumetric"):
             raise ValueError(f"model.variant must be 'hybrid' or 'volumetric', not {self.variant!r}")
         if self.keypoint_depth not in ("learned", "template"):
@@ -123,8 +125,64 @@ class ModelConfig:
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise ValueError(f"unknown model config keys: {', '.join(unknown)}")
+        if not isinstance(data, dict):
+            raise ValueError(f"the model config must be a JSON object, not {type(data).__name__}")
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         return cls(**values)
+
+
+# Sane bounds of every number (inclusive). A config also arrives in a checkpoint's header, i.e. from anyone:
+# these keep a hostile or broken one from asking for 180 GB or a negative dimension before anything is built
+# (checkpoint.py then checks the tensors it declares). Each is far beyond the largest model (vox256) in use.
+INT_BOUNDS: dict[str, tuple[int, int]] = {
+    "image_size": (16, 2048), "num_keypoints": (1, 256), "detector_size": (16, 2048), "detector_channels": (1, 1024),
+    "detector_max_channels": (1, 2048), "detector_blocks": (1, 8), "heatmap_size": (4, 512),
+    "motion_channels": (1, 1024), "motion_max_channels": (1, 2048), "motion_blocks": (1, 8), "pose_bins": (2, 720),
+    "expression_dim": (1, 4096), "latent_dim": (1, 1024), "vae_hidden": (1, 4096), "feature_size": (4, 1024),
+    "appearance_channels": (1, 2048), "volume_channels": (1, 512), "volume_depth": (1, 256),
+    "dense_motion_channels": (1, 1024), "dense_motion_max_channels": (1, 2048), "dense_motion_blocks": (1, 8),
+    "dense_motion_compress": (1, 256), "generator_res_blocks": (0, 32), "discriminator_channels": (1, 1024),
+    "discriminator_max_channels": (1, 2048), "discriminator_layers": (1, 8),
+    "anchor_latent_dim": (0, 256), "anchor_count": (1, 478), "anchor_hidden": (1, 4096),
+}
+FLOAT_BOUNDS: dict[str, tuple[float, float]] = {
+    "depth_residual": (0.0, 10.0), "pose_max_degrees": (1.0, 180.0), "max_delta": (0.0, 100.0),
+    "keypoint_sigma": (1e-6, 10.0), "head_region_spread": (0.0, 100.0), "flow_smoothing": (0.0, 1.0),
+}
+GENERATOR_CHANNELS = (1, 2048)  # each entry; 1 to 8 entries
+DISCRIMINATOR_SCALES = (1e-3, 1.0)  # each entry; 1 to 8 entries
+
+
+def _check_bounds(cfg: ModelConfig) -> None:
+    """``ValueError`` naming the first field of the wrong type or out of its bounds."""
+    for name, (low, high) in INT_BOUNDS.items():
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"model.{name} must be an integer, not {_show(value)}")
+        if not low <= value <= high:
+            raise ValueError(f"model.{name} = {value} is out of range [{low}, {high}]")
+    for name, (low, high) in FLOAT_BOUNDS.items():
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"model.{name} must be a finite number, not {_show(value)}")
+        if not low <= value <= high:
+            raise ValueError(f"model.{name} = {value:g} is out of range [{low:g}, {high:g}]")
+    if not isinstance(cfg.tps_motion, bool):
+        raise ValueError(f"model.tps_motion must be true or false, not {_show(cfg.tps_motion)}")
+    for name, (low, high), kind in (("generator_channels", GENERATOR_CHANNELS, int),
+                                    ("discriminator_scales", DISCRIMINATOR_SCALES, float)):
+        value = getattr(cfg, name)
+        if not isinstance(value, tuple) or not 1 <= len(value) <= 8:
+            raise ValueError(f"model.{name} must be a list of 1 to 8 numbers, not {_show(value)}")
+        for v in value:
+            if isinstance(v, bool) or not isinstance(v, (int, float) if kind is float else int) or not (
+                    math.isfinite(v) and low <= v <= high):
+                raise ValueError(f"model.{name} entries must be {kind.__name__}s in [{low:g}, {high:g}], not {_show(v)}")
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "…"
 
 
 def resolve_config_path(name_or_path: str | Path) -> Path:

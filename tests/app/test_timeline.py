@@ -152,7 +152,7 @@ def test_project_brings_back_its_face_of_the_open_photo(window, qtbot, tmp_path,
         (json.dumps({"format": FORMAT, "keyframes": [{"time": 1.0, "motion": {"yaw": 500}}]}), "yaw"),
         (json.dumps({"format": FORMAT, "keyframes": [{"time": 0.0, "motion": {"expression": [1, 2]}}]}), "expression"),
         (json.dumps({"format": FORMAT, "settings": {"fps": "fast"}}), "settings.fps"),
-        (json.dumps({"format": FORMAT, "keyframes": [{"time": -1, "motion": {}}]}), "keyframe 1 time"),
+        (json.dumps({"format": FORMAT, "keyframes": [{"time": -1, "motion": {}}]}), "keyframe time -1 s is out of range"),
     ],
 )
 def test_invalid_projects_are_refused_with_a_clear_message(tmp_path, content, message):

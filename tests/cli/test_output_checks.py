@@ -15,7 +15,7 @@ def error_line(capsys) -> str:
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--repeats", "0"], "--repeats 0 must be at least 1"),
+    (["--repeats", "0"], r"--repeats 0 is out of range \[1, 100000\]"),
     (["--device", "tpu"], "unknown device"),
     (["--json", "{tmp}/missing/bench.json"], "folder .*missing does not exist"),
     (["--json", "{tmp}"], "is a folder"),
