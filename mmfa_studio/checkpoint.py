@@ -15,12 +15,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .assets import BUNDLED_MODEL  # noqa: F401 - re-exported: the model Engine.load uses by default
 from .atomic import atomic_path
 from .model import MMFA, ModelConfig
 
 FORMAT = "mmfa-studio/1"
-REPO_ROOT = Path(__file__).resolve().parent.parent
-BUNDLED_MODEL = REPO_ROOT / "models" / "mmfa-cpu.safetensors"
 
 
 class CheckpointError(ValueError):

@@ -24,8 +24,10 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from mmfa_studio.assets import SHARED_DATA  # after the Qt platform is set, as every import here
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED_VIDEOS = REPO_ROOT.parent / "shared" / "data" / "videos"
+SHARED_VIDEOS = SHARED_DATA / "videos"
 DEFAULT_CLIP = "dreamtalk__M030_front_happy_level3_001.mp4"
 
 
@@ -79,7 +81,7 @@ def make_driving_clip(path: Path, seconds: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", help="model to use (default: the bundled models/mmfa-cpu.safetensors)")
+    parser.add_argument("--checkpoint", help="model to use (default: the bundled mmfa_studio/assets/mmfa-cpu.safetensors)")
     parser.add_argument("--frames", type=int, default=1000, help="webcam frames for speed and memory (target: 10 000)")
     parser.add_argument("--slider-moves", type=int, default=40)
     parser.add_argument("--launch-runs", type=int, default=3)

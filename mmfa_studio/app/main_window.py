@@ -37,8 +37,7 @@ from .view import FrameView, to_qimage
 from .webcam_panel import WebcamPanel
 from .worker import EngineInfo, FrameResult, SourceInfo, WorkerThread, describe_error, load_engine_backend
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SAMPLE_PORTRAIT = REPO_ROOT / "resources" / "sample_portrait.png"
+from ..assets import SAMPLE_PORTRAIT  # the bundled sample, opened when no photo is given
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.webp *.tif *.tiff);;All files (*)"
 PROJECT_FILTER = "MMFA Studio projects (*.mmfa.json *.json)"
 MAX_RECENT = 8

@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mmfa_studio.checkpoint import BUNDLED_MODEL, REPO_ROOT, save_model
+from mmfa_studio.assets import SHARED_DATA
+from mmfa_studio.checkpoint import BUNDLED_MODEL, save_model
 from mmfa_studio.model import MMFA, load_model_config
 
 from .core import Engine, resolve_device
@@ -38,7 +39,6 @@ from .reenact import Reenactor
 
 # 512 px talking heads from ../shared/data (first one present wins); the synthetic source otherwise.
 DEFAULT_CLIPS = ("videos/liveportrait__d0.mp4", "videos/v-express__RD_Radio10_0_clip_0.mp4", "videos/liveportrait__d18.mp4")
-SHARED_DATA = Path(os.environ.get("MMFA_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
 def _median_ms(fn, repeats: int, warmup: int = 3) -> tuple[float, float]:
