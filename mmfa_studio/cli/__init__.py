@@ -15,7 +15,7 @@ import os
 import sys
 
 # Subcommand modules, in the order --help lists them. With no subcommand the GUI starts.
-COMMANDS = ("gui", "render", "animate", "reenact", "interpolate", "crop", "prepare", "train", "evaluate", "calibrate", "bench")
+COMMANDS = ("gui", "render", "animate", "reenact", "live", "interpolate", "crop", "prepare", "train", "evaluate", "calibrate", "bench")
 
 
 class UserError(Exception):
