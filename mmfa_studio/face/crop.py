@@ -20,7 +20,7 @@ CROP_OFFSET = (0.0, -0.05)
 # Outside the image a crop mirrors it (texture continues, no seam at the edge) and blurs that mirror with these
 # Gaussian sigmas (fractions of the crop side), each reached at twice its sigma beyond the edge.
 OUTSIDE_BORDER = cv2.BORDER_REFLECT_101
-OUTSIDE_BLUR = (0.02, 0.05, 0.1)
+OUTSIDE_BLUR = (0.025, 0.08)
 
 
 @dataclass
@@ -109,39 +109,47 @@ def crop_at(image: np.ndarray, box: np.ndarray, size: int = 256) -> tuple[np.nda
     return _soften_outside(crop, transform), transform
 
 
-def outside_distance(transform: CropTransform) -> np.ndarray:
-    """size×size float32: how far each crop pixel lies outside the original image, in crop pixels (0 inside).
+def outside_reach(transform: CropTransform) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols): how far each crop row and column lies outside the original image, in crop pixels (0 inside).
 
-    Only for axis-aligned crops (every crop this module makes)."""
+    A pixel's distance outside is the larger of its row's and its column's. Axis-aligned crops only (every crop
+    this module makes)."""
     h, w = transform.source_shape
     inv = transform.inverse
     u = np.arange(transform.size, dtype=np.float64)
     x, y = inv[0, 0] * u + inv[0, 2], inv[1, 1] * u + inv[1, 2]
-    ox = np.maximum(np.maximum(-0.5 - x, x - (w - 0.5)), 0.0)
-    oy = np.maximum(np.maximum(-0.5 - y, y - (h - 0.5)), 0.0)
-    return (np.hypot(oy[:, None], ox[None, :]) * transform.matrix[0, 0]).astype(np.float32)
+    s = transform.matrix[0, 0]
+    rows = np.maximum(np.maximum(-0.5 - y, y - (h - 0.5)), 0.0) * s
+    cols = np.maximum(np.maximum(-0.5 - x, x - (w - 0.5)), 0.0) * s
+    return rows.astype(np.float32), cols.astype(np.float32)
 
 
 def _soften_outside(crop: np.ndarray, transform: CropTransform) -> np.ndarray:
     """Blur the mirrored fill outside the image more the further it reaches, so it reads as out-of-focus
     background. Repeating the edge pixels instead drew stripes (a tight 256 px portrait's shirt became vertical
     streaks) that the model then animated; a sharp mirror far out would show a second, flipped face."""
-    distance = outside_distance(transform)
-    if distance.max() <= 0.5:
+    rows, cols = outside_reach(transform)
+    if rows.max() <= 0.5 and cols.max() <= 0.5:
         return crop  # inside the image: the crop is untouched
     size = transform.size
-    out = crop.astype(np.float32)
+    out, small = crop, crop
+    # Cheap, as this runs on every driving frame whose crop leaves the video: each blur on a grid of sigma / 2
+    # (shrunk from the previous one), the weights from the rows' and columns' ramps, the blend in uint8.
     for sigma_frac in OUTSIDE_BLUR:
         sigma = sigma_frac * size
-        # blurred at a quarter of the scale it needs (cheap: this runs on every driving frame that leaves its video)
-        step = max(1, int(sigma // 4))
-        small = cv2.resize(crop, (max(1, size // step), max(1, size // step)), interpolation=cv2.INTER_AREA)
-        small = cv2.GaussianBlur(small, (0, 0), sigma / step, borderType=cv2.BORDER_REFLECT)
-        blurred = cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-        weight = np.clip(distance / (2.0 * sigma), 0.0, 1.0)
-        weight = (weight * weight * (3.0 - 2.0 * weight))[..., None]  # smoothstep: no edge where it starts
-        out += weight * (blurred - out)
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        side = max(1, size // max(1, int(sigma // 2)))
+        small = cv2.resize(small, (side, side), interpolation=cv2.INTER_AREA)
+        blurred = cv2.GaussianBlur(small, (0, 0), sigma * side / size, borderType=cv2.BORDER_REFLECT)
+        blurred = cv2.resize(blurred, (size, size), interpolation=cv2.INTER_LINEAR)
+        ramp_rows, ramp_cols = (_smoothstep(np.clip(r * np.float32(0.5 / sigma), 0.0, 1.0)) for r in (rows, cols))
+        weight = np.maximum.outer(ramp_rows, ramp_cols)  # = the ramp of the larger reach (smoothstep is monotonic)
+        out = cv2.blendLinear(blurred, out, weight, 1.0 - weight)
+    return out
+
+
+def _smoothstep(t: np.ndarray) -> np.ndarray:
+    """0 → 0 and 1 → 1 with zero slope at both ends: no edge where the blur starts or ends."""
+    return t * t * (3.0 - 2.0 * t)
 
 
 def crop_face(image: np.ndarray, face: Face, size: int = 256, scale: float = CROP_SCALE,
