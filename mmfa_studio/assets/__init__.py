@@ -27,15 +27,10 @@ SAMPLE_PORTRAIT: Path = _bundled("sample_portrait.png")
 
 
 def _shared_data() -> Path:
-    """$MMFA_SHARED_DATA, else the nearest ``shared/data`` above the checkout (a git worktree nests deeper than
-    the main checkout); never shipped, so an installed package usually has none (tests then skip)."""
-    if "MMFA_SHARED_DATA" in os.environ:
-        return Path(os.environ["MMFA_SHARED_DATA"])
-    checkout = Path(__file__).resolve().parents[2]
-    for folder in checkout.parents:
-        if (folder / "shared" / "data").is_dir():
-            return folder / "shared" / "data"
-    return checkout.parent / "shared" / "data"
+    """$MMFA_SHARED_DATA, else ``shared/data`` beside the checkout (never shipped: an installed package usually
+    has none, and the tests that need it skip)."""
+    default = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+    return Path(os.environ.get("MMFA_SHARED_DATA", default))
 
 
 SHARED_DATA: Path = _shared_data()
