@@ -15,7 +15,7 @@ from mmfa_studio.runtime import configure_threads, describe_machine
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
-SHARED_DATA = Path(os.environ.get("MMFA_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+from mmfa_studio.assets import SHARED_DATA  # noqa: E402 - the one definition of where shared data is
 
 
 def say(*parts: object) -> None:

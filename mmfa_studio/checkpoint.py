@@ -28,6 +28,7 @@ from torch.overrides import TorchFunctionMode
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .assets import BUNDLED_MODEL  # noqa: F401 - re-exported: the model Engine.load uses by default
 from .atomic import atomic_path
 from .model import MMFA, ModelConfig
 
@@ -41,8 +42,6 @@ _DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF
            "BOOL": torch.bool}
 
 FORMAT = "mmfa-studio/1"
-REPO_ROOT = Path(__file__).resolve().parent.parent
-BUNDLED_MODEL = REPO_ROOT / "models" / "mmfa-cpu.safetensors"
 
 
 class CheckpointError(ValueError):

@@ -1,6 +1,6 @@
 """Make the README's example images from the committed model and the bundled sample portrait.
 
-    .venv/bin/python scripts/make_examples.py [--checkpoint models/mmfa-cpu.safetensors] [--driving VIDEO]
+    .venv/bin/python scripts/make_examples.py [--checkpoint mmfa_studio/assets/mmfa-cpu.safetensors] [--driving VIDEO]
 
 Writes docs/examples/pose_edits.png, expression_edits.png and (with --driving) reenactment.png. The
 reenactment strip shows only the re-rendered sample portrait, with the driving face's measured pose printed

@@ -2,7 +2,7 @@
 
     python scripts/screenshot.py [--checkpoint PATH] [--out docs/screenshot.png]
 
-Uses the bundled model (models/mmfa-cpu.safetensors) unless --checkpoint is given. The window shows the
+Uses the bundled model (mmfa_studio/assets/mmfa-cpu.safetensors) unless --checkpoint is given. The window shows the
 before/after compare of the sample portrait turned by some yaw/pitch with a sampled expression, and a short
 keyframed timeline, so the README's picture is the app doing real work.
 """
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Save a screenshot of the app editing the sample portrait.")
     parser.add_argument("--checkpoint", help="model checkpoint (default: the bundled model)")
     parser.add_argument("--out", default=str(REPO_ROOT / "docs" / "screenshot.png"))
-    parser.add_argument("--photo", help="portrait to edit (default: resources/sample_portrait.png)")
+    parser.add_argument("--photo", help="portrait to edit (default: the bundled mmfa_studio/assets/sample_portrait.png)")
     parser.add_argument("--yaw", type=float, default=8.0)
     parser.add_argument("--pitch", type=float, default=4.0)
     parser.add_argument("--seed", type=int, default=3, help="seed of the sampled expression")
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from mmfa_studio.atomic import atomic_path
-    from mmfa_studio.checkpoint import BUNDLED_MODEL
+    from mmfa_studio.assets import BUNDLED_MODEL
 
     if args.checkpoint is None and not BUNDLED_MODEL.is_file():
         print(f"error: the bundled model {BUNDLED_MODEL} is missing; pass --checkpoint", file=sys.stderr)

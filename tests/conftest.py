@@ -9,9 +9,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before any QApplication
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = Path(os.environ.get("MMFA_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
-SAMPLE_PORTRAIT = REPO_ROOT / "resources" / "sample_portrait.png"
+from mmfa_studio.assets import SAMPLE_PORTRAIT, SHARED_DATA
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,8 @@ import sys
 from ..runtime import configure_threads
 
 # Subcommand modules, in the order --help lists them. With no subcommand the GUI starts.
-COMMANDS = ("gui", "render", "animate", "reenact", "interpolate", "crop", "prepare", "train", "evaluate", "calibrate", "fit-expression", "controls", "bench")
+COMMANDS = ("gui", "render", "animate", "reenact", "live", "interpolate", "crop", "prepare", "train", "evaluate",
+            "calibrate", "fit-expression", "controls", "bench")
 
 
 class UserError(Exception):

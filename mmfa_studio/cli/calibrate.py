@@ -25,7 +25,8 @@ def register(sub) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from ..checkpoint import BUNDLED_MODEL, CheckpointError, save_with_metadata
+    from ..assets import BUNDLED_MODEL
+    from ..checkpoint import CheckpointError, save_with_metadata
     from ..engine.calibration import AXES, METADATA_KEY
     from ..eval.calibrate import measure_pose_response
     from ..eval.evaluate import list_videos

@@ -27,7 +27,7 @@ VIDEO_OUTPUTS = (".mp4", ".mov", ".mkv", ".m4v")
 # -- shared by the engine commands --------------------------------------------------------------------------
 def add_engine_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
-    group.add_argument("--checkpoint", metavar="PATH", help="model checkpoint (.safetensors); default: the bundled models/mmfa-cpu.safetensors")
+    group.add_argument("--checkpoint", metavar="PATH", help="model checkpoint (.safetensors); default: the bundled mmfa_studio/assets/mmfa-cpu.safetensors")
     group.add_argument("--device", default="auto", help="auto (CUDA → MPS → CPU), cpu, cuda, mps (default: auto)")
     group.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
                        help="auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32 (default: auto)")

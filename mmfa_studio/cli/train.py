@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     parser.add_argument("--init-from", default=None, help="start from the weights of a training checkpoint "
                         "(checkpoint.pt or a packed train_weights.pt), or of an inference checkpoint "
-                        "(.safetensors, e.g. models/mmfa-cpu.safetensors: generator + EMA, fresh "
+                        "(.safetensors, e.g. mmfa_studio/assets/mmfa-cpu.safetensors: generator + EMA, fresh "
                         "discriminator); optimisers start fresh")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps in total")

@@ -15,13 +15,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mmfa_studio.checkpoint import REPO_ROOT
+from mmfa_studio.assets import SAMPLE_PORTRAIT
 
 from .errors import VideoError
 from .video import exact_fps
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
-SAMPLE_PORTRAIT = REPO_ROOT / "resources" / "sample_portrait.png"
 
 
 class FrameSource:

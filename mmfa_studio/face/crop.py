@@ -17,6 +17,10 @@ from .types import Face, NoFaceError
 # chin), its centre CROP_OFFSET × that side below/right of the box centre (negative y = up, showing some hair).
 CROP_SCALE = 1.6
 CROP_OFFSET = (0.0, -0.05)
+# Outside the image a crop mirrors it (texture continues, no seam at the edge) and blurs that mirror with these
+# Gaussian sigmas (fractions of the crop side), each reached at twice its sigma beyond the edge.
+OUTSIDE_BORDER = cv2.BORDER_REFLECT_101
+OUTSIDE_BLUR = (0.025, 0.08)
 
 
 @dataclass
@@ -75,15 +79,16 @@ def box_transform(box: np.ndarray, size: int, source_shape: tuple[int, ...]) -> 
 def crop_at(image: np.ndarray, box: np.ndarray, size: int = 256) -> tuple[np.ndarray, CropTransform]:
     """Crop the square ``box`` = (cx, cy, side) (original pixels, sub-pixel) to size×size×3 uint8.
 
-    Outside the image the border pixels are repeated. Strong downscaling first area-averages the region,
-    so an 8000 px photo gives an un-aliased 256 px crop.
+    Where the box reaches past the image the crop shows the image mirrored at its edge, blurred more the
+    further out (see :func:`_soften_outside`). Strong downscaling first area-averages the region, so an
+    8000 px photo gives an un-aliased 256 px crop.
     """
     transform = box_transform(box, size, image.shape)
     m = transform.matrix
     s = m[0, 0]
     if s >= 0.5:
-        crop = cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        return crop, transform
+        crop = cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=OUTSIDE_BORDER)
+        return _soften_outside(crop, transform), transform
     h, w = image.shape[:2]
     (x0, y0), (x1, y1) = transform.to_original(np.array([[-1.0, -1.0], [size, size]]))
     pad = 2.0 / s
@@ -99,8 +104,52 @@ def crop_at(image: np.ndarray, box: np.ndarray, size: int = 256) -> tuple[np.nda
         [s / qx, 0.0, s * (0.5 / qx - 0.5 + ix0) + m[0, 2]],
         [0.0, s / qy, s * (0.5 / qy - 0.5 + iy0) + m[1, 2]],
     ])
-    crop = cv2.warpAffine(small, m2, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return crop, transform
+    # small's edges are the image's edges wherever the crop leaves the image (the ROI is clipped there)
+    crop = cv2.warpAffine(small, m2, (size, size), flags=cv2.INTER_LINEAR, borderMode=OUTSIDE_BORDER)
+    return _soften_outside(crop, transform), transform
+
+
+def outside_reach(transform: CropTransform) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols): how far each crop row and column lies outside the original image, in crop pixels (0 inside).
+
+    A pixel's distance outside is the larger of its row's and its column's. Axis-aligned crops only (every crop
+    this module makes)."""
+    h, w = transform.source_shape
+    inv = transform.inverse
+    u = np.arange(transform.size, dtype=np.float64)
+    x, y = inv[0, 0] * u + inv[0, 2], inv[1, 1] * u + inv[1, 2]
+    s = transform.matrix[0, 0]
+    rows = np.maximum(np.maximum(-0.5 - y, y - (h - 0.5)), 0.0) * s
+    cols = np.maximum(np.maximum(-0.5 - x, x - (w - 0.5)), 0.0) * s
+    return rows.astype(np.float32), cols.astype(np.float32)
+
+
+def _soften_outside(crop: np.ndarray, transform: CropTransform) -> np.ndarray:
+    """Blur the mirrored fill outside the image more the further it reaches, so it reads as out-of-focus
+    background. Repeating the edge pixels instead drew stripes (a tight 256 px portrait's shirt became vertical
+    streaks) that the model then animated; a sharp mirror far out would show a second, flipped face."""
+    rows, cols = outside_reach(transform)
+    if rows.max() <= 0.5 and cols.max() <= 0.5:
+        return crop  # inside the image: the crop is untouched
+    size = transform.size
+    out, small = crop, crop
+    # Cheap, as this runs on every driving frame whose crop leaves the video: each blur on a grid of sigma / 2
+    # (shrunk from the previous one), the weights from the rows' and columns' ramps, the blend in uint8.
+    for sigma_frac in OUTSIDE_BLUR:
+        sigma = sigma_frac * size
+        side = max(1, size // max(1, int(sigma // 2)))
+        small = cv2.resize(small, (side, side), interpolation=cv2.INTER_AREA)
+        blurred = cv2.GaussianBlur(small, (0, 0), sigma * side / size, borderType=cv2.BORDER_REFLECT)
+        blurred = cv2.resize(blurred, (size, size), interpolation=cv2.INTER_LINEAR)
+        ramp_rows, ramp_cols = (_smoothstep(np.clip(r * np.float32(0.5 / sigma), 0.0, 1.0)) for r in (rows, cols))
+        weight = np.maximum.outer(ramp_rows, ramp_cols)  # = the ramp of the larger reach (smoothstep is monotonic)
+        out = cv2.blendLinear(blurred, out, weight, 1.0 - weight)
+    return out
+
+
+def _smoothstep(t: np.ndarray) -> np.ndarray:
+    """0 → 0 and 1 → 1 with zero slope at both ends: no edge where the blur starts or ends."""
+    return t * t * (3.0 - 2.0 * t)
 
 
 def crop_face(image: np.ndarray, face: Face, size: int = 256, scale: float = CROP_SCALE,

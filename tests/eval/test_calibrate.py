@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from mmfa_studio.checkpoint import BUNDLED_MODEL, read_info
+from mmfa_studio.assets import BUNDLED_MODEL
+from mmfa_studio.checkpoint import read_info
 from mmfa_studio.cli import main
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from mmfa_studio.face import (CropSmoother, Face, OneEuroSmoother, box_transform, crop_at, expression_measures,
                               face_mask, paste_back)
+from mmfa_studio.face.crop import outside_reach
 
 
 def _textured(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -49,11 +50,25 @@ def test_strong_downscale_uses_the_same_geometry():
     assert np.abs(crop.astype(int) - plain).mean() < 3
 
 
-def test_crop_outside_the_image_repeats_borders():
-    img = _textured(100, 100)
-    crop, _ = crop_at(img, np.array([10.0, 10.0, 80.0]), 80)
-    assert crop.shape == (80, 80, 3)
-    np.testing.assert_array_equal(crop[0, 0], img[0, 0])
+@pytest.mark.parametrize("side", [100.0, 1000.0])  # a plain warp, and the area-averaging path for big boxes
+def test_crop_outside_the_image_is_a_blurred_mirror_not_streaks(side):
+    """Below the image the crop continues the picture (mirrored, softened), it does not repeat its last row."""
+    scale = side / 100.0
+    img = cv2.resize(np.dstack([np.linspace(0, 250, 100)[:, None].repeat(100, 1)] * 3).astype(np.uint8),
+                     None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)  # a top-to-bottom ramp
+    crop, t = crop_at(img, np.array([50.0, 80.0, 100.0]) * scale, 100)  # reaches 30 % below the image
+    rows, cols = outside_reach(t)
+    assert cols.max() == 0 and rows[:69].max() == 0 and rows[71:].min() > 0 and rows.max() == pytest.approx(29.5, abs=0.6)
+    band = crop[72:].astype(float)
+    assert band.std(axis=0).min() > 5  # every column varies: no streaks
+    inside = crop[:68].astype(float)
+    plain = cv2.resize(img, (100, 100), interpolation=cv2.INTER_AREA)[30:98] if scale > 1 else img[30:98]
+    assert np.abs(inside - plain).mean() < 2  # inside the image nothing changed
+
+
+def test_outside_reach_is_zero_for_a_crop_inside_the_image():
+    rows, cols = outside_reach(box_transform(np.array([50.0, 50.0, 60.0]), 64, (100, 100)))
+    assert rows.max() == 0 and cols.max() == 0
 
 
 def test_paste_back_of_an_unchanged_crop_restores_the_image():

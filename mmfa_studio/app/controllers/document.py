@@ -13,8 +13,7 @@ from ..messages import EngineInfo, PhotoPreview, SourceInfo
 from ..worker import EngineWorker, JobFailure
 from .feedback import Feedback
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-SAMPLE_PORTRAIT = REPO_ROOT / "resources" / "sample_portrait.png"
+from ...assets import SAMPLE_PORTRAIT  # the bundled sample, opened when no photo is given
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.webp *.tif *.tiff);;All files (*)"
 MAX_RECENT = 8
 
