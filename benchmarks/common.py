@@ -7,7 +7,6 @@ import argparse
 import datetime
 import json
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -15,7 +14,6 @@ from mmfa_studio.runtime import configure_threads, describe_machine
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
-from mmfa_studio.assets import SHARED_DATA  # noqa: E402 - the one definition of where shared data is
 
 
 def say(*parts: object) -> None:

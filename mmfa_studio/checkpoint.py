@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.overrides import TorchFunctionMode
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from torch.overrides import TorchFunctionMode
 
 from .assets import BUNDLED_MODEL  # noqa: F401 - re-exported: the model Engine.load uses by default
 from .atomic import atomic_path

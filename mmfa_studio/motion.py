@@ -75,7 +75,7 @@ class Motion:
             object.__setattr__(self, "expression", tuple(float(v) for v in np.asarray(self.expression).ravel()))
 
     @classmethod
-    def clamped(cls, expression=None, relative: bool = True, **pose: float) -> "Motion":
+    def clamped(cls, expression=None, relative: bool = True, **pose: float) -> Motion:
         """A motion read from a face: each pose value clipped to ``MOTION_RANGES`` and the expression to
         ±``EXPRESSION_LIMIT`` (a tracker reading may stray past the ranges a user may type)."""
         pose = {k: float(np.clip(v, *MOTION_RANGES[k])) for k, v in pose.items()}
@@ -84,7 +84,7 @@ class Motion:
                                                          EXPRESSION_LIMIT))
         return cls(expression=expression, relative=relative, **pose)
 
-    def validate(self, latent_dim: int | None = None) -> "Motion":
+    def validate(self, latent_dim: int | None = None) -> Motion:
         """Raise ``ValueError`` naming the first bad field and its allowed range; returns ``self``."""
         for name, (low, high) in MOTION_RANGES.items():
             value = getattr(self, name)
@@ -121,7 +121,7 @@ class Motion:
         return ModelMotion(**{f.name: getattr(self, f.name) for f in fields(self)})
 
     @staticmethod
-    def lerp(a: "Motion", b: "Motion", t: float, expression_mode: str = "linear") -> "Motion":
+    def lerp(a: Motion, b: Motion, t: float, expression_mode: str = "linear") -> Motion:
         """The motion a fraction ``t`` (0 → a, 1 → b) of the way from ``a`` to ``b``.
 
         Numbers interpolate linearly; expression latents linearly or spherically (``expression_mode``
@@ -156,7 +156,7 @@ class Motion:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Motion":
+    def from_dict(cls, data: dict[str, Any]) -> Motion:
         """Inverse of :meth:`to_dict`; missing fields take their defaults, unknown ones are refused."""
         if not isinstance(data, dict):
             raise ValueError(f"a motion must be a JSON object, not {type(data).__name__}")
@@ -182,7 +182,7 @@ class Motion:
                 values[name] = float(value)
         return cls(**values)
 
-    def with_changes(self, **changes: Any) -> "Motion":
+    def with_changes(self, **changes: Any) -> Motion:
         return replace(self, **changes)
 
 
@@ -312,7 +312,7 @@ class KeyframeAnimation:
         """One motion per output frame."""
         return [self.motion_at(i / self.fps) for i in range(self.frame_count)]
 
-    def validate(self, latent_dim: int | None = None) -> "KeyframeAnimation":
+    def validate(self, latent_dim: int | None = None) -> KeyframeAnimation:
         for i, key in enumerate(self.keyframes):
             try:
                 key.motion.validate(latent_dim)
@@ -321,7 +321,7 @@ class KeyframeAnimation:
         return self
 
     @classmethod
-    def from_json(cls, data: Any) -> "KeyframeAnimation":
+    def from_json(cls, data: Any) -> KeyframeAnimation:
         """Parse the JSON form (see the class docstring); ``ValueError`` with a one-line message."""
         options: dict[str, Any] = {}
         if isinstance(data, dict):
@@ -357,7 +357,7 @@ class KeyframeAnimation:
         return cls(tuple(keyframes), **options)
 
     @classmethod
-    def load(cls, path: str | Path) -> "KeyframeAnimation":
+    def load(cls, path: str | Path) -> KeyframeAnimation:
         path = Path(path)
         data = read_json_file(path, "keyframe file")
         try:

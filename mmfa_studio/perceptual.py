@@ -103,7 +103,7 @@ class VGGTrunk(nn.Module):
                 mine["scale"] = value
         self.load_state_dict(mine, strict=True)
 
-    def train(self, mode: bool = True) -> "VGGTrunk":
+    def train(self, mode: bool = True) -> VGGTrunk:
         return super().train(False)  # frozen: always in eval mode
 
     def forward(self, image: Tensor) -> list[Tensor]:

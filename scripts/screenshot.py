@@ -36,8 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from mmfa_studio.atomic import atomic_path
     from mmfa_studio.assets import BUNDLED_MODEL
+    from mmfa_studio.atomic import atomic_path
 
     if args.checkpoint is None and not BUNDLED_MODEL.is_file():
         print(f"error: the bundled model {BUNDLED_MODEL} is missing; pass --checkpoint", file=sys.stderr)

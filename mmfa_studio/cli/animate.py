@@ -22,8 +22,17 @@ import time
 
 from . import UserError
 from .options import float_in, int_in
-from .render import (VIDEO_OUTPUTS, add_engine_options, check_input_file, check_output, emit, engine_summary,
-                     open_engine, prepare, user_errors)
+from .render import (
+    VIDEO_OUTPUTS,
+    add_engine_options,
+    check_input_file,
+    check_output,
+    emit,
+    engine_summary,
+    open_engine,
+    prepare,
+    user_errors,
+)
 
 
 def register(subparsers) -> argparse.ArgumentParser:

@@ -9,7 +9,6 @@ import json
 from . import UserError
 
 
-
 def register(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("fit-expression",
                        help="fit the dense-anchor expression latent and named controls from tracked landmarks")

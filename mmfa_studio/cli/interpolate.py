@@ -14,8 +14,20 @@ import time
 import numpy as np
 
 from .options import float_in, int_in
-from .render import (VIDEO_OUTPUTS, add_engine_options, add_pose_options, check_output, emit, engine_summary,
-                     open_engine, parse_motion, prepare, resolve_expression, user_errors, check_input_file)
+from .render import (
+    VIDEO_OUTPUTS,
+    add_engine_options,
+    add_pose_options,
+    check_input_file,
+    check_output,
+    emit,
+    engine_summary,
+    open_engine,
+    parse_motion,
+    prepare,
+    resolve_expression,
+    user_errors,
+)
 
 
 def register(subparsers) -> argparse.ArgumentParser:

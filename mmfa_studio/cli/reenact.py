@@ -14,8 +14,17 @@ from pathlib import Path
 
 from . import UserError
 from .options import float_in, int_in
-from .render import (VIDEO_OUTPUTS, add_engine_options, check_input_file, check_output, emit, engine_summary,
-                     open_engine, prepare, user_errors)
+from .render import (
+    VIDEO_OUTPUTS,
+    add_engine_options,
+    check_input_file,
+    check_output,
+    emit,
+    engine_summary,
+    open_engine,
+    prepare,
+    user_errors,
+)
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -60,7 +69,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mmfa_studio.engine import ReenactSettings, Reenactor, VideoExporter, open_frame_source, probe_video
+    from mmfa_studio.engine import Reenactor, ReenactSettings, VideoExporter, open_frame_source, probe_video
 
     output = check_output(args.output, VIDEO_OUTPUTS)
     check_input_file(args.source, "source photo")

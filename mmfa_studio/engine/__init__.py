@@ -21,15 +21,40 @@ What lives where:
 
 from mmfa_studio.face import Face, HeadPose
 
+from ..motion import (
+                   EXPRESSION_LIMIT,
+                   INTERPOLATION_MODES,
+                   MOTION_RANGES,
+                   Keyframe,
+                   KeyframeAnimation,
+                   ModelMotion,
+                   Motion,
+                   parse_expression_list,
+)
 from .calibration import PoseCalibration
-from .core import (DEVICES, PRECISIONS, Engine, FaceMotion, InvalidMotionError, PreparedSource, RenderedFrame,
-                   cpu_has_fast_bf16, resolve_device, resolve_precision)
+from .core import (
+                   DEVICES,
+                   PRECISIONS,
+                   Engine,
+                   FaceMotion,
+                   InvalidMotionError,
+                   PreparedSource,
+                   RenderedFrame,
+                   cpu_has_fast_bf16,
+                   resolve_device,
+                   resolve_precision,
+)
 from .errors import EngineError, ExportCancelled, ModelLoadError, NoFaceFoundError, SourceImageError, VideoError
-from .frames import (SAMPLE_PORTRAIT, CameraSource, FrameSource, ImageFolderSource, SyntheticSource, VideoFileSource,
-                     open_frame_source)
-from ..motion import (EXPRESSION_LIMIT, INTERPOLATION_MODES, MOTION_RANGES, Keyframe, KeyframeAnimation, ModelMotion,
-                      Motion, parse_expression_list)
-from .reenact import MODES, TRANSFERS, ReenactResult, ReenactSettings, Reenactor
+from .frames import (
+                   SAMPLE_PORTRAIT,
+                   CameraSource,
+                   FrameSource,
+                   ImageFolderSource,
+                   SyntheticSource,
+                   VideoFileSource,
+                   open_frame_source,
+)
+from .reenact import MODES, TRANSFERS, Reenactor, ReenactResult, ReenactSettings
 from .video import VideoExporter, VideoInfo, exact_fps, probe_video
 
 __all__ = [

@@ -81,7 +81,7 @@ class PoseCalibration:
         return float(np.interp(degrees, commanded, model))  # constant past the ends: the model's reach
 
     @classmethod
-    def fit(cls, response: Mapping[str, Mapping[float, float]]) -> "PoseCalibration":
+    def fit(cls, response: Mapping[str, Mapping[float, float]]) -> PoseCalibration:
         """Invert a measured response {axis: {model°: measured°}} (e.g. medians over many sources).
 
         On each side of zero the points are taken outward while the measured turn keeps growing (by at least
@@ -112,7 +112,7 @@ class PoseCalibration:
         return {axis: [list(p) for p in getattr(self, axis)] for axis in AXES if getattr(self, axis)}
 
     @classmethod
-    def from_dict(cls, data: object) -> "PoseCalibration":
+    def from_dict(cls, data: object) -> PoseCalibration:
         """From :meth:`to_dict`'s form; ``ValueError`` with one line for anything else."""
         if not isinstance(data, Mapping) or set(data) - set(AXES):
             raise ValueError(f"a pose calibration is an object with keys among {', '.join(AXES)}")
@@ -122,6 +122,6 @@ class PoseCalibration:
             raise ValueError(f"bad pose calibration: {exc}") from None
 
     @classmethod
-    def from_metadata(cls, metadata: Mapping[str, object]) -> "PoseCalibration":
+    def from_metadata(cls, metadata: Mapping[str, object]) -> PoseCalibration:
         """The calibration in a checkpoint's metadata, or the identity when it has none."""
         return cls.from_dict(metadata[METADATA_KEY]) if METADATA_KEY in metadata else cls()

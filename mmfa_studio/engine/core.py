@@ -32,16 +32,18 @@ from mmfa_studio.face import (
     create_tracker,
     crop_face,
     load_image,
+)
+from mmfa_studio.face import (
     paste_back as paste_crop_back,
 )
 from mmfa_studio.model import MMFA, ModelConfig, SourceEncoding, TargetMotion
 from mmfa_studio.model.anchor_expression import CONTROLS_KEY, ExpressionControls
 
+from ..motion import INTERPOLATION_MODES, SHIFT_FIELDS, TURN_FIELDS, ModelMotion, Motion, interpolate_latents
 from .anchors import SourceAnchors, face_code, render_anchors, source_anchors
 from .calibration import PoseCalibration
 from .errors import EngineError, ModelLoadError, NoFaceFoundError, SourceImageError
 from .target import TargetLayout, pack_targets, target_from_rows
-from ..motion import INTERPOLATION_MODES, SHIFT_FIELDS, TURN_FIELDS, ModelMotion, Motion, interpolate_latents
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -194,7 +196,7 @@ class Engine:
     @classmethod
     def load(cls, checkpoint: str | Path | None = None, device: str = "auto", precision: str = "auto",
              tracker: FaceTracker | None = None, channels_last: bool | None = None,
-             cuda_graphs: bool = True) -> "Engine":
+             cuda_graphs: bool = True) -> Engine:
         """Load a checkpoint (None → the bundled ``mmfa_studio/assets/mmfa-cpu.safetensors``); ``ModelLoadError`` on failure."""
         path = Path(checkpoint) if checkpoint is not None else BUNDLED_MODEL
         if checkpoint is None and not path.is_file():
@@ -234,7 +236,7 @@ class Engine:
             self._cache.clear()
             self._graphs.clear()
 
-    def __enter__(self) -> "Engine":
+    def __enter__(self) -> Engine:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -94,7 +94,7 @@ class FrameSource:
     def close(self) -> None:
         self._closed = True
 
-    def __enter__(self) -> "FrameSource":
+    def __enter__(self) -> FrameSource:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -40,13 +40,23 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmfa_studio.face import (CropSmoother, Face, FaceTracker, HeadPose, OneEuroSmoother, create_tracker,
-                              crop_at, crop_box, head_placement, nonrigid_motion)
+from mmfa_studio.face import (
+    CropSmoother,
+    Face,
+    FaceTracker,
+    HeadPose,
+    OneEuroSmoother,
+    create_tracker,
+    crop_at,
+    crop_box,
+    head_placement,
+    nonrigid_motion,
+)
 
-from .core import Engine, FaceMotion, PreparedSource, RenderedFrame
-from .errors import NoFaceFoundError
 from ..model import landmark_motion
 from ..motion import PLACEMENT_FIELDS, POSE_FIELDS, SHIFT_FIELDS, TURN_FIELDS, ModelMotion
+from .core import Engine, FaceMotion, PreparedSource, RenderedFrame
+from .errors import NoFaceFoundError
 
 MODES = ("relative", "absolute")
 POSE_SOURCES = ("tracker", "model")
@@ -160,7 +170,7 @@ class LandmarkExpression:
 
     @classmethod
     def for_source(cls, engine: Engine, source: PreparedSource,
-                   face: Face | None = None) -> "LandmarkExpression | None":
+                   face: Face | None = None) -> LandmarkExpression | None:
         """For ``source`` (its face as found in the photo, or ``face`` in crop pixels); None when no face with
         a pose is found on it."""
         if face is None and source.face_index is not None and source.faces:
@@ -249,7 +259,7 @@ class Reenactor:
             self._tracker.close()
             self._tracker = None
 
-    def __enter__(self) -> "Reenactor":
+    def __enter__(self) -> Reenactor:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -144,7 +144,7 @@ class VideoExporter:
         self._lock = threading.Lock()
 
     # -- context ----------------------------------------------------------------------------------------
-    def __enter__(self) -> "VideoExporter":
+    def __enter__(self) -> VideoExporter:
         stack = contextlib.ExitStack()
         try:
             self._tmp = stack.enter_context(atomic_path(self.path))

@@ -4,13 +4,24 @@ Floor 1: depends on numpy/OpenCV/MediaPipe only (no torch, no Qt). Head-pose ang
 conventions (``mmfa_studio/model/keypoints.py``).
 """
 
-from .crop import (CROP_OFFSET, CROP_SCALE, CropSmoother, CropTransform, box_transform, crop_at, crop_box, crop_face,
-                   face_mask, paste_back, select_face)
+from .crop import (
+                   CROP_OFFSET,
+                   CROP_SCALE,
+                   CropSmoother,
+                   CropTransform,
+                   box_transform,
+                   crop_at,
+                   crop_box,
+                   crop_face,
+                   face_mask,
+                   paste_back,
+                   select_face,
+)
 from .image import ImageError, load_image
 from .measures import ExpressionMeasures, expression_measures
 from .pose import HeadPlacement, euler_from_matrix, head_placement, head_pose, nonrigid_motion, rotation_from_euler
 from .smoothing import OneEuroSmoother
-from .tracker import (FaceAlignmentTracker, FaceTracker, MediaPipeTracker, create_tracker, face_alignment_available)
+from .tracker import FaceAlignmentTracker, FaceTracker, MediaPipeTracker, create_tracker, face_alignment_available
 from .types import Face, HeadPose, NoFaceError
 
 __all__ = [

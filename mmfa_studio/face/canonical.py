@@ -64,7 +64,7 @@ def build(shapes_3d: list[np.ndarray], shapes_2d: list[tuple[np.ndarray, tuple[i
     paired = np.zeros(len(sym), bool)
     paired[left] = paired[right] = True
     sym[~paired, 0] = 0.0  # unpaired points lie on the midline
-    rigid = np.where((sym[:468, 1] <= sym[SUBNASALE, 1]))[0]
+    rigid = np.where(sym[:468, 1] <= sym[SUBNASALE, 1])[0]
     # Pitch zero: tilt so the median pitch over the photos is 0.
     import cv2
 

@@ -92,7 +92,7 @@ class ExpressionControls:
         return {"directions": self.directions, "ranges": {k: list(v) for k, v in self.ranges.items()}}
 
     @classmethod
-    def from_json(cls, data: dict) -> "ExpressionControls":
+    def from_json(cls, data: dict) -> ExpressionControls:
         if not isinstance(data, dict) or not isinstance(data.get("directions"), dict):
             raise ValueError("expression controls must be an object with 'directions'")
         return cls(data["directions"], {k: tuple(v) for k, v in (data.get("ranges") or {}).items()})

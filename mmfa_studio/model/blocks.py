@@ -98,7 +98,7 @@ class Hourglass(nn.Module):
             prev = ch
         self.up = nn.ModuleList()
         skips = [base] + chans[:-1]
-        for skip, ch in zip(reversed(skips), reversed(chans)):
+        for skip in reversed(skips):
             self.up.append(UpBlock(dim, prev, skip))
             prev = skip * 2
         self.out_channels = prev

@@ -111,7 +111,7 @@ class ModelConfig:
     def upsamplings(self) -> int:
         return len(self.generator_channels) - 1
 
-    def differences(self, other: "ModelConfig | dict[str, Any]") -> list[str]:
+    def differences(self, other: ModelConfig | dict[str, Any]) -> list[str]:
         """Names of the fields whose value differs in ``other`` (a config or its ``to_dict()``)."""
         theirs = other.to_dict() if isinstance(other, ModelConfig) else other
         return [k for k, v in self.to_dict().items() if theirs.get(k) != v]
@@ -120,7 +120,7 @@ class ModelConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         known = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - set(known))
         if unknown:

@@ -41,10 +41,10 @@ class TargetMotion:
     delta: Tensor  # B×K×3
 
     @classmethod
-    def from_encoding(cls, motion: HeadMotion, expression: ExpressionCode) -> "TargetMotion":
+    def from_encoding(cls, motion: HeadMotion, expression: ExpressionCode) -> TargetMotion:
         return cls(motion.yaw, motion.pitch, motion.roll, motion.translation, motion.scale, expression.delta)
 
-    def with_changes(self, **changes: Tensor) -> "TargetMotion":
+    def with_changes(self, **changes: Tensor) -> TargetMotion:
         return replace(self, **changes)
 
 

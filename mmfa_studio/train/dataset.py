@@ -118,7 +118,7 @@ class PairSample:
     landmark_motion: torch.Tensor
     has_landmarks: torch.Tensor  # bool scalar
 
-    def pin_memory(self) -> "PairSample":  # called by DataLoader(pin_memory=True)
+    def pin_memory(self) -> PairSample:  # called by DataLoader(pin_memory=True)
         return PairSample(*(getattr(self, f).pin_memory() for f in self.__dataclass_fields__))
 
 

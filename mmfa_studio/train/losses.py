@@ -109,8 +109,8 @@ def feature_matching_loss(real: DiscriminatorOutput, fake: DiscriminatorOutput) 
 
 def split_discriminator_output(out: DiscriminatorOutput, first: int) -> tuple[DiscriminatorOutput, DiscriminatorOutput]:
     """Split a discriminator pass over cat([a, b]) into the outputs for a (first ``first`` rows) and b."""
-    a = DiscriminatorOutput([l[:first] for l in out.logits], [[f[:first] for f in fs] for fs in out.features])
-    b = DiscriminatorOutput([l[first:] for l in out.logits], [[f[first:] for f in fs] for fs in out.features])
+    a = DiscriminatorOutput([logit[:first] for logit in out.logits], [[f[:first] for f in fs] for fs in out.features])
+    b = DiscriminatorOutput([logit[first:] for logit in out.logits], [[f[first:] for f in fs] for fs in out.features])
     return a, b
 
 

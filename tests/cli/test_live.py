@@ -9,9 +9,9 @@ import sys
 import types
 
 import pytest
+
 from engine.clips import face_clip  # tests/engine/*.py (tests/ is on sys.path)
 from engine.virtual_cameras import RecordingCamera, fake_pyvirtualcam
-
 from mmfa_studio.cli import main
 
 from .test_engine_commands import error_line, run

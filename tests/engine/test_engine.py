@@ -4,8 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from mmfa_studio.engine import (Engine, InvalidMotionError, ModelLoadError, Motion, NoFaceFoundError,
-                                SourceImageError, resolve_precision)
+from mmfa_studio.engine import (
+    Engine,
+    InvalidMotionError,
+    ModelLoadError,
+    Motion,
+    NoFaceFoundError,
+    SourceImageError,
+    resolve_precision,
+)
 
 
 def source_keypoints_px(engine, prepared):

@@ -1,7 +1,7 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
-
-from dataclasses import replace
 
 from mmfa_studio.engine import ModelMotion, Motion, NoFaceFoundError, Reenactor, SyntheticSource, open_frame_source
 from mmfa_studio.engine.reenact import tracked_change

@@ -4,8 +4,15 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from mmfa_studio.engine import (ExportCancelled, SyntheticSource, VideoError, VideoExporter, exact_fps,
-                                open_frame_source, probe_video)
+from mmfa_studio.engine import (
+    ExportCancelled,
+    SyntheticSource,
+    VideoError,
+    VideoExporter,
+    exact_fps,
+    open_frame_source,
+    probe_video,
+)
 
 from .clips import count_frames, ffmpeg
 

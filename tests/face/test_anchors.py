@@ -4,7 +4,12 @@ import numpy as np
 import torch
 
 from mmfa_studio.face.anchors import (
-    MESH_POINTS, anchor_indices, anchor_measures, canonical_anchors, face_anchors, mean_face_anchors,
+    MESH_POINTS,
+    anchor_indices,
+    anchor_measures,
+    canonical_anchors,
+    face_anchors,
+    mean_face_anchors,
 )
 from mmfa_studio.face.pose import canonical_face, rotation_from_euler
 from mmfa_studio.face.types import Face

@@ -6,8 +6,16 @@ import cv2
 import numpy as np
 import pytest
 
-from mmfa_studio.face import (CropSmoother, Face, OneEuroSmoother, box_transform, crop_at, expression_measures,
-                              face_mask, paste_back)
+from mmfa_studio.face import (
+    CropSmoother,
+    Face,
+    OneEuroSmoother,
+    box_transform,
+    crop_at,
+    expression_measures,
+    face_mask,
+    paste_back,
+)
 from mmfa_studio.face.crop import outside_reach
 
 

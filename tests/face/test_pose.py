@@ -6,14 +6,22 @@ import cv2
 import numpy as np
 import pytest
 
-from mmfa_studio.face import (Face, HeadPose, euler_from_matrix, head_placement, head_pose, nonrigid_motion,
-                              rotation_from_euler)
+from mmfa_studio.face import (
+    Face,
+    HeadPose,
+    euler_from_matrix,
+    head_placement,
+    head_pose,
+    nonrigid_motion,
+    rotation_from_euler,
+)
 from mmfa_studio.face.pose import MESH_INDEX_OF_68, canonical_face
 
 
 def test_numpy_euler_matches_the_model():
     torch = pytest.importorskip("torch")
-    from mmfa_studio.model.keypoints import euler_from_matrix as torch_euler, rotation_matrix
+    from mmfa_studio.model.keypoints import euler_from_matrix as torch_euler
+    from mmfa_studio.model.keypoints import rotation_matrix
 
     rng = np.random.default_rng(0)
     angles = rng.uniform(-60, 60, (20, 3))

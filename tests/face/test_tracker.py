@@ -6,8 +6,19 @@ import cv2
 import numpy as np
 import pytest
 
-from mmfa_studio.face import (CropSmoother, FaceTracker, MediaPipeTracker, NoFaceError, create_tracker, crop_box,
-                              crop_face, face_alignment_available, load_image, paste_back, select_face)
+from mmfa_studio.face import (
+    CropSmoother,
+    FaceTracker,
+    MediaPipeTracker,
+    NoFaceError,
+    create_tracker,
+    crop_box,
+    crop_face,
+    face_alignment_available,
+    load_image,
+    paste_back,
+    select_face,
+)
 
 pytestmark = pytest.mark.data
 

@@ -4,7 +4,11 @@ import pytest
 import torch
 
 from mmfa_studio.model.keypoints import (
-    bins_to_degrees, compose_keypoints, degrees_to_bin, euler_from_matrix, rotation_matrix,
+    bins_to_degrees,
+    compose_keypoints,
+    degrees_to_bin,
+    euler_from_matrix,
+    rotation_matrix,
 )
 
 

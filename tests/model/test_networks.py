@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from mmfa_studio.model import MMFA, MultiScaleDiscriminator, TargetMotion
-from mmfa_studio.model.dense_motion import add_tps_proposal, sparse_motions, thin_plate_spline
 from mmfa_studio.model.blocks import make_coordinate_grid
+from mmfa_studio.model.dense_motion import add_tps_proposal, sparse_motions, thin_plate_spline
 
 
 def config_at(tiny_config, variant, size):

@@ -7,13 +7,13 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QSettings, Signal
 from PySide6.QtWidgets import QFileDialog, QWidget
 
+from ...assets import SAMPLE_PORTRAIT  # the bundled sample, opened when no photo is given
 from .. import dialogs
 from ..jobs import LoadModel, OpenPhoto
 from ..messages import EngineInfo, PhotoPreview, SourceInfo
 from ..worker import EngineWorker, JobFailure
 from .feedback import Feedback
 
-from ...assets import SAMPLE_PORTRAIT  # the bundled sample, opened when no photo is given
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.webp *.tif *.tiff);;All files (*)"
 MAX_RECENT = 8
 
