@@ -10,6 +10,7 @@ import math
 import sys
 from pathlib import Path
 
+from mmfa_studio.assets import SHARED_DATA  # noqa: F401 - the benchmarks' one view of where shared data is
 from mmfa_studio.runtime import configure_threads, describe_machine
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -8,6 +8,7 @@ import json
 import re
 import shlex
 import shutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,6 +125,7 @@ RECIPES: dict[str, Callable[[list[str], Inputs], list[str]]] = {
     "torchrun train": tiny_training,
     "evaluate": lambda a, _i: option(option(a, "--frames", "2"), "--device", "cpu"),
     "calibrate": lambda a, _i: option(a, "--device", "cpu"),
+    "live": lambda a, i: option(tiny_model(a, i), "--max-frames", "3"),
     "bench": lambda a, _i: [*a, "--config", "tiny", "--variant", "hybrid", "--repeats", "1"],
 }
 
@@ -176,6 +178,10 @@ def test_a_readme_command_runs_on_the_tiny_config(line, inputs, tmp_path, monkey
         measured = {axis: {-10.0: -7.0, 10.0: 7.0} for axis in ("yaw", "pitch", "roll")}
         monkeypatch.setattr(calibrate, "measure_pose_response",
                             lambda engine, videos: calibrate.PoseResponse(sources=1, measured=measured))
+    if name == "live":  # no virtual camera exists here: a fake backend records the frames (tests/cli/test_live.py)
+        from engine.virtual_cameras import fake_pyvirtualcam
+
+        monkeypatch.setitem(sys.modules, "pyvirtualcam", fake_pyvirtualcam())
     args = RECIPES[name](words, inputs)
     if "--resume" in args:  # the README's resume continues a run: start one first
         first = option(option(list(args), "--resume", None), "--max-steps", "1")
