@@ -1,6 +1,9 @@
 """Where MMFA Studio finds the files it reads by default: the ones shipped inside the package (the model and the
 sample portrait, package data of the wheel) and, in a source checkout, the shared development data.
 
+In a checkout the model file here is a link to ``models/mmfa-cpu.safetensors`` (large files live under
+``models/``); building the wheel copies the file itself into the package.
+
 The one definition of these paths: everything else imports them from here, so an installed wheel and an
 editable checkout find the same files.
 """
