@@ -453,7 +453,53 @@ def parse_expression_list(text: str) -> tuple[float, ...]:
     return tuple(values)
 
 
+# -- named expression controls (fitted by train/expression_fit.py, stored in a checkpoint's header) ----------
+
+CONTROL_NAMES = ("mouth_open", "smile", "blink", "blink_left", "blink_right", "brows")
+CONTROLS_KEY = "expression_controls"  # where a checkpoint's header keeps them
+
+
+class ExpressionControls:
+    """Named expression controls: each a direction in the anchor latent, scaled so that 1 reaches the training
+    frames' strongest expression (their 99th percentile) and 0 leaves the face as it is.
+
+    ``directions``: name → Z vector; the edit of a set of values c is Δz = Σ c_name · direction_name.
+    """
+
+    def __init__(self, directions: dict[str, list[float]], ranges: dict[str, tuple[float, float]] | None = None):
+        self.directions = {name: [float(v) for v in vector] for name, vector in directions.items()}
+        self.ranges = {name: (float(lo), float(hi)) for name, (lo, hi) in (ranges or {}).items()}
+        sizes = {len(v) for v in self.directions.values()}
+        if len(sizes) > 1:
+            raise ValueError("expression control directions must all have the latent's size")
+
+    def offset(self, values: dict[str, float]) -> list[float]:
+        """Δz for control values (name → value); an unknown name is a ValueError."""
+        unknown = sorted(set(values) - set(self.directions))
+        if unknown:
+            raise ValueError(f"unknown expression control {unknown[0]!r}; known: {', '.join(self.directions)}")
+        size = len(next(iter(self.directions.values()), []))
+        total = [0.0] * size
+        for name, value in values.items():
+            for i, v in enumerate(self.directions[name]):
+                total[i] += float(value) * v
+        return total
+
+    def range(self, name: str) -> tuple[float, float]:
+        return self.ranges.get(name, (-1.0, 1.0) if name == "brows" else (0.0, 1.0))
+
+    def to_json(self) -> dict:
+        return {"directions": self.directions, "ranges": {k: list(v) for k, v in self.ranges.items()}}
+
+    @classmethod
+    def from_json(cls, data: dict) -> ExpressionControls:
+        if not isinstance(data, dict) or not isinstance(data.get("directions"), dict):
+            raise ValueError("expression controls must be an object with 'directions'")
+        return cls(data["directions"], {k: tuple(v) for k, v in (data.get("ranges") or {}).items()})
+
+
 __all__ = ["Motion", "ModelMotion", "MOTION_RANGES", "EXPRESSION_LIMIT", "Keyframe", "KeyframeAnimation",
            "parse_expression_list", "INTERPOLATION_MODES", "TURN_FIELDS", "SHIFT_FIELDS", "PLACEMENT_FIELDS",
            "POSE_FIELDS", "interpolate_latents", "MAX_DURATION", "MAX_JSON_BYTES", "read_json_file", "parse_json",
-           "json_number", "json_bool", "json_path"]
+           "json_number", "json_bool", "json_path", "CONTROL_NAMES", "CONTROLS_KEY",
+           "ExpressionControls"]

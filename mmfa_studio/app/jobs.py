@@ -17,7 +17,6 @@ from .messages import (
     ExportProgress,
     ExpressionResult,
     FrameResult,
-    NamedControl,
     PhotoPreview,
     SourceInfo,
 )
@@ -57,16 +56,9 @@ class LoadModel:
             pose_reach={axis: reach for axis in ("yaw", "pitch", "roll")
                         if (reach := engine.pose_calibration.reach(axis)) is not None},
             expression_reach=expression_reach,
-            controls=_named_controls(engine),
+            controls=engine.expression_controls,
         )
 
-
-def _named_controls(engine) -> tuple[NamedControl, ...]:
-    controls = engine.expression_controls
-    if controls is None:
-        return ()
-    return tuple(NamedControl(name, tuple(direction), *controls.range(name))
-                 for name, direction in controls.directions.items())
 
 
 @dataclass(frozen=True)

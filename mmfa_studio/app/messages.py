@@ -14,16 +14,7 @@ import numpy as np
 if TYPE_CHECKING:
     from mmfa_studio.engine import Face, HeadPose, Motion
     from mmfa_studio.face import CropTransform
-
-
-@dataclass(frozen=True)
-class NamedControl:
-    """A named expression control of the loaded model: a step in its expression latent per unit of the slider."""
-
-    name: str
-    direction: tuple[float, ...]  # Δz at value 1
-    minimum: float
-    maximum: float
+    from mmfa_studio.motion import ExpressionControls
 
 
 @dataclass(frozen=True)
@@ -37,7 +28,7 @@ class EngineInfo:
     image_size: int
     pose_reach: dict[str, tuple[float, float]] = field(default_factory=dict)  # axis → farthest turns (°), if known
     expression_reach: float | None = None  # px the expression sliders can move a keypoint (Engine.expression_reach)
-    controls: tuple[NamedControl, ...] = ()  # the model's named expression controls (none for most models)
+    controls: ExpressionControls | None = None  # the model's named expression controls (most models have none)
 
 
 @dataclass(frozen=True)

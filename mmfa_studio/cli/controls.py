@@ -18,7 +18,7 @@ def register(sub) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     from ..checkpoint import BUNDLED_MODEL, CheckpointError, read_info
-    from ..model.anchor_expression import CONTROLS_KEY, ExpressionControls
+    from ..motion import CONTROLS_KEY, ExpressionControls
 
     try:
         info = read_info(args.checkpoint or BUNDLED_MODEL)

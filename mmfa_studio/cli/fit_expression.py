@@ -29,7 +29,7 @@ def run(args) -> int:
 
     from ..checkpoint import BUNDLED_MODEL, CheckpointError, load_model, save_model
     from ..model import MMFA
-    from ..model.anchor_expression import CONTROLS_KEY
+    from ..motion import CONTROLS_KEY
     from ..train.expression_fit import fit_controls, fit_vae, teacher_frames
     from .render import check_writable
 

@@ -37,9 +37,17 @@ from mmfa_studio.face import (
     paste_back as paste_crop_back,
 )
 from mmfa_studio.model import MMFA, ModelConfig, SourceEncoding, TargetMotion
-from mmfa_studio.model.anchor_expression import CONTROLS_KEY, ExpressionControls
 
-from ..motion import INTERPOLATION_MODES, SHIFT_FIELDS, TURN_FIELDS, ModelMotion, Motion, interpolate_latents
+from ..motion import (
+    CONTROLS_KEY,
+    INTERPOLATION_MODES,
+    SHIFT_FIELDS,
+    TURN_FIELDS,
+    ExpressionControls,
+    ModelMotion,
+    Motion,
+    interpolate_latents,
+)
 from .anchors import SourceAnchors, face_code, render_anchors, source_anchors
 from .calibration import PoseCalibration
 from .errors import EngineError, ModelLoadError, NoFaceFoundError, SourceImageError

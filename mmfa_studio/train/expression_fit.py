@@ -15,8 +15,9 @@ import numpy as np
 import torch
 
 from ..face.anchors import anchor_measures, canonical_anchors
-from ..model.anchor_expression import AnchorExpressionVAE, ExpressionControls
+from ..model.anchor_expression import AnchorExpressionVAE
 from ..model.expression_vae import kl_per_dimension
+from ..motion import ExpressionControls
 from .landmarks import load_clip_landmarks
 from .prepared import load_index
 

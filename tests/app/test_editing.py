@@ -181,7 +181,7 @@ def test_named_controls_edit_the_source_expression(window, qtbot, tmp_path, tiny
 
     from mmfa_studio.checkpoint import save_model
     from mmfa_studio.model import MMFA
-    from mmfa_studio.model.anchor_expression import CONTROLS_KEY, ExpressionControls
+    from mmfa_studio.motion import CONTROLS_KEY, ExpressionControls
 
     assert window.editor.controls_box.isHidden()  # the tiny model has none
     torch.manual_seed(0)

@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from mmfa_studio.model import MMFA
-from mmfa_studio.model.anchor_expression import AnchorExpressionVAE, ExpressionControls
+from mmfa_studio.model.anchor_expression import AnchorExpressionVAE
 from mmfa_studio.model.anchors import pose_anchors
 from mmfa_studio.model.dense_motion import AnchorPoints, thin_plate_spline
 from mmfa_studio.model.keypoints import compose_keypoints, rotation_matrix
+from mmfa_studio.motion import ExpressionControls
 
 
 def pose(yaw=0.0, pitch=0.0, roll=0.0, t=(0.0, 0.0, 0.0), s=1.0):

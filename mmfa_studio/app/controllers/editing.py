@@ -14,7 +14,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import QFileDialog, QWidget
 
-from ...motion import Motion
+from ...motion import ExpressionControls, Motion
 from ..commands import KeyframesCommand, MotionUndo
 from ..editor import EditorPanel
 from ..jobs import EncodeExpression, RenderMotion, SampleExpression
@@ -43,7 +43,7 @@ class EditController(QObject):
         self.live = False  # the webcam drives the picture: edits do not render meanwhile
         self._render_seq = 0
         self._editor: EditorPanel | None = None
-        self._controls: dict[str, tuple[float, ...]] = {}  # named control → its latent step (the loaded model's)
+        self._controls: ExpressionControls | None = None  # the loaded model's named expression controls
         self.state.changed.connect(self.request_render)
 
     def bind_editor(self, editor: EditorPanel) -> None:
@@ -108,8 +108,9 @@ class EditController(QObject):
             self._editor.set_latent_dim(info.latent_dim)
             self._editor.set_pose_reach(info.pose_reach)
             self._editor.set_expression_reach(info.expression_reach)
-            self._editor.set_controls([(c.name, c.minimum, c.maximum) for c in info.controls])
-        self._controls = {c.name: c.direction for c in info.controls}
+            names = list(info.controls.directions) if info.controls is not None else []
+            self._editor.set_controls([(name, *info.controls.range(name)) for name in names])
+        self._controls = info.controls
         motion = self.state.motion if self.state.motion is not None else Motion()
         if motion.expression is not None and len(motion.expression) != info.latent_dim:
             motion = replace(motion, expression=None)
@@ -149,12 +150,9 @@ class EditController(QObject):
     def edit_controls(self, values: dict[str, float]) -> None:
         """Named controls, on top of the source's own expression: z = z_src + Σ value · direction."""
         own = self.state.source_expression
-        if not self.state.ready or own is None:
+        if not self.state.ready or own is None or self._controls is None:
             return
-        z = list(own)
-        for name, value in values.items():
-            for i, step in enumerate(self._controls.get(name, ())):
-                z[i] += value * step
+        z = [a + b for a, b in zip(own, self._controls.offset(values))]
         self.push_motion(self.state.with_expression(z), "Change the named controls", "controls")
 
     def _reset_controls(self) -> None:
