@@ -65,6 +65,12 @@ class FaceAnchors:
     to_points: np.ndarray
 
 
+def _to_canonical(mesh: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """(s, R, t) taking a tracked mesh (any pixel frame) onto the canonical face, fitted on its rigid points."""
+    canon = canonical_face()
+    return _similarity(mesh[canon.rigid], canon.points[canon.rigid])
+
+
 def face_anchors(face: Face, crop_size: int) -> FaceAnchors | None:
     """:class:`FaceAnchors` of a face tracked in a model crop (``crop_size`` pixels); None without a 3D mesh."""
     if face.landmarks_3d is None or len(face.landmarks_3d) < MESH_POINTS:
@@ -73,21 +79,19 @@ def face_anchors(face: Face, crop_size: int) -> FaceAnchors | None:
     points = mesh[anchor_indices()]
     xy = pixels_to_units(points[:, :2], crop_size)
     z = points[:, 2] * (2.0 / crop_size)
-    canon = canonical_face()
-    scale, rotation, shift = _similarity(mesh[canon.rigid], canon.points[canon.rigid])
-    layout = scale * points @ rotation.T + shift
+    scale, rotation, shift = _to_canonical(mesh)
     # canonical offset d → mesh pixels Rᵀ·d/s → model units ×2/size (x, y and depth alike)
     to_points = rotation / scale * (2.0 / crop_size)
-    return FaceAnchors(np.concatenate([xy, (z - z.mean())[:, None]], axis=1), layout, to_points)
+    return FaceAnchors(np.concatenate([xy, (z - z.mean())[:, None]], axis=1), scale * points @ rotation.T + shift,
+                       to_points)
 
 
 def canonical_anchors(landmarks_3d: np.ndarray) -> np.ndarray:
     """N×3 anchors of one tracked face (478/468×3 mesh, any pixel frame) in the canonical face's frame and units
-    (see :class:`FaceAnchors`): its rigid points are fitted to the canonical face's by a similarity."""
-    canon = canonical_face()
-    points = np.asarray(landmarks_3d, dtype=np.float64)
-    scale, rotation, shift = _similarity(points[canon.rigid], canon.points[canon.rigid])
-    return (scale * points[anchor_indices()] @ rotation.T) + shift
+    (see :class:`FaceAnchors`)."""
+    mesh = np.asarray(landmarks_3d, dtype=np.float64)
+    scale, rotation, shift = _to_canonical(mesh)
+    return scale * mesh[anchor_indices()] @ rotation.T + shift
 
 
 def mean_face_anchors() -> np.ndarray:
