@@ -102,6 +102,16 @@ class TrainConfig:
     # between the two frames (mouth, eyes, brows), as reenactment moves them (model/landmark_motion.py), so the
     # renderer learns to follow those shifts. Needs data prepared with `prepare --landmarks`.
     landmark_expression: bool = False
+    # With driving_motion "tracker": the tracker's dense mesh anchors (face/anchors.py: lips, lids, brows, outline)
+    # join the training render's spline, placed where the driving frame's mesh has them, and the keypoints keep the
+    # source's own δ, as an anchor-expression model renders: the generator learns to paint what the anchors open
+    # (a mouth interior, a lid). Needs data prepared with `prepare --landmarks`.
+    anchor_points: bool = False
+    # How a pair's driving frame is chosen: "random" (any frame of the clip within max_frame_gap), or "motion": of
+    # pair_candidates drawn, the one whose tracked mouth, eyes and head pose differ most from the source's (large
+    # expression changes and turns are rare among random same-clip pairs). Needs landmarks.
+    pair_choice: Literal["random", "motion"] = "random"
+    pair_candidates: int = 4
     keypoint_min_distance: float = 0.1
     edit_yaw: float = 30.0  # keypoint_flow: random yaw edits of the source, uniform in ±edit_yaw degrees
     edit_pitch: float = 20.0
@@ -139,6 +149,12 @@ class TrainConfig:
             raise ValueError(f"train.driving_motion must be 'model' or 'tracker', not {self.driving_motion!r}")
         if self.landmark_expression and self.driving_motion != "tracker":
             raise ValueError("train.landmark_expression needs train.driving_motion: tracker")
+        if self.anchor_points and self.driving_motion != "tracker":
+            raise ValueError("train.anchor_points needs train.driving_motion: tracker")
+        if self.pair_choice not in ("random", "motion"):
+            raise ValueError(f"train.pair_choice must be 'random' or 'motion', not {self.pair_choice!r}")
+        if not 1 <= self.pair_candidates <= 64:
+            raise ValueError("train.pair_candidates must be in [1, 64]")
         if self.render_expression not in ("sample", "mean"):
             raise ValueError(f"train.render_expression must be 'sample' or 'mean', not {self.render_expression!r}")
         if self.perceptual_backbone not in ("vgg16-st", "none"):
@@ -146,6 +162,11 @@ class TrainConfig:
         if not set(self.perceptual_layers) <= {1, 2, 3, 4, 5}:
             raise ValueError("train.perceptual_layers must be VGG stages 1..5")
         self.progressive = [(int(s), int(r)) for s, r in self.progressive]
+
+    @property
+    def uses_landmarks(self) -> bool:
+        """Whether training reads the data's tracked landmarks (``prepare --landmarks``)."""
+        return self.landmark_expression or self.anchor_points or self.pair_choice == "motion"
 
     # -- resolution ------------------------------------------------------------------------------
     def size_at(self, step: int, model: ModelConfig) -> int:

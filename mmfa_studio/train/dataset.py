@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from ..face import head_placement, nonrigid_motion
+from ..face.anchors import anchor_indices, anchor_measures
 from .config import Augmentation
 from .landmarks import LANDMARK_COUNT, ClipLandmarks, load_clip_landmarks
 
@@ -112,11 +113,13 @@ class PairSample:
     source_placement: torch.Tensor
     driving_placement: torch.Tensor
     has_placement: torch.Tensor  # bool scalar: both frames have one
-    # With landmarks (PairDataset(landmarks=True)), else zeros: the source's landmarks N×2 and their non-rigid
-    # movement to the driving frame N×2, both after augmentation in the model's normalised units.
+    # With landmarks (PairDataset(landmarks=True)), else zeros: the source's landmarks N×2, their non-rigid
+    # movement to the driving frame N×2 and the driving frame's own landmarks N×2, all after augmentation in the
+    # model's normalised units.
     source_landmarks: torch.Tensor
     landmark_motion: torch.Tensor
     has_landmarks: torch.Tensor  # bool scalar
+    driving_landmarks: torch.Tensor
 
     def pin_memory(self) -> PairSample:  # called by DataLoader(pin_memory=True)
         return PairSample(*(getattr(self, f).pin_memory() for f in self.__dataclass_fields__))
@@ -173,21 +176,58 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray((image * 255.0 + 0.5).astype(np.uint8).transpose(2, 0, 1)))
 
 
+def frame_motion_features(tracked: ClipLandmarks) -> np.ndarray:
+    """F×4 per frame of a clip: (mouth open, mean eye open, yaw, pitch) from its tracked mesh, NaN where no face
+    was found; what :func:`motion_difference` compares."""
+    mesh = np.concatenate([tracked.points, tracked.depth[..., None]], axis=-1).astype(np.float64)
+    measures = anchor_measures(mesh[:, anchor_indices()])
+    features = np.stack([measures["mouth_open"], (measures["eye_open_left"] + measures["eye_open_right"]) / 2,
+                         tracked.pose[:, 0], tracked.pose[:, 1]], axis=-1)
+    features[~tracked.found] = np.nan
+    return features
+
+
+# What one unit of motion difference is: a mouth opening by 0.3 of its width, the eyes by 0.25 of theirs, a turn of
+# 30° yaw or 20° pitch.
+_MOTION_UNITS = np.array([0.3, 0.25, 30.0, 20.0])
+
+
+def motion_difference(features: np.ndarray, a: int, candidates: np.ndarray) -> np.ndarray:
+    """How far each candidate frame's expression and pose lie from frame ``a``'s (−inf where either has no face)."""
+    d = np.abs(features[candidates] - features[a]) / _MOTION_UNITS
+    score = d.sum(axis=-1)
+    return np.where(np.isfinite(score), score, -np.inf)
+
+
 class PairDataset(Dataset):
     """Map-style dataset indexed by *global sample number* (use :class:`ResumableSampler`).
 
     Each sample: a random clip (weighted by its frame count), two frames at most ``max_gap`` apart
-    (0 = any two), the same flip/zoom/shift/colour jitter on both, resized to ``size``.
+    (0 = any two), the same flip/zoom/shift/colour jitter on both, resized to ``size``. With ``candidates`` > 1
+    (needs ``landmarks``) the driving frame is the one of that many draws that differs most from the source in
+    expression and pose; with ``require_landmarks`` a pair whose frames have no tracked face is drawn again (a
+    few times).
     """
 
+    _REDRAWS = 8
+
     def __init__(self, store: FrameStore, size: int, augment: Augmentation, seed: int = 0, max_gap: int = 0,
-                 landmarks: bool = False):
+                 landmarks: bool = False, candidates: int = 1, require_landmarks: bool = False):
         if not store.clips:
             raise ValueError("the dataset holds no clips")
+        if (candidates > 1 or require_landmarks) and not landmarks:
+            raise ValueError("choosing pairs by their tracked motion needs landmarks")
         self.store, self.size, self.augment, self.seed, self.max_gap = store, size, augment, seed, max_gap
-        self.landmarks = landmarks
+        self.landmarks, self.candidates, self.require_landmarks = landmarks, candidates, require_landmarks
         frames = np.array([max(1, c.frames) for c in store.clips], dtype=np.float64)
         self.clip_weights = frames / frames.sum()
+        self._features: dict[str, np.ndarray | None] = {}
+
+    def _motion_features(self, clip: ClipLike) -> np.ndarray | None:
+        if clip.id not in self._features:
+            tracked = self.store.landmarks(clip)
+            self._features[clip.id] = None if tracked is None else frame_motion_features(tracked)
+        return self._features[clip.id]
 
     def __len__(self) -> int:
         return 2**62  # samples are numbered, not enumerated
@@ -196,16 +236,28 @@ class PairDataset(Dataset):
         ci = int(rng.choice(len(self.store.clips), p=self.clip_weights))
         n = self.store.clips[ci].frames
         a = int(rng.integers(n))
-        if self.max_gap and self.max_gap < n:
-            lo, hi = max(0, a - self.max_gap), min(n - 1, a + self.max_gap)
-            b = int(rng.integers(lo, hi + 1))
-        else:
-            b = int(rng.integers(n))
+        lo, hi = (max(0, a - self.max_gap), min(n - 1, a + self.max_gap)) if self.max_gap and self.max_gap < n else (0, n - 1)
+        if self.candidates <= 1:
+            return ci, a, int(rng.integers(lo, hi + 1))
+        choices = rng.integers(lo, hi + 1, size=self.candidates)
+        features = self._motion_features(self.store.clips[ci])
+        if features is None:
+            return ci, a, int(choices[0])
+        return ci, a, int(choices[int(np.argmax(motion_difference(features, a, choices)))])
+
+    def _tracked_pair(self, rng: np.random.Generator) -> tuple[int, int, int]:
+        """:meth:`pair_indices`, drawn again while ``require_landmarks`` finds a frame without a tracked face."""
+        ci, a, b = self.pair_indices(rng)
+        for _ in range(self._REDRAWS if self.require_landmarks else 0):
+            tracked = self.store.landmarks(self.store.clips[ci])
+            if tracked is not None and tracked.found[a] and tracked.found[b]:
+                break
+            ci, a, b = self.pair_indices(rng)
         return ci, a, b
 
     def __getitem__(self, number: int) -> PairSample:
         rng = sample_rng(self.seed, int(number))
-        ci, a, b = self.pair_indices(rng)
+        ci, a, b = self._tracked_pair(rng)
         clip = self.store.clips[ci]
         frames = self.store.read(clip, [a, b])  # 2×S×S×3 uint8
         aug = self.augment
@@ -238,30 +290,31 @@ class PairDataset(Dataset):
                 centre = matrix[:, :2] @ q[1:] + matrix[:, 2]
                 q = np.array([q[0] * np.sqrt(abs(np.linalg.det(matrix[:, :2]))), *((2 * centre + 1) / self.size - 1)])
             places.append(torch.from_numpy(q.astype(np.float32)))
-        points, motion, found = self._landmark_motion(clip, a, b, matrix)
+        points, motion, found, driving_points = self._landmark_motion(clip, a, b, matrix)
         return PairSample(images[0], images[1], poses[0], poses[1], torch.tensor(has), places[0], places[1],
-                          torch.tensor(placed), points, motion, torch.tensor(found))
+                          torch.tensor(placed), points, motion, torch.tensor(found), driving_points)
 
     def _landmark_motion(self, clip: ClipLike, a: int, b: int,
-                         matrix: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, bool]:
-        """Source landmarks and their non-rigid movement to frame b, through the pair's warp ``matrix``
-        (prepared pixels → output pixels), in normalised units; zeros and False without landmarks."""
+                         matrix: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, bool, torch.Tensor]:
+        """Source landmarks, their non-rigid movement to frame b and frame b's landmarks, through the pair's warp
+        ``matrix`` (prepared pixels → output pixels), in normalised units; zeros and False without landmarks."""
         zeros = torch.zeros(LANDMARK_COUNT, 2)
         tracked = self.store.landmarks(clip) if self.landmarks else None
         source, driving = (None, None) if tracked is None else (tracked.face(a), tracked.face(b))
         movement = None if source is None or driving is None else nonrigid_motion(source, driving)
         if movement is None:
-            return zeros, zeros.clone(), False
+            return zeros, zeros.clone(), False, zeros.clone()
         placement = head_placement(source.landmarks, source.pose)
         if placement is None:
-            return zeros, zeros.clone(), False
+            return zeros, zeros.clone(), False, zeros.clone()
         linear = matrix[:, :2]
-        points = source.landmarks @ linear.T + matrix[:, 2]  # output pixels
+        to_output = lambda p: p @ linear.T + matrix[:, 2]  # noqa: E731  (output pixels)
         # movement is in source-head units along the prepared crop's axes: turn (and mirror) it like the
         # image, then size it by the head in output pixels, 2/size per pixel.
         moved = movement @ linear.T * (2.0 * placement.scale / self.size)
-        as_tensor = lambda v: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))  # noqa: E731
-        return as_tensor((2 * points + 1) / self.size - 1), as_tensor(moved), True
+        as_units = lambda p: torch.from_numpy(np.ascontiguousarray((2 * p + 1) / self.size - 1, dtype=np.float32))  # noqa: E731
+        return (as_units(to_output(source.landmarks)), torch.from_numpy(np.ascontiguousarray(moved, dtype=np.float32)),
+                True, as_units(to_output(driving.landmarks)))
 
 
 def collate_pairs(samples: list[PairSample]) -> PairSample:

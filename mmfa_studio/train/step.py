@@ -16,7 +16,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from ..face.anchors import anchor_indices
 from ..model import MMFA
+from ..model.dense_motion import AnchorPoints
 from ..model.expression_vae import ExpressionCode
 from ..model.keypoints import rotation_matrix
 from ..model.landmark_motion import landmark_weights, shift_to_deformation
@@ -62,21 +64,38 @@ class TrackedChange:
     landmarks: Tensor | None = None
     landmark_motion: Tensor | None = None
     has_landmarks: Tensor | None = None  # B bool
+    driving_landmarks: Tensor | None = None  # B×N×2 (normalised): train.anchor_points
+    # train.landmark_expression: whether the landmarks' movement also shifts the keypoints
+    shift_keypoints: bool = True
 
     @classmethod
-    def of(cls, batch: PairSample, landmarks: bool = False) -> TrackedChange:
+    def of(cls, batch: PairSample, landmarks: bool = False, anchors: bool = False) -> TrackedChange:
+        """``landmarks``: the keypoints follow the landmarks' movement; ``anchors``: the mesh anchors join the
+        render (both read the batch's landmarks)."""
         src, drv = batch.source_placement, batch.driving_placement
-        extra = (batch.source_landmarks, batch.landmark_motion, batch.has_landmarks) if landmarks else ()
+        tracked = landmarks or anchors
         return cls(batch.driving_pose - batch.source_pose, batch.has_pose, drv[:, 0] / src[:, 0].clamp_min(1e-6),
-                   drv[:, 1:] - src[:, 1:], batch.has_placement, *extra)
+                   drv[:, 1:] - src[:, 1:], batch.has_placement,
+                   batch.source_landmarks if tracked else None, batch.landmark_motion if tracked else None,
+                   batch.has_landmarks if tracked else None, batch.driving_landmarks if anchors else None,
+                   shift_keypoints=landmarks)
 
     def keypoint_shift(self, keypoints: Tensor) -> Tensor | None:
         """B×K×2 image-plane shifts of the source keypoints (B×K×≥2, normalised) by the landmarks' movement;
         None without landmarks."""
-        if self.landmark_motion is None:
+        if self.landmark_motion is None or not self.shift_keypoints:
             return None
         weights = landmark_weights(keypoints[..., :2].float(), self.landmarks.float(), crop_width=2.0)
         return (weights @ self.landmark_motion.float()) * self.has_landmarks[:, None, None]
+
+    def anchor_points(self) -> AnchorPoints | None:
+        """The mesh anchors where the source and the driving frame have them, as the render's extra spline points;
+        None without them, or when a pair in the batch has no tracked face (the dataset draws such pairs again,
+        so this is rare)."""
+        if self.driving_landmarks is None or not bool(self.has_landmarks.all()):
+            return None
+        rows = torch.as_tensor(anchor_indices(), device=self.landmarks.device)
+        return AnchorPoints(source=self.landmarks[:, rows].float(), driving=self.driving_landmarks[:, rows].float())
 
 
 class View(IntEnum):
@@ -188,8 +207,11 @@ class GeneratorStep(nn.Module):
         source_enc = m.assemble_source(source, src_m, ExpressionCode(part(mu, 0), part(logvar, 0), part(z, 0),
                                                                      part(delta_used, 0)), part(canonical, 0))
         render_delta = part(delta_used, View.AUGMENTED if self.expression_from_augmented else View.DRIVING)
+        anchors = tracked.anchor_points() if tracked is not None else None
+        if anchors is not None:  # as an anchor model renders: the anchors carry the expression, the keypoints the source's
+            render_delta = part(delta_used, View.SOURCE)
         target = self._driving_target(source_enc, drv_m, render_delta, tracked)
-        render = m.render(source_enc, target)
+        render = m.render(source_enc, target, anchors=anchors)
         # The keypoint prior sees the model's own keypoints: landmark shifts that bring two together (a closing
         # mouth) must not push the model's keypoints apart.
         own_keypoints = render.keypoints if target.delta is render_delta else m.pose_keypoints(

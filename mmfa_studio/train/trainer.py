@@ -86,15 +86,21 @@ class Trainer:
             self.perceptual.to(memory_format=torch.channels_last)
         self.objective = Objective(model_cfg, cfg, self.perceptual, self.discriminator, timer)
 
-        if cfg.landmark_expression:
+        if cfg.uses_landmarks:
             missing = sum(store.landmarks(c) is None for c in store.clips)
             if missing == len(store.clips):
-                raise ValueError("train.landmark_expression: the training data has no landmarks (prepare it again "
-                                 "with `mmfa-studio prepare VIDEOS DATA --landmarks`)")
+                raise ValueError("train.landmark_expression, anchor_points and pair_choice: motion need landmarks, "
+                                 "and the training data has none (prepare it again with `mmfa-studio prepare VIDEOS "
+                                 "DATA --landmarks`)")
             if missing:
-                self.log(f"landmark expression: {missing} of {len(store.clips)} clips have no landmarks")
+                self.log(f"landmarks: {missing} of {len(store.clips)} clips have none")
+        if cfg.anchor_points and (model_cfg.variant != "hybrid" or not model_cfg.tps_motion):
+            raise ValueError("train.anchor_points needs the hybrid variant with model.tps_motion (its 2D spline "
+                             "carries the anchors)")
         self.dataset = PairDataset(store, cfg.largest_size(model_cfg), cfg.augment, seed=cfg.seed,
-                                   max_gap=cfg.max_frame_gap, landmarks=cfg.landmark_expression)
+                                   max_gap=cfg.max_frame_gap, landmarks=cfg.uses_landmarks,
+                                   candidates=cfg.pair_candidates if cfg.pair_choice == "motion" else 1,
+                                   require_landmarks=cfg.anchor_points)
         self.stop_signals = StopSignals()
         self._started = False
         self._t0: float | None = None  # time.monotonic() when this process started training
@@ -248,8 +254,8 @@ class Trainer:
         self.discriminator.requires_grad_(False)
         with self.runtime.autocast():
             with t.section("G forward"):
-                tracked = (TrackedChange.of(batch, cfg.landmark_expression) if cfg.driving_motion == "tracker"
-                           else None)
+                tracked = (TrackedChange.of(batch, cfg.landmark_expression, cfg.anchor_points)
+                           if cfg.driving_motion == "tracker" else None)
                 out = self.g_step_ddp(batch.source, batch.driving, warped, augmented, tracked)
             terms = self.objective.generator_terms(out, batch, warp, adversarial)
         total = terms.weighted_total(self.objective.weights(self.step))

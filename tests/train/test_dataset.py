@@ -122,7 +122,7 @@ def test_empty_or_missing_prepared_data_is_a_clear_error(tmp_path):
 
 
 def test_train_config_sections_and_validation():
-    for name in ("tiny", "cpu", "vox256"):
+    for name in ("tiny", "cpu", "cpu-anchors", "vox256"):
         model, train = load_train_config(name)
         assert train.batch_size >= 1 and train.loss.perceptual == 10.0
     with pytest.raises(ValueError, match="unknown train config keys: bogus"):
@@ -181,3 +181,51 @@ def test_landmark_movement_follows_the_frames_warp(sample_portrait):
     assert torch.allclose(b.source_landmarks, a.source_landmarks * mirror, atol=2 / 128)
     assert torch.allclose(b.landmark_motion, a.landmark_motion * mirror, atol=1e-4)
     assert not bool(PairDataset(store, 128, NO_AUG, landmarks=False)[numbers[0]].has_landmarks)
+    # the driving frame's own landmarks, through the same warp
+    assert torch.allclose(a.driving_landmarks, torch.from_numpy((2 * points[1] + 1) / 256 - 1), atol=1 / 128)
+
+
+def _synthetic_landmarks(frames: int, mouth_open_frame: int, found: np.ndarray | None = None):
+    """ClipLandmarks of the canonical face (in pixels) whose lower lip drops on one frame only."""
+    from mmfa_studio.face.pose import canonical_face
+    from mmfa_studio.train.landmarks import ClipLandmarks
+
+    base = canonical_face().points[:478] * 40 + np.array([64, 64, 0])
+    mesh3d = np.repeat(base[None], frames, axis=0)
+    mesh3d[mouth_open_frame, [14, 87, 178, 317, 402], 1] += 12.0
+    return ClipLandmarks(points=mesh3d[..., :2].astype(np.float32), depth=mesh3d[..., 2].astype(np.float32),
+                         pose=np.zeros((frames, 3), np.float32),
+                         found=np.ones(frames, bool) if found is None else found)
+
+
+def test_motion_pair_choice_picks_the_frame_whose_expression_differs_most():
+    from mmfa_studio.train.dataset import frame_motion_features, motion_difference
+
+    tracked = _synthetic_landmarks(6, mouth_open_frame=4)
+    features = frame_motion_features(tracked)
+    assert features[4, 0] > features[0, 0] + 0.2  # the open mouth reads as open
+    scores = motion_difference(features, 0, np.arange(6))
+    assert int(np.argmax(scores)) == 4
+    video = np.zeros((6, 128, 128, 3), np.uint8)
+    store = ArrayStore({"a": video}, landmarks={"a": tracked})
+    chosen = PairDataset(store, 64, NO_AUG, landmarks=True, candidates=32)
+    plain = PairDataset(store, 64, NO_AUG, landmarks=True)
+    from mmfa_studio.train.dataset import sample_rng
+
+    picks = [chosen.pair_indices(sample_rng(0, n)) for n in range(30)]
+    randoms = [plain.pair_indices(sample_rng(0, n)) for n in range(30)]
+    # with 32 draws of 6 frames the open-mouth frame is nearly always among them: chosen unless the source is it
+    assert sum(b == 4 for _, a, b in picks if a != 4) >= 0.9 * sum(a != 4 for _, a, _ in picks)
+    assert sum(b == 4 for _, a, b in randoms) < 0.5 * len(randoms)
+    with pytest.raises(ValueError, match="needs landmarks"):
+        PairDataset(store, 64, NO_AUG, landmarks=False, candidates=4)
+
+
+def test_pairs_without_a_tracked_face_are_drawn_again_when_landmarks_are_required():
+    found = np.arange(8) % 2 == 0  # a quarter of the pairs have a face in both frames
+    tracked = _synthetic_landmarks(8, mouth_open_frame=2, found=found)
+    store = ArrayStore({"a": np.zeros((8, 64, 64, 3), np.uint8)}, landmarks={"a": tracked})
+    required = PairDataset(store, 64, NO_AUG, landmarks=True, require_landmarks=True)
+    assert sum(bool(required[n].has_landmarks) for n in range(40)) >= 32  # 9 draws: 92 % expected
+    loose = PairDataset(store, 64, NO_AUG, landmarks=True)
+    assert sum(bool(loose[n].has_landmarks) for n in range(40)) <= 20

@@ -536,6 +536,72 @@ def test_a_run_with_landmark_expression_trains_through_the_data_loader(sample_po
     assert Trainer(model, cfg, store, options(tmp_path, max_steps=2)).run() == 2
 
 
+def test_anchor_points_join_the_training_render_where_both_frames_are_tracked():
+    """train.anchor_points: the mesh anchors of the source and of the driving frame join the render's spline (the
+    render changes with where the driving anchors lie), the keypoints keep the source's own δ, and a batch with an
+    untracked pair renders without anchors."""
+    from mmfa_studio.face.anchors import anchor_indices
+    from mmfa_studio.model import MMFA
+    from mmfa_studio.train.config import TrainConfig
+    from mmfa_studio.train.step import GeneratorStep, TrackedChange
+
+    model_cfg = dataclasses.replace(tiny()[0], tps_motion=True)  # the anchors join the spline
+    torch.manual_seed(0)
+    model = MMFA(model_cfg).eval()
+    step = GeneratorStep(model, render_expression="mean")
+    source, driving = (torch.rand(2, 3, model_cfg.image_size, model_cfg.image_size) for _ in range(2))
+    labels = {"turn": torch.zeros(2, 3), "has_turn": torch.ones(2, dtype=torch.bool), "zoom": torch.ones(2),
+              "shift": torch.zeros(2, 2), "has_placement": torch.ones(2, dtype=torch.bool)}
+    landmarks = torch.rand(2, 478, 2) * 1.2 - 0.6
+    opened = landmarks.clone()
+    opened[:, [14, 87, 178, 317, 402], 1] += 0.15  # the lower lip drops
+    tracked = lambda driving_landmarks, found: TrackedChange(  # noqa: E731
+        **labels, landmarks=landmarks, landmark_motion=torch.zeros(2, 478, 2), has_landmarks=found,
+        driving_landmarks=driving_landmarks, shift_keypoints=False)
+    both = torch.ones(2, dtype=torch.bool)
+    anchors = tracked(opened, both).anchor_points()
+    assert anchors.source.shape == (2, len(anchor_indices()), 2)
+    assert torch.equal(anchors.driving, opened[:, torch.as_tensor(anchor_indices())])
+    assert tracked(opened, torch.tensor([True, False])).anchor_points() is None
+    with torch.no_grad():
+        still = step(source, driving, driving, driving, tracked(landmarks, both))
+        moved = step(source, driving, driving, driving, tracked(opened, both))
+        plain = step(source, driving, driving, driving, TrackedChange(**labels))
+    assert (moved.image - still.image).abs().max() > 1e-3
+    assert torch.allclose(moved.render_delta, moved.views.mean_delta[:2])  # the source's own δ
+    assert not torch.allclose(plain.render.image, moved.render.image)
+    with pytest.raises(ValueError, match="driving_motion"):
+        TrainConfig(anchor_points=True)
+    with pytest.raises(ValueError, match="pair_candidates"):
+        TrainConfig(pair_candidates=0)
+
+
+def test_a_run_with_anchor_points_and_motion_pairs_trains_through_the_data_loader(sample_portrait, tmp_path):
+    """anchor_points + pair_choice: motion through PairDataset → loader → TrackedChange → the render."""
+    import cv2
+
+    from mmfa_studio.face import create_tracker
+    from mmfa_studio.train.landmarks import ClipLandmarks
+
+    image = cv2.resize(cv2.cvtColor(cv2.imread(str(sample_portrait)), cv2.COLOR_BGR2RGB), (64, 64))
+    tracker = create_tracker("mediapipe", max_faces=1)
+    try:
+        face = tracker.detect(cv2.resize(image, (256, 256)))[0].scaled(0.25)
+    finally:
+        tracker.close()
+    points = np.stack([face.landmarks[:, :2]] * 3).astype(np.float32)
+    points[1, [14, 87, 178, 317, 402], 1] += 1.0
+    tracked = ClipLandmarks(points=points, depth=np.stack([face.landmarks_3d[:, 2]] * 3).astype(np.float32),
+                            pose=np.stack([face.pose.as_array()] * 3), found=np.array([True, True, False]))
+    store = ArrayStore({"face": np.stack([image] * 3)}, poses={"face": np.zeros((3, 3), np.float32)},
+                       landmarks={"face": tracked})
+    model, cfg = tiny(driving_motion="tracker", anchor_points=True, pair_choice="motion")
+    with pytest.raises(ValueError, match="tps_motion"):
+        Trainer(model, cfg, store, options(tmp_path / "refused", max_steps=1))
+    model = dataclasses.replace(model, tps_motion=True)
+    assert Trainer(model, cfg, store, options(tmp_path, max_steps=2)).run() == 2
+
+
 def test_every_save_can_keep_a_numbered_ema_snapshot(blob_store, tmp_path):
     """checkpoint.pt is overwritten; numbered EMA snapshots keep the weights from before a late divergence."""
     model, cfg = tiny(keep_ema_snapshots=True)
