@@ -38,6 +38,8 @@ from mmfa_studio.face import (
 )
 from mmfa_studio.model import MMFA, ModelConfig, SourceEncoding, TargetMotion
 
+from ..devices import DEVICES, DeviceError
+from ..devices import resolve_device as find_device
 from ..motion import (
     CONTROLS_KEY,
     INTERPOLATION_MODES,
@@ -53,7 +55,6 @@ from .calibration import PoseCalibration
 from .errors import EngineError, ModelLoadError, NoFaceFoundError, SourceImageError
 from .target import TargetLayout, pack_targets, target_from_rows
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -126,18 +127,11 @@ def _pick_face(faces: list[Face], face_index: int | None, name: str) -> int:
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """'auto' → CUDA, else Apple MPS, else CPU; an explicit device that is not there is refused."""
-    if device not in DEVICES and not device.startswith("cuda:"):
-        raise ModelLoadError(f"unknown device {device!r} (choose {', '.join(DEVICES)})")
-    mps = getattr(torch.backends, "mps", None)
-    has_mps = bool(mps and mps.is_available())
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelLoadError("device cuda requested but this PyTorch sees no CUDA GPU")
-    if device == "mps" and not has_mps:
-        raise ModelLoadError("device mps requested but Apple MPS is not available")
-    return torch.device(device)
+    """'auto' → CUDA, else Apple MPS, else CPU; an explicit device that is not there is refused (ModelLoadError)."""
+    try:
+        return find_device(device)
+    except DeviceError as exc:
+        raise ModelLoadError(str(exc)) from None
 
 
 def cpu_has_fast_bf16() -> bool:

@@ -20,6 +20,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from ..devices import resolve_device as find_device
+
 
 class Timer:
     """Accumulates wall time per named section; CUDA work is synchronised at each boundary (benchmarks only)."""
@@ -54,14 +56,10 @@ NO_TIMER = Timer(enabled=False)
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
+    """The training device (:func:`mmfa_studio.devices.resolve_device`; 'auto' never picks MPS, whose autocast
+    and DDP support training does not rely on), made the current CUDA device."""
+    device = find_device(name, local_rank, mps=False)
     if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("--device cuda asked for, but PyTorch sees no CUDA device")
-        if device.index is None:
-            device = torch.device("cuda", local_rank % torch.cuda.device_count())
         torch.cuda.set_device(device)
     return device
 
