@@ -19,10 +19,9 @@ from ..engine.calibration import AXES, PoseCalibration
 from .evaluate import crop_clip, read_spread_frames
 
 # Model angles measured, per axis; the largest is the farthest a calibrated edit turns the keypoints. Yaw and
-# pitch turn the head out of the image plane, which the 2D warp carries only so far. Before flow smoothing the
-# renders tore past 20° (identity cosine under edits, stop 13 before the head region: 0.97 with a 20° reach, 0.89
-# with 30°); with it (stop 14) 30° renders stay whole and keep identity (0.964), and turn the face 12-21°. Roll
-# turns it within the plane, which the warp carries to any angle.
+# pitch turn the head out of the image plane, which the 2D warp carries only so far (with flow smoothing, renders
+# stay whole to 30°; the model card has the identity figures). Roll turns it within the plane, which the warp
+# carries to any angle.
 CALIBRATION_ANGLES: dict[str, tuple[float, ...]] = {
     "yaw": (5.0, 10.0, 15.0, 20.0, 25.0, 30.0),
     "pitch": (5.0, 10.0, 15.0, 20.0, 25.0, 30.0),

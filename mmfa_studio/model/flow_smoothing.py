@@ -4,9 +4,9 @@ The flow is a soft mix of proposals (background, per-keypoint, spline) that move
 edit the masks switch from a moving proposal to the still background over a band narrower than the motion, and
 the backward warp folds there: at yaw −20° the bundled model tore the hair beside the face and pulled a patch of
 collar onto the jaw. Blurring the displacement (flow − identity) with σ of about 3/64 of the image removes those
-folds, and on held-out clips it also reconstructs driving frames better (stop 14, the bundled model's full
-evaluation: L1 gain over copying the source 26.1 → 26.7 %, LPIPS 19.7 → 21.6 %): the mix's small-scale ripples
-were noise, not motion. The cost is turning: the face turns about 0.6× the keypoints' yaw instead of 0.75×.
+folds, and on held-out clips it also reconstructs driving frames better: the mix's small-scale ripples were
+noise, not motion. Too wide a blur costs turning and carries the lips' and lids' motion away (the model card has
+the figures).
 """
 
 from __future__ import annotations
