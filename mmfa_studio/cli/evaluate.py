@@ -70,6 +70,18 @@ def run(args) -> int:
     print(f"{'OVERALL (model)':<44}{report['frames']:>7}" + "".join(f"{_fmt(report[k]):>16}" for k in KEYS))
     base = report["baseline_copy_source"]
     print(f"{'OVERALL (copy the source)':<44}{report['frames']:>7}" + "".join(f"{_fmt(base.get(k)):>16}" for k in RECON_KEYS))
+    follow = report["expression_following"]
+    print("expression following (output vs driver change since the source; copying: gain 0): "
+          + ", ".join(f"{part} r {_fmt(f['r'])} gain {_fmt(f['gain'])} over {f['frames']} frames"
+                      for part, f in follow.items()))
+    turns = report["large_turn"]
+    if turns["frames"]:
+        copy = turns["baseline_copy_source"]
+        print(f"large turns (≥ 12° from the most frontal frame; {turns['frames']} frames of {turns['clips']} clips): "
+              f"L1 {_fmt(turns['l1'])} (copy {_fmt(copy['l1'])}), LPIPS {_fmt(turns['lpips'])} (copy "
+              f"{_fmt(copy['lpips'])}), AED {_fmt(turns['aed'])} (copy {_fmt(copy['aed'])})")
+    else:
+        print("large turns: no frame turned ≥ 12° from the most frontal one")
     for key, reason in report["unavailable"].items():
         print(f"{key}: null — {reason}")
     if args.json:

@@ -14,7 +14,13 @@ VoxCeleb's pre-cropped evaluation:
   |measured change − commanded change| on that axis;
 * disentanglement — pose change measured when only the expression moves (pose_leak_deg), and change of the
   eye/mouth-open measures when only the pose moves (expression_leak);
-* identity — dlib embedding cosine between the source crop and every edited output.
+* identity — dlib embedding cosine between the source crop and every edited output;
+* expression following — per driving frame of the reconstruction, the output's mouth- and eye-opening change
+  since the source against the driver's: Pearson r and gain (regression slope), pooled over the clips (copying
+  the source has gain 0);
+* large turns — the one pose figure with ground truth: source = the clip's most frontal frame, driving = its
+  frames turned ≥ 12° of yaw or pitch from it, rendered with each one's tracked motion and compared with the real
+  frame (the reconstruction metrics, beside copying the frontal frame).
 
 The copy-the-source baseline (output = source crop) gets the same reconstruction metrics.
 """
@@ -43,6 +49,7 @@ POSE_EDITS: tuple[tuple[str, float], ...] = (
 RECON_KEYS = ("l1", "psnr", "ssim", "lpips", "akd", "aed")
 KEYS = RECON_KEYS + ("pose_error_deg", "pose_leak_deg", "expression_leak", "identity_cosine")
 MOTION_READERS = ("tracker", "model")
+LARGE_TURN_DEG = 12.0
 
 
 @dataclass
@@ -53,10 +60,48 @@ class EvalSettings:
     edits: Sequence[tuple[str, float]] = POSE_EDITS
     controls: bool = True  # False: reconstruction metrics only (no pose/expression edits)
     motion: str = "tracker"  # how a driving frame's motion is read: "tracker" (as reenactment) or "model"
+    large_turn_deg: float = LARGE_TURN_DEG  # large-turn frames: turned this far (yaw or pitch) from the frontal one
 
     def __post_init__(self) -> None:
         if self.motion not in MOTION_READERS:
             raise ValueError(f"motion must be 'tracker' or 'model', not {self.motion!r}")
+
+
+@dataclass
+class Following:
+    """Per driving frame, the driver's and the output's change since the source of one expression measure."""
+
+    driver: list[float] = field(default_factory=list)
+    output: list[float] = field(default_factory=list)
+
+    def add(self, driver: float, output: float) -> None:
+        self.driver.append(driver)
+        self.output.append(output)
+
+    def figures(self) -> dict[str, float | int | None]:
+        """Pearson r and gain (the slope of output on driver) over the frames; None where the driver never moves."""
+        d, o = np.asarray(self.driver, dtype=np.float64), np.asarray(self.output, dtype=np.float64)
+        if len(d) < 3 or d.std() < 1e-6:
+            return {"r": None, "gain": None, "frames": len(d)}
+        r = float(np.corrcoef(o, d)[0, 1]) if o.std() > 1e-9 else 0.0
+        return {"r": r, "gain": float(np.cov(o, d)[0, 1] / d.var(ddof=1)), "frames": len(d)}
+
+    @staticmethod
+    def pooled(parts: Iterable[Following]) -> Following:
+        pooled = Following()
+        for part in parts:
+            pooled.driver += part.driver
+            pooled.output += part.output
+        return pooled
+
+
+@dataclass
+class LargeTurns:
+    """Large-turn reconstruction of one clip: ``frames`` driving frames, the model's and the copy's metrics."""
+
+    frames: int = 0
+    model: dict[str, float | None] = field(default_factory=dict)
+    baseline: dict[str, float | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -66,6 +111,9 @@ class ClipResult:
     model: dict[str, float | None]
     baseline: dict[str, float | None]
     notes: list[str] = field(default_factory=list)
+    mouth: Following = field(default_factory=Following)
+    eyes: Following = field(default_factory=Following)
+    large_turns: LargeTurns = field(default_factory=LargeTurns)
 
 
 def list_videos(folder: Path) -> list[Path]:
@@ -195,32 +243,79 @@ class Evaluator:
         # Same-identity reconstruction with each driving frame's motion.
         source_measured = (self._face(source_crop), self._descriptor(source_crop))  # the baseline's output, once
         targets = [(self._face(target), self._descriptor(target)) for target in driving]
-        source_face = source_measured[0]
-        motions = [self._driving_motion(crop, source_face, face) for crop, (face, _) in zip(driving, targets)]
-        shifts = None
-        if s.motion == "tracker":
-            if untracked := sum(m.relative is False for m in motions):
-                notes.append(f"{untracked} of {len(motions)} driving frames read by the model alone (no tracked face)")
-            expression = LandmarkExpression.for_source(self.engine, source, face=source_face) if source_face else None
-            if expression is not None:
-                shifts = [expression.keypoint_shift(source_face, face) if face is not None else None
-                          for face, _ in targets]
-        outputs = [r.crop for r in self.engine.render_batch(source, motions, keypoint_shifts=shifts)] if motions else []
-        model_rows = [self._recon_metrics(out, target, *measured)
-                      for out, target, measured in zip(outputs, driving, targets)]
+        outputs = self._reenact(source, source_measured[0], driving, [face for face, _ in targets], notes)
+        out_measured = [(self._face(out), self._descriptor(out)) for out in outputs]
+        model_rows = [self._recon_metrics(out, target, *measured, output)
+                      for out, target, measured, output in zip(outputs, driving, targets, out_measured)]
         base_rows = [self._recon_metrics(source_crop, target, *measured, source_measured)
                      for target, measured in zip(driving, targets)]
         model = {k: _mean([r[k] for r in model_rows]) for k in RECON_KEYS}
         baseline = {k: _mean([r[k] for r in base_rows]) for k in RECON_KEYS}
+        result = ClipResult(path.name, len(driving), model, baseline, notes)
+        self._follow(result, source_measured[0], [face for face, _ in targets], [face for face, _ in out_measured])
         if s.controls:
             model.update(self._controls(source, source_crop, notes))
         else:
             model.update({k: None for k in KEYS if k not in RECON_KEYS})
-        return ClipResult(path.name, len(driving), model, baseline, notes)
+        result.large_turns = self._large_turns([source_crop, *driving], [source_measured, *targets], path.name)
+        return result
+
+    def _reenact(self, source, source_face: Face | None, crops: Sequence[np.ndarray], faces: Sequence[Face | None],
+                 notes: list[str]) -> list[np.ndarray]:
+        """The prepared ``source`` driven by each of ``crops`` (tracked as ``faces``), as reenactment drives it."""
+        if not crops:
+            return []
+        motions = [self._driving_motion(crop, source_face, face) for crop, face in zip(crops, faces)]
+        shifts = None
+        if self.settings.motion == "tracker":
+            if untracked := sum(m.relative is False for m in motions):
+                notes.append(f"{untracked} of {len(motions)} driving frames read by the model alone (no tracked face)")
+            expression = LandmarkExpression.for_source(self.engine, source, face=source_face) if source_face else None
+            if expression is not None:
+                shifts = [expression.keypoint_shift(source_face, face) if face is not None else None for face in faces]
+        return [r.crop for r in self.engine.render_batch(source, motions, keypoint_shifts=shifts)]
+
+    @staticmethod
+    def _follow(result: ClipResult, source_face: Face | None, drivers: Sequence[Face | None],
+                outputs: Sequence[Face | None]) -> None:
+        """Each frame's mouth- and eye-opening change since the source: the driver's and the output's."""
+        if source_face is None:
+            return
+        start = expression_measures(source_face)
+        for driver, output in zip(drivers, outputs):
+            if driver is None or output is None:
+                continue
+            d, o = expression_measures(driver), expression_measures(output)
+            result.mouth.add(d.mouth_open - start.mouth_open, o.mouth_open - start.mouth_open)
+            result.eyes.add(d.eye_open - start.eye_open, o.eye_open - start.eye_open)
+
+    def _large_turns(self, crops: Sequence[np.ndarray], measured: Sequence[tuple[Face | None, np.ndarray | None]],
+                     name: str) -> LargeTurns:
+        """The clip's most frontal frame driven by its frames turned ≥ ``large_turn_deg`` from it, against the
+        real frames (all cropped at one box, so the turns are the clip's own)."""
+        posed = [i for i, (face, _) in enumerate(measured) if face is not None and face.pose is not None]
+        if not posed:
+            return LargeTurns()
+        frontal = min(posed, key=lambda i: abs(measured[i][0].pose.yaw) + abs(measured[i][0].pose.pitch))
+        front = measured[frontal][0].pose
+        turned = [i for i in posed if max(abs(measured[i][0].pose.yaw - front.yaw),
+                                          abs(measured[i][0].pose.pitch - front.pitch)) >= self.settings.large_turn_deg]
+        if not turned:
+            return LargeTurns()
+        source = self.engine.prepare_crop(crops[frontal], name=f"{name} (frontal)")
+        outputs = self._reenact(source, measured[frontal][0], [crops[i] for i in turned],
+                                [measured[i][0] for i in turned], [])
+        model_rows = [self._recon_metrics(out, crops[i], *measured[i]) for out, i in zip(outputs, turned)]
+        base_rows = [self._recon_metrics(crops[frontal], crops[i], *measured[i], measured[frontal]) for i in turned]
+        return LargeTurns(len(turned), {k: _mean([r[k] for r in model_rows]) for k in RECON_KEYS},
+                          {k: _mean([r[k] for r in base_rows]) for k in RECON_KEYS})
 
     def _driving_motion(self, crop: np.ndarray, source_face: Face | None, face: Face | None) -> ModelMotion:
         """The motion that renders the source as ``crop`` (both cropped at the source's box)."""
         read = self.engine.read_crop_motion(crop)
+        if self.engine.anchor_expression is not None and face is not None:  # the mesh's code, as reenactment reads it
+            code = self.engine.face_expression(face)
+            read = replace(read, expression=code if code is not None else read.expression)
         if self.settings.motion == "tracker" and source_face is not None and face is not None:
             change = tracked_change(source_face, face, self.engine.image_size)
             if change is not None:  # the expression z = z_src + (z_drv − z_src), as reenactment's
@@ -281,10 +376,32 @@ def summarise(results: list[ClipResult], unavailable: dict[str, str]) -> dict:
     report["clips"] = len(used)
     report["baseline_copy_source"] = {k: overall(k, "baseline") for k in RECON_KEYS}
     report["unavailable"] = dict(unavailable)
+    report["expression_following"] = {"mouth": Following.pooled(r.mouth for r in used).figures(),
+                                      "eyes": Following.pooled(r.eyes for r in used).figures()}
+    report["large_turn"] = _large_turn_summary([r.large_turns for r in used])
     report["per_clip"] = [
-        {"clip": r.clip, "frames": r.frames, **r.model, "baseline": r.baseline, "notes": r.notes} for r in results
+        {"clip": r.clip, "frames": r.frames, **r.model, "baseline": r.baseline, "notes": r.notes,
+         "expression_following": {"mouth": r.mouth.figures(), "eyes": r.eyes.figures()},
+         "large_turn": {"frames": r.large_turns.frames, **r.large_turns.model, "baseline": r.large_turns.baseline}}
+        for r in results
     ]
     return report
+
+
+def _large_turn_summary(clips: Sequence[LargeTurns]) -> dict:
+    """Frame-weighted means over the clips that have large-turn frames, and the LPIPS gain over copying."""
+    used = [c for c in clips if c.frames > 0]
+
+    def mean(key: str, which: str) -> float | None:
+        vals = [(getattr(c, which)[key], c.frames) for c in used if getattr(c, which).get(key) is not None]
+        return float(sum(v * n for v, n in vals) / sum(n for _, n in vals)) if vals else None
+
+    summary: dict = {"frames": int(sum(c.frames for c in used)), "clips": len(used)}
+    summary.update({k: mean(k, "model") for k in RECON_KEYS})
+    summary["baseline_copy_source"] = {k: mean(k, "baseline") for k in RECON_KEYS}
+    base = summary["baseline_copy_source"]["lpips"]
+    summary["lpips_gain_over_copy"] = (1.0 - summary["lpips"] / base) if summary["lpips"] is not None and base else None
+    return summary
 
 
 def evaluate_videos(engine: Engine, videos: Iterable[Path], settings: EvalSettings | None = None) -> dict:

@@ -134,3 +134,53 @@ def test_spread_frames_are_the_evenly_spaced_ones_without_holding_the_whole_clip
     assert len(picked) == 5 and all(np.array_equal(a, b) for a, b in zip(picked, expected))
     assert peak < 15 * frame_bytes  # 5 picks and a few in flight, not all 40
     assert len(read_spread_frames(clip, 60)) == 40  # a short clip: every frame
+
+
+def test_expression_following_figures_and_their_summary():
+    from mmfa_studio.eval.evaluate import Following, LargeTurns
+
+    driver = [0.0, 0.1, 0.2, 0.3, 0.4]
+    half = Following(driver, [0.05 * i for i in range(5)])  # follows at half the driver's change
+    assert half.figures()["r"] == pytest.approx(1.0) and half.figures()["gain"] == pytest.approx(0.5)
+    still = Following(driver, [0.0] * 5)  # copying the source
+    assert still.figures() == {"r": 0.0, "gain": 0.0, "frames": 5}
+    assert Following([0.1] * 4, [0.2] * 4).figures()["r"] is None  # a driver that never moves says nothing
+    full = {k: 1.0 for k in KEYS}
+    a = ClipResult("a.mp4", 5, dict(full), {k: 2.0 for k in RECON_KEYS}, mouth=half, eyes=still,
+                   large_turns=LargeTurns(2, {k: 1.0 for k in RECON_KEYS}, {k: 2.0 for k in RECON_KEYS}))
+    b = ClipResult("b.mp4", 5, dict(full), {k: 2.0 for k in RECON_KEYS}, mouth=still, eyes=still)
+    report = summarise([a, b], {})
+    assert report["expression_following"]["mouth"]["frames"] == 10
+    assert report["expression_following"]["mouth"]["gain"] == pytest.approx(0.25)  # pooled over both clips
+    turns = report["large_turn"]
+    assert turns["frames"] == 2 and turns["clips"] == 1 and turns["lpips"] == 1.0
+    assert turns["baseline_copy_source"]["lpips"] == 2.0 and turns["lpips_gain_over_copy"] == pytest.approx(0.5)
+    assert report["per_clip"][1]["large_turn"]["frames"] == 0
+    json.dumps(report)
+
+
+def test_large_turns_drive_the_most_frontal_frame_by_the_turned_ones(tiny_checkpoint, sample_portrait):
+    """Source = the frame with the smallest |yaw| + |pitch|; driving = the frames ≥ 12° from it; each compared
+    with its own real frame, beside copying the frontal one."""
+    from dataclasses import replace
+
+    from mmfa_studio.engine import Engine
+    from mmfa_studio.eval.evaluate import EvalSettings, Evaluator
+    from mmfa_studio.face import HeadPose
+
+    engine = Engine.load(tiny_checkpoint, device="cpu", precision="fp32")
+    try:
+        crop = engine.prepare_source(sample_portrait).crop
+        face = engine.tracker.detect(crop)[0]
+        posed = lambda yaw, pitch: (replace(face, pose=HeadPose(yaw, pitch, 0.0)), None)  # noqa: E731
+        crops = [np.roll(crop, 3 * i, axis=1) for i in range(4)]  # four different "frames"
+        measured = [posed(20, 0), posed(2, 1), posed(8, 0), posed(-15, 0)]
+        evaluator = Evaluator(engine, EvalSettings(frames_per_clip=3, controls=False))
+        turns = evaluator._large_turns(crops, measured, "clip")
+        assert turns.frames == 2  # 18° and 17° from the frontal frame; 6° is not a large turn
+        assert turns.baseline["l1"] == pytest.approx(np.mean([np.abs(crops[1] / 255.0 - crops[i] / 255.0).mean()
+                                                              for i in (0, 3)]), abs=1e-6)
+        assert turns.model["l1"] is not None
+        assert evaluator._large_turns(crops[:2], measured[1:3], "clip").frames == 0
+    finally:
+        engine.close()
