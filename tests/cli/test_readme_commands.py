@@ -67,6 +67,19 @@ class Inputs:
             assert main(["prepare", str(self.videos()), str(folder), "--size", "64", "--no-progress"]) == 0
         return self._once("prepared", make)
 
+    def prepared_with_landmarks(self) -> Path:
+        def make(folder: Path) -> None:
+            assert main(["prepare", str(self.videos()), str(folder), "--size", "64", "--no-progress",
+                         "--landmarks"]) == 0
+        return self._once("prepared_landmarks", make)
+
+    def expression_checkpoint(self) -> Path:
+        """The tiny model with an anchor expression VAE and named controls (a short fit)."""
+        def make(path: Path) -> None:
+            assert main(["fit-expression", "--checkpoint", str(self.checkpoint), "--data",
+                         str(self.prepared_with_landmarks()), "--out", str(path), "--steps", "30"]) == 0
+        return self._once("expression.safetensors", make)
+
     def keyframes(self) -> Path:
         def make(path: Path) -> None:
             path.write_text(json.dumps([{"time": 0, "motion": {}}, {"time": 0.2, "motion": {"yaw": 10}}]))
@@ -80,7 +93,8 @@ def fill(words: list[str], inputs: Inputs, out: Path) -> list[str]:
         "photo.jpg": lambda: inputs.portrait, "smile.jpg": lambda: inputs.portrait,
         "driving.mp4": lambda: inputs.videos() / "clip.mp4", "keyframes.json": inputs.keyframes,
         "VIDEOS": inputs.videos, "CKPT": lambda: out / "model.safetensors",
-        "DATA": (lambda: out / "data") if name == "prepare" else inputs.prepared,
+        "DATA": ((lambda: out / "data") if name == "prepare" else
+                 inputs.prepared_with_landmarks if name == "fit-expression" else inputs.prepared),
         "RUN": lambda: out / "run", "FILE": lambda: out / "bench.json",
         "models/validation_clips.txt": lambda: REPO_ROOT / "models" / "validation_clips.txt",
     }
@@ -127,6 +141,8 @@ RECIPES: dict[str, Callable[[list[str], Inputs], list[str]]] = {
     "calibrate": lambda a, _i: option(a, "--device", "cpu"),
     "live": lambda a, i: option(tiny_model(a, i), "--max-frames", "3"),
     "bench": lambda a, _i: [*a, "--config", "tiny", "--variant", "hybrid", "--repeats", "1"],
+    "fit-expression": lambda a, _i: option(a, "--steps", "30"),
+    "controls": lambda a, _i: a,
 }
 
 
@@ -170,7 +186,8 @@ def test_a_readme_command_runs_on_the_tiny_config(line, inputs, tmp_path, monkey
         build_parser().parse_args(words[1:])
     name = name_of(words)
     if "CKPT" in line:  # an existing model (calibrate writes over it in place, as the README shows)
-        shutil.copy(inputs.checkpoint, tmp_path / "model.safetensors")
+        named = name == "controls" or "--control" in line  # these need a model with named controls
+        shutil.copy(inputs.expression_checkpoint() if named else inputs.checkpoint, tmp_path / "model.safetensors")
     if name == "calibrate":  # a random tiny model's renders do not turn: its measurement is stubbed (the real
         # one runs on real clips in tests/eval/test_calibrate.py)
         from mmfa_studio.eval import calibrate
