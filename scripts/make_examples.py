@@ -2,7 +2,8 @@
 
     .venv/bin/python scripts/make_examples.py [--checkpoint mmfa_studio/assets/mmfa-cpu.safetensors] [--driving VIDEO]
 
-Writes docs/examples/pose_edits.png, expression_edits.png and (with --driving) reenactment.png. The
+Writes docs/examples/pose_edits.png, expression_edits.png, named_controls.png (for a model with named expression
+controls: each at 1, brows also at −1) and (with --driving) reenactment.png. The
 reenactment strip shows only the re-rendered sample portrait, with the driving face's measured pose printed
 under each frame: the driving video itself (research data of unclear licence) is never shown or shipped.
 """
@@ -58,6 +59,15 @@ def main() -> int:
     tiles += [labelled(engine.render(source, Motion(expression=tuple(map(float, zi)))).crop, f"slerp 1-2 t={t:.2f}")
               for zi, t in zip(path, np.linspace(0, 1, 4))]
     save(OUT / "expression_edits.png", tiles)
+
+    if engine.expression_controls is not None:
+        settings = [(name, 1.0) for name in engine.expression_controls.directions] + [("brows", -1.0)]
+        tiles = [labelled(source.crop, "source")]
+        for name, value in settings:
+            z = engine.control_expression(source, {name: value})
+            tiles.append(labelled(engine.render(source, Motion(expression=tuple(map(float, z)))).crop,
+                                  f"{name} {value:+g}"))
+        save(OUT / "named_controls.png", tiles)
 
     if args.driving:
         with VideoFileSource(Path(args.driving)) as video:
