@@ -88,7 +88,7 @@ def bench_render(engine: Engine, source: PreparedSource, repeats: int, flops: in
     batch = 4
     batched = time_calls(lambda i: engine.render_batch(source, [edit(i * batch + k) for k in range(batch)],
                                                        batch_size=batch), max(3, repeats // 6), warmup=1)
-    z = engine.sample_expression(0)
+    z = engine.expressions.sample(0)
     expr = time_calls(lambda i: engine.render(source, Motion(expression=tuple(z), expression_strength=0.5 + 0.01 * i)),
                       max(5, repeats // 3))
     report = {"render_ms_median": render.median_ms, "render_ms_p90": render.p90_ms, "render_ms_min": render.min_ms,

@@ -79,7 +79,7 @@ def main() -> None:
             Image.fromarray(strip).save(args.out / f"{Path(name).stem}-{kind}.png")
         print(name, flush=True)
     report = {kind: {key: following(*pair) for key, pair in groups.items()} for kind, groups in series.items()}
-    if engine.expression_controls is not None:
+    if engine.expressions.controls is not None:
         identity = load_identity_embedder()
         controls: dict[str, dict[str, list[float]]] = {}
         for name, crops in clips:
@@ -88,9 +88,9 @@ def main() -> None:
             m0, f0 = measure(engine, zero)
             if m0 is None:
                 continue
-            for control in engine.expression_controls.directions:
+            for control in engine.expressions.controls.directions:
                 value = -1.0 if control == "brows_down" else 1.0
-                z = engine.control_expression(source, {control: value})
+                z = engine.expressions.with_controls(source.expression, {control: value})
                 out = engine.render(source, Motion(expression=tuple(float(v) for v in z))).crop
                 m1, f1 = measure(engine, out)
                 row = controls.setdefault(control, {"mouth_open": [], "eye_open": [], "turn": [], "identity": []})

@@ -216,7 +216,7 @@ MOTION_RANGES: dict[str, tuple[float, float]] = {f.name: f.metadata["range"] for
 def interpolate_latents(z0: np.ndarray, z1: np.ndarray, t: float | np.ndarray, mode: str = "linear") -> np.ndarray:
     """Latents between z0 (t = 0) and z1 (t = 1), each Z or N×Z (t scalar or N), 'linear' or 'slerp'.
 
-    Numpy, so the GUI thread's timeline scrub never needs torch; the engine's ``interpolate_expressions``
+    Numpy, so the GUI thread's timeline scrub never needs torch; the engine's ``expressions.interpolate``
     uses it too. Spherical interpolation keeps the norm typical of Gaussian samples, so midpoints between two
     prior samples stay in the region the decoder was trained on. Both modes are exact at both ends.
     """

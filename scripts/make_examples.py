@@ -51,11 +51,11 @@ def main() -> int:
     tiles = [labelled(source.crop if m is None else engine.render(source, m).crop, name) for name, m in edits]
     save(OUT / "pose_edits.png", tiles)
 
-    z = [engine.sample_expression(seed) for seed in (1, 2, 3)]
+    z = [engine.expressions.sample(seed) for seed in (1, 2, 3)]
     tiles = [labelled(source.crop, "source")]
     tiles += [labelled(engine.render(source, Motion(expression=tuple(map(float, zi)))).crop, f"prior sample {i + 1}")
               for i, zi in enumerate(z)]
-    path = engine.interpolate_expressions(z[0], z[1], np.linspace(0, 1, 4), mode="slerp")
+    path = engine.expressions.interpolate(z[0], z[1], np.linspace(0, 1, 4), mode="slerp")
     tiles += [labelled(engine.render(source, Motion(expression=tuple(map(float, zi)))).crop, f"slerp 1-2 t={t:.2f}")
               for zi, t in zip(path, np.linspace(0, 1, 4))]
     save(OUT / "expression_edits.png", tiles)

@@ -25,7 +25,7 @@ from .state import EXPRESSION_RANGE, POSE_PARAMS, STRENGTH, ParamSpec
 if TYPE_CHECKING:
     from ..motion import Motion
 
-# Below this many pixels of keypoint movement (Engine.expression_reach) the latent sliders change nothing one
+# Below this many pixels of keypoint movement (engine.expressions.reach) the latent sliders change nothing one
 # can see, and the panel says so rather than leave the user dragging sliders that seem broken.
 VISIBLE_EXPRESSION_PX = 2.0
 

@@ -42,7 +42,7 @@ class LoadModel:
         context.report_status(f"Loading {Path(self.checkpoint).name if self.checkpoint else 'bundled model'}…")
         engine = backend.Engine.load(self.checkpoint, device=self.device)
         try:
-            expression_reach = engine.expression_reach(EXPRESSION_RANGE)
+            expression_reach = engine.expressions.reach(EXPRESSION_RANGE)
         except Exception:
             engine.close()
             raise
@@ -56,7 +56,7 @@ class LoadModel:
             pose_reach={axis: reach for axis in ("yaw", "pitch", "roll")
                         if (reach := engine.pose_calibration.reach(axis)) is not None},
             expression_reach=expression_reach,
-            controls=engine.expression_controls,
+            controls=engine.expressions.controls,
         )
 
 
@@ -118,7 +118,7 @@ class EncodeExpression:
     title: ClassVar[str] = "Cannot read an expression from that photo"
 
     def run(self, context: JobContext) -> ExpressionResult:
-        latent = context.state.require_engine().encode_expression(self.path)
+        latent = context.state.require_engine().expressions.encode(self.path)
         return ExpressionResult(np.asarray(latent, dtype=np.float64), Path(self.path).name)
 
 
@@ -130,7 +130,7 @@ class SampleExpression:
     title: ClassVar[str] = "Cannot sample an expression"
 
     def run(self, context: JobContext) -> ExpressionResult:
-        latent = context.state.require_engine().sample_expression(self.seed)
+        latent = context.state.require_engine().expressions.sample(self.seed)
         return ExpressionResult(np.asarray(latent, dtype=np.float64), "random")
 
 

@@ -27,7 +27,7 @@ class EngineInfo:
     latent_dim: int
     image_size: int
     pose_reach: dict[str, tuple[float, float]] = field(default_factory=dict)  # axis → farthest turns (°), if known
-    expression_reach: float | None = None  # px the expression sliders can move a keypoint (Engine.expression_reach)
+    expression_reach: float | None = None  # px the expression sliders can move a keypoint (engine.expressions.reach)
     controls: ExpressionControls | None = None  # the model's named expression controls (most models have none)
 
 

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
             z = resolve_expression(engine, spec, what)
             ends.append(source.expression if z.size == 0 else z)
         ts = np.linspace(0.0, 1.0, args.frames)
-        latents = engine.interpolate_expressions(ends[0], ends[1], ts, mode=args.mode)
+        latents = engine.expressions.interpolate(ends[0], ends[1], ts, mode=args.mode)
         motions = [parse_motion(args, z) for z in latents]
         start = time.perf_counter()
         with user_errors(), VideoExporter(output, args.fps, progress=not (args.quiet or args.json), total=len(motions),

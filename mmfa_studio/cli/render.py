@@ -126,15 +126,15 @@ def resolve_expression(engine, spec: str, what: str, photos: bool = True) -> np.
     if text.lower() == "prior" or text.lower().startswith("prior:"):
         _, _, seed = text.partition(":")
         if not seed:
-            return engine.sample_expression(None)
+            return engine.expressions.sample(None)
         if not (seed.strip().isascii() and seed.strip().isdigit() and int(seed) <= MAX_SEED):
             raise UserError(f"{what}: 'prior:SEED' needs an integer seed in [0, {MAX_SEED}], not {seed[:24]!r}")
-        return engine.sample_expression(int(seed))
+        return engine.expressions.sample(int(seed))
     path = Path(text)
     if photos and (path.exists() or ("," not in text and not _looks_numeric(text))):
         check_input_file(text, f"{what} photo")
         with user_errors():
-            return engine.encode_expression(path)
+            return engine.expressions.encode(path)
     try:
         z = np.asarray(parse_expression_list(text), dtype=np.float32)
     except ValueError as exc:
@@ -163,7 +163,7 @@ def apply_controls(engine, source, z: np.ndarray | None, strength: float, specs:
     """The latent with the named controls of ``specs`` added to the (strength-mixed) expression ``z`` (None:
     the source's own)."""
     values = parse_controls(specs)
-    controls = engine.expression_controls
+    controls = engine.expressions.controls
     if controls is None:
         raise UserError("this model has no named expression controls (a checkpoint made by `mmfa-studio fit-expression` has)")
     for name, value in values.items():
@@ -274,7 +274,7 @@ def run(args: argparse.Namespace) -> int:
         elif args.expression_from is not None:
             z = resolve_expression(engine, args.expression_from, "--expression-from")
         elif args.expression_prior is not None:
-            z = engine.sample_expression(args.expression_prior)
+            z = engine.expressions.sample(args.expression_prior)
         if args.control:
             z = apply_controls(engine, source, z, args.expression_strength, args.control)
         motion = parse_motion(args, z, 1.0 if args.control else args.expression_strength)

@@ -7,8 +7,10 @@
 
 What lives where:
 
-* ``core.py`` — :class:`Engine` (load, prepare sources, render, expression tools), device and precision
-  choice, the CUDA-graph replay of single renders;
+* ``core.py`` — :class:`Engine` (load, prepare sources, render), device and precision choice, the CUDA-graph
+  replay of single renders;
+* ``expression.py`` — :class:`ExpressionSpace`, an engine's ``expressions``: the expression latent of a photo or
+  a tracked face, prior samples, interpolation, named controls, decoding and the latent's reach;
 * ``target.py`` — motion → render target, the one definition both the eager and the CUDA-graph path use;
 * ``calibration.py`` — :class:`PoseCalibration`: the user's degrees (:class:`Motion`) → model angles
   (:class:`ModelMotion`);
@@ -45,6 +47,7 @@ from .core import (
                    resolve_precision,
 )
 from .errors import EngineError, ExportCancelled, ModelLoadError, NoFaceFoundError, SourceImageError, VideoError
+from .expression import ExpressionSpace
 from .frames import (
                    SAMPLE_PORTRAIT,
                    CameraSource,
@@ -65,5 +68,5 @@ __all__ = [
     "EXPRESSION_LIMIT", "INTERPOLATION_MODES", "parse_expression_list", "CameraSource", "VideoFileSource",
     "ImageFolderSource", "SyntheticSource", "SAMPLE_PORTRAIT", "VideoInfo", "probe_video", "exact_fps", "MODES",
     "TRANSFERS", "DEVICES", "PRECISIONS", "resolve_device", "resolve_precision", "cpu_has_fast_bf16", "Face",
-    "HeadPose", "PoseCalibration",
+    "HeadPose", "PoseCalibration", "ExpressionSpace",
 ]

@@ -40,19 +40,11 @@ from mmfa_studio.model import MMFA, ModelConfig, SourceEncoding, TargetMotion
 
 from ..devices import DEVICES, DeviceError
 from ..devices import resolve_device as find_device
-from ..motion import (
-    CONTROLS_KEY,
-    INTERPOLATION_MODES,
-    SHIFT_FIELDS,
-    TURN_FIELDS,
-    ExpressionControls,
-    ModelMotion,
-    Motion,
-    interpolate_latents,
-)
-from .anchors import SourceAnchors, face_code, render_anchors, source_anchors
+from ..motion import SHIFT_FIELDS, TURN_FIELDS, ModelMotion, Motion
+from .anchors import SourceAnchors, render_anchors, source_anchors
 from .calibration import PoseCalibration
 from .errors import EngineError, ModelLoadError, NoFaceFoundError, SourceImageError
+from .expression import ExpressionSpace, read_controls
 from .target import TargetLayout, pack_targets, target_from_rows
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -159,7 +151,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 class Engine:
-    """One loaded model plus a face tracker. Build it with :meth:`load`."""
+    """One loaded model plus a face tracker. Build it with :meth:`load`; its expression latent's tools are
+    :attr:`expressions` (:class:`~.expression.ExpressionSpace`)."""
 
     def __init__(self, model: MMFA, info: CheckpointInfo | None, device: torch.device, precision: str,
                  tracker: FaceTracker | None = None, channels_last: bool | None = None, cache_size: int = 4,
@@ -185,7 +178,7 @@ class Engine:
         self._graphs: OrderedDict[int, _CudaGraphRender] = OrderedDict()
         try:  # the user's degrees → model angles (engine/calibration.py); identity for a checkpoint without one
             self.pose_calibration = PoseCalibration.from_metadata(info.metadata if info else {})
-            self.expression_controls = _controls_from(info.metadata if info else {})
+            controls = read_controls(info.metadata if info else {})
         except ValueError as exc:
             raise ModelLoadError(f"{info.path}: {exc}") from None
         # The dense-anchor expression VAE (``mmfa-studio fit-expression``): where a checkpoint has one, the
@@ -193,6 +186,9 @@ class Engine:
         self.anchor_expression = model.anchor_expression
         if self.anchor_expression is not None:
             self.cuda_graphs = False  # the graph captures the keypoint path only
+        # The latent's tools (engine/expression.py); photos are read through this engine's face path.
+        self.expressions = ExpressionSpace(model, device, self._lock, self._autocast, controls, self.find_face,
+                                           lambda image, face: self.read_face_motion(image, face).expression)
 
     # -- construction -------------------------------------------------------------------------------
     @classmethod
@@ -214,9 +210,7 @@ class Engine:
     @property
     def latent_dim(self) -> int:
         """The size of the expression latent that :class:`Motion`'s ``expression`` sets."""
-        if self.anchor_expression is not None:
-            return self.anchor_expression.latent_dim
-        return self.config.latent_dim
+        return self.expressions.latent_dim
 
     @property
     def image_size(self) -> int:
@@ -281,6 +275,14 @@ class Engine:
         array, _ = self.load_image(image)
         with self._lock:
             return self.tracker.detect(array)
+
+    def find_face(self, image: np.ndarray | str | Path, face_index: int | None = None) -> tuple[np.ndarray, Face, str]:
+        """(H×W×3 uint8 RGB photo, its face — the largest unless ``face_index`` —, a name for messages);
+        ``SourceImageError`` or ``NoFaceFoundError``."""
+        array, name = self.load_image(image)
+        with self._lock:
+            faces = self.tracker.detect(array)
+        return array, faces[_pick_face(faces, face_index, name)], name
 
     def crop(self, image: np.ndarray, face: Face) -> tuple[np.ndarray, CropTransform]:
         """The model's S×S crop of ``face`` (the training data's framing)."""
@@ -419,22 +421,17 @@ class Engine:
             self._graphs.move_to_end(key)
             return graph(pack_targets(source.motion, [motion], graph.layout, [keypoint_shift]))
 
-    def _decode_latents(self, z: torch.Tensor, cache: bool = True) -> torch.Tensor:
-        """The expression VAE's δ (B×K×3) for latents B×Z, under this engine's precision."""
-        with self._autocast(cache):
-            return self.model.expression_vae.decode(z)
-
     def target_motion(self, source: PreparedSource, motions: Sequence[ModelMotion],
                       keypoint_shifts: Sequence[np.ndarray | None] | None = None) -> TargetMotion:
         """The model-side target (B = len(motions)) for motions of ``source`` in model angles (the eager path;
         the arithmetic is :mod:`.target`'s, shared with the CUDA graph)."""
         layout = TargetLayout.of(source.encoding)
         rows = torch.from_numpy(pack_targets(source.motion, motions, layout, keypoint_shifts)).to(self._device)
-        return target_from_rows(rows, layout, source.encoding, self._decode_latents,
+        return target_from_rows(rows, layout, source.encoding, self.expressions.decode_latents,
                                 with_latent=any(m.expression is not None for m in motions),
                                 with_shift=any(o is not None for o in keypoint_shifts or ()))
 
-    # -- expressions ------------------------------------------------------------------------------------
+    # -- reading a face's motion -----------------------------------------------------------------------
     def read_face_motion(self, image: np.ndarray, face: Face) -> FaceMotion:
         """Crop ``face`` from ``image`` and read its pose, scale, translation and expression (no appearance)."""
         crop, _ = self.crop(image, face)
@@ -446,94 +443,6 @@ class Engine:
             motion, expression = self.model.encode_motion(self._to_tensor(crop))
         return _face_motion(motion, expression.mu, 0)
 
-    def encode_expression(self, image: np.ndarray | str | Path, face_index: int | None = None) -> np.ndarray:
-        """The expression latent z = μ (Z,) of the face in a photo (largest face unless ``face_index``)."""
-        array, name = self.load_image(image)
-        with self._lock:
-            faces = self.tracker.detect(array)
-        face = faces[_pick_face(faces, face_index, name)]
-        if self.anchor_expression is not None:
-            code = self.face_expression(face)
-            if code is None:
-                raise NoFaceFoundError(f"the face in {name} has no 3D mesh to read its expression from")
-            return code
-        return self.read_face_motion(array, face).expression
-
-    def face_expression(self, face: Face) -> np.ndarray | None:
-        """The anchor expression latent (Z,) of a tracked face in any image (None without a 3D mesh, or for a
-        model without the anchor expression)."""
-        if self.anchor_expression is None:
-            return None
-        with self._lock:
-            code = face_code(self.anchor_expression, face)
-        return None if code is None else code.astype(np.float32)
-
-    def control_expression(self, source: PreparedSource, values: dict[str, float]) -> np.ndarray:
-        """The latent (Z,) that shows ``source`` with named expression controls (name → value, e.g.
-        ``{"mouth_open": 0.8}``) on top of its own expression; ValueError for a model without controls or an
-        unknown name."""
-        if self.expression_controls is None:
-            raise ValueError("this model has no named expression controls (see `mmfa-studio fit-expression`)")
-        return (np.asarray(source.expression, dtype=np.float64)
-                + np.asarray(self.expression_controls.offset(values))).astype(np.float32)
-
-    def sample_expression(self, seed: int | None = None) -> np.ndarray:
-        """A latent drawn from the VAE prior N(0, I), (Z,); the same seed gives the same latent."""
-        generator = torch.Generator(device="cpu")
-        if seed is None:
-            generator.seed()
-        else:
-            generator.manual_seed(int(seed))
-        return torch.randn(self.latent_dim, generator=generator).numpy().astype(np.float32)
-
-    def interpolate_expressions(self, z0: np.ndarray, z1: np.ndarray, ts: Sequence[float] | np.ndarray,
-                                mode: str = "linear") -> np.ndarray:
-        """Latents from z0 (t = 0) to z1 (t = 1), N×Z float32, linear or spherical (``motion.interpolate_latents``,
-        the keyframes' interpolation too)."""
-        if mode not in INTERPOLATION_MODES:
-            raise ValueError(f"interpolation mode must be 'linear' or 'slerp', not {mode!r}")
-        a = np.asarray(z0, dtype=np.float32).reshape(1, -1)
-        b = np.asarray(z1, dtype=np.float32).reshape(1, -1)
-        for z in (a, b):
-            if z.shape[1] != self.latent_dim:
-                raise ValueError(f"an expression latent has {z.shape[1]} values; this model's has {self.latent_dim}")
-        t = np.asarray(ts, dtype=np.float32).reshape(-1)
-        return interpolate_latents(a, b, t, mode).astype(np.float32)
-
-    def decode_expression(self, z: np.ndarray) -> np.ndarray:
-        """δ (K×3) for a latent z (Z,): the keypoint deformation the expression stands for."""
-        with self._lock, torch.inference_mode():
-            zt = torch.as_tensor(np.asarray(z, dtype=np.float32).reshape(1, -1), device=self._device)
-            return self.model.expression_vae.decode(zt)[0].float().cpu().numpy()
-
-    def expression_reach(self, sigmas: float = 3.0) -> float:
-        if self.anchor_expression is not None:
-            return self._anchor_reach(sigmas)
-        return self._keypoint_reach(sigmas)
-
-    def _anchor_reach(self, sigmas: float) -> float:
-        """Anchor models: the largest anchor movement (pixels of a frontal face in the crop) one latent at ±σ
-        makes against the prior's mean."""
-        from ..face.depth import CROP_FACE_SCALE  # canonical units → normalised units of a framed face
-
-        vae = self.anchor_expression
-        eye = torch.eye(self.latent_dim, device=self._device) * sigmas
-        with self._lock, torch.inference_mode():
-            delta = vae.decode(torch.cat([eye, -eye, torch.zeros(1, self.latent_dim, device=self._device)]))
-        movement = (delta[:-1, :, :2] - delta[-1:, :, :2]).norm(dim=-1)
-        return float(movement.max()) * CROP_FACE_SCALE * self.image_size / 2
-
-    def _keypoint_reach(self, sigmas: float = 3.0) -> float:
-        """How far this model's expression latent can move a face: the largest on-screen keypoint movement, in
-        pixels of the model's crop (at keypoint scale 1), that setting one latent to ±``sigmas`` prior standard
-        deviations makes against the prior's mean. Under a pixel or two, expression edits are invisible."""
-        eye = torch.eye(self.latent_dim, device=self._device) * sigmas
-        with self._lock, torch.inference_mode():
-            z = torch.cat([eye, -eye, torch.zeros(1, self.latent_dim, device=self._device)])
-            delta = self.model.expression_vae.decode(z).float()  # (2Z+1)×K×3
-        movement = (delta[:-1, :, :2] - delta[-1:, :, :2]).norm(dim=-1)  # x, y: what shows on screen
-        return float(movement.max()) * self.image_size / 2  # normalised units span 2 across the crop
-
 
 def _mixed_latent(own: np.ndarray, motion: Motion) -> np.ndarray | None:
     """The latent a motion shows: z_src + strength·(z − z_src), or None for the source's own expression."""
@@ -542,11 +451,6 @@ def _mixed_latent(own: np.ndarray, motion: Motion) -> np.ndarray | None:
     z_src = np.asarray(own, dtype=np.float64)
     return (z_src + motion.expression_strength * (np.asarray(motion.expression, dtype=np.float64) - z_src)
             ).astype(np.float32)
-
-
-def _controls_from(metadata: dict) -> ExpressionControls | None:
-    data = metadata.get(CONTROLS_KEY)
-    return None if data is None else ExpressionControls.from_json(data)
 
 
 class _GraphStep:
@@ -565,7 +469,7 @@ class _GraphStep:
 
     def _decode(self, z: torch.Tensor) -> torch.Tensor:
         # cache=False: capture needs autocast's weight cache off (its casts must be part of the graph).
-        return self.engine._decode_latents(z, cache=False)
+        return self.engine.expressions.decode_latents(z, cache=False)
 
     def __call__(self) -> tuple[torch.Tensor, torch.Tensor]:
         target = self.target()

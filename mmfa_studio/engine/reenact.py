@@ -302,7 +302,7 @@ class Reenactor:
         crop, _ = crop_at(frame, box, self.engine.image_size)
         motion = self.engine.read_crop_motion(crop)
         if self.engine.anchor_expression is not None:  # the expression is the tracked mesh's, through the anchor VAE
-            code = self.engine.face_expression(face)
+            code = self.engine.expressions.of_face(face)
             if code is None:  # no mesh this frame: no change of expression
                 code = (self._reference.motion if self._reference is not None else self.source.motion).expression
             motion = replace(motion, expression=code)

@@ -330,7 +330,7 @@ class Evaluator:
         src_emb = self._descriptor(source_crop)
         pose_errors, expr_leaks, pose_leaks, cosines = [], [], [], []
         edits = [Motion(**{axis: float(deg)}) for axis, deg in s.edits]
-        z = [tuple(float(v) for v in self.engine.sample_expression(s.seed + i)) for i in range(s.expression_samples)]
+        z = [tuple(float(v) for v in self.engine.expressions.sample(s.seed + i)) for i in range(s.expression_samples)]
         expr_edits = [Motion(expression=zi) for zi in z]
         edit_frames = self.engine.render_batch(source, edits + expr_edits)
         if ref_face is None or ref_face.pose is None:

@@ -41,13 +41,13 @@ def test_zero_edit_is_the_plain_render_and_a_control_moves_the_face(anchor_engin
     plain = anchor_engine.render(source, Motion()).crop
     own = anchor_engine.render(source, Motion(expression=tuple(map(float, source.expression)))).crop
     assert np.abs(plain.astype(int) - own.astype(int)).max() <= 1  # decode(z_src) − decode(z_src) = 0
-    z = anchor_engine.control_expression(source, {"mouth_open": 1.0})
+    z = anchor_engine.expressions.with_controls(source.expression, {"mouth_open": 1.0})
     assert np.allclose(z - source.expression, [2.0, 0.0, 0.0, 0.0], atol=1e-6)
     moved = anchor_engine.render(source, Motion(expression=tuple(map(float, z)))).crop
     assert np.abs(moved.astype(int) - plain.astype(int)).mean() > 0.05
     with pytest.raises(ValueError, match="unknown expression control"):
-        anchor_engine.control_expression(source, {"grin": 1.0})
-    assert anchor_engine.expression_reach(2.0) > 0
+        anchor_engine.expressions.with_controls(source.expression, {"grin": 1.0})
+    assert anchor_engine.expressions.reach(2.0) > 0
 
 
 def test_reenactment_reads_the_drivers_expression_through_the_anchor_vae(anchor_engine, sample_portrait):
@@ -59,7 +59,7 @@ def test_reenactment_reads_the_drivers_expression_through_the_anchor_vae(anchor_
     with Reenactor(anchor_engine, source, smoothing=0.0) as reenactor:
         results = [reenactor.process(frame) for _ in range(2)]
     assert all(r.face_found for r in results)
-    driver = anchor_engine.face_expression(anchor_engine.tracker.detect(frame)[0])
+    driver = anchor_engine.expressions.of_face(anchor_engine.tracker.detect(frame)[0])
     # The reading is the mesh's code (the video tracker's mesh differs a little from the still one's) …
     assert driver is not None and np.allclose(results[-1].driving_expression, driver, atol=0.1)
     # … and the same frame as its own reference changes (almost) nothing: z = z_src + (z_drv − z_ref) ≈ z_src

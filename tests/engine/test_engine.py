@@ -86,14 +86,14 @@ def test_zero_edit_keeps_the_source_keypoints_exactly(engine, prepared):
                       ty=float(m.translation[1]), tz=float(m.translation[2]), relative=False)
     assert np.allclose(engine.render(prepared, absolute).keypoints, frame.keypoints, atol=1e-3)
     # strength 0 of any expression = the source's expression
-    z = engine.sample_expression(3)
+    z = engine.expressions.sample(3)
     zero_strength = engine.render(prepared, Motion(expression=tuple(z), expression_strength=0.0))
     assert np.allclose(zero_strength.keypoints, frame.keypoints, atol=1e-4)
 
 
 def test_rendering_is_deterministic_and_batches_agree(engine, prepared):
     motions = [Motion(yaw=15), Motion(pitch=-10, roll=5), Motion(scale=1.2, tx=0.1),
-               Motion(expression=tuple(engine.sample_expression(1)))]
+               Motion(expression=tuple(engine.expressions.sample(1)))]
     a = [engine.render(prepared, m) for m in motions]
     b = [engine.render(prepared, m) for m in motions]
     assert all(np.array_equal(x.crop, y.crop) and np.array_equal(x.keypoints, y.keypoints) for x, y in zip(a, b))
@@ -136,21 +136,21 @@ def test_out_of_range_motion_is_refused(engine, prepared):
 
 
 def test_expression_tools(engine, prepared, sample_portrait):
-    z = engine.encode_expression(sample_portrait)
+    z = engine.expressions.encode(sample_portrait)
     assert z.shape == (4,) and np.allclose(z, prepared.expression, atol=1e-5)  # same crop, same code
-    a, b = engine.sample_expression(1), engine.sample_expression(2)
-    assert np.array_equal(a, engine.sample_expression(1)) and not np.array_equal(a, b)
+    a, b = engine.expressions.sample(1), engine.expressions.sample(2)
+    assert np.array_equal(a, engine.expressions.sample(1)) and not np.array_equal(a, b)
     for mode in ("linear", "slerp"):
-        path = engine.interpolate_expressions(a, b, np.linspace(0, 1, 5), mode=mode)
+        path = engine.expressions.interpolate(a, b, np.linspace(0, 1, 5), mode=mode)
         assert path.shape == (5, 4)
         assert np.allclose(path[0], a, atol=1e-6) and np.allclose(path[-1], b, atol=1e-6)
-    lin = engine.interpolate_expressions(a, b, [0.5])[0]
+    lin = engine.expressions.interpolate(a, b, [0.5])[0]
     assert np.allclose(lin, (a + b) / 2, atol=1e-6)
     with pytest.raises(ValueError, match="3 values"):
-        engine.interpolate_expressions(a, np.zeros(3), [0.5])
-    assert engine.decode_expression(a).shape == (engine.config.num_keypoints, 3)
+        engine.expressions.interpolate(a, np.zeros(3), [0.5])
+    assert engine.expressions.decode(a).shape == (engine.config.num_keypoints, 3)
     with pytest.raises(NoFaceFoundError):
-        engine.encode_expression(np.full((100, 100, 3), 30, np.uint8))
+        engine.expressions.encode(np.full((100, 100, 3), 30, np.uint8))
 
 
 def test_expression_reach_is_the_largest_keypoint_movement_one_latent_makes(tiny_checkpoint):
@@ -160,15 +160,15 @@ def test_expression_reach_is_the_largest_keypoint_movement_one_latent_makes(tiny
         for i in range(engine.latent_dim):
             for sign in (1, -1):
                 z[i] = 3.0 * sign
-                change = engine.decode_expression(z)[:, :2] - engine.decode_expression(np.zeros_like(z))[:, :2]
+                change = engine.expressions.decode(z)[:, :2] - engine.expressions.decode(np.zeros_like(z))[:, :2]
                 moves.append(np.linalg.norm(change, axis=1).max())
                 z[i] = 0.0
         expected = max(moves) * engine.image_size / 2
-        assert expected > 0 and engine.expression_reach(3.0) == pytest.approx(expected, rel=1e-4)
-        assert engine.expression_reach(1.0) < engine.expression_reach(3.0)
+        assert expected > 0 and engine.expressions.reach(3.0) == pytest.approx(expected, rel=1e-4)
+        assert engine.expressions.reach(1.0) < engine.expressions.reach(3.0)
         with torch.no_grad():  # a decoder that ignores z moves nothing
             engine.model.expression_vae.decoder[-1].weight.zero_()
-        assert engine.expression_reach() == 0.0
+        assert engine.expressions.reach() == 0.0
 
 
 def test_rendering_from_a_worker_thread_matches(engine, prepared):

@@ -18,7 +18,7 @@ FIELDS = ("yaw", "pitch", "roll", "scale", "translation", "delta")
 def _motions_and_shifts(engine, prepared):
     k = prepared.encoding.keypoints.shape[1]
     rng = np.random.default_rng(0)
-    z = tuple(float(v) for v in engine.sample_expression(3))
+    z = tuple(float(v) for v in engine.expressions.sample(3))
     motions = [Motion(), Motion(yaw=12, pitch=-7, roll=3, scale=1.2, tx=0.05, ty=-0.03, tz=0.01),
                Motion(expression=z, expression_strength=0.6), ModelMotion(yaw=-20, expression=z),
                Motion(yaw=5, pitch=4, roll=-3, scale=0.9, tx=-0.1, ty=0.2, tz=0.0, relative=False)]
