@@ -60,11 +60,11 @@ def main() -> int:
               for zi, t in zip(path, np.linspace(0, 1, 4))]
     save(OUT / "expression_edits.png", tiles)
 
-    if engine.expression_controls is not None:
-        settings = [(name, 1.0) for name in engine.expression_controls.directions] + [("brows", -1.0)]
+    if engine.expressions.controls is not None:
+        settings = [(name, 1.0) for name in engine.expressions.controls.directions] + [("brows", -1.0)]
         tiles = [labelled(source.crop, "source")]
         for name, value in settings:
-            z = engine.control_expression(source, {name: value})
+            z = engine.expressions.with_controls(source.expression, {name: value})
             tiles.append(labelled(engine.render(source, Motion(expression=tuple(map(float, z)))).crop,
                                   f"{name} {value:+g}"))
         save(OUT / "named_controls.png", tiles)

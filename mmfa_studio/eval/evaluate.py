@@ -314,7 +314,7 @@ class Evaluator:
         """The motion that renders the source as ``crop`` (both cropped at the source's box)."""
         read = self.engine.read_crop_motion(crop)
         if self.engine.anchor_expression is not None and face is not None:  # the mesh's code, as reenactment reads it
-            code = self.engine.face_expression(face)
+            code = self.engine.expressions.of_face(face)
             read = replace(read, expression=code if code is not None else read.expression)
         if self.settings.motion == "tracker" and source_face is not None and face is not None:
             change = tracked_change(source_face, face, self.engine.image_size)
