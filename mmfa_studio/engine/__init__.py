@@ -11,12 +11,14 @@ What lives where:
   replay of single renders;
 * ``expression.py`` — :class:`ExpressionSpace`, an engine's ``expressions``: the expression latent of a photo or
   a tracked face, prior samples, interpolation, named controls, decoding and the latent's reach;
+* ``anchors.py`` — a source's tracked mesh anchors and where a render puts them (anchor-expression models);
 * ``target.py`` — motion → render target, the one definition both the eager and the CUDA-graph path use;
 * ``calibration.py`` — :class:`PoseCalibration`: the user's degrees (:class:`Motion`) → model angles
   (:class:`ModelMotion`);
 * ``reenact.py`` — :class:`Reenactor` driven by :class:`ReenactSettings`, and the landmark expression transfer;
 * ``frames.py`` — frame sources (camera, video file, image folder, synthetic); ``video.py`` — probing and the
-  atomic H.264 exporter; ``errors.py`` — the one-line user errors.
+  atomic H.264 exporter; ``virtual_camera.py`` — reenacted frames to a virtual camera (pyvirtualcam);
+  ``errors.py`` — the one-line user errors.
 
 ``Motion`` and keyframes are defined in ``mmfa_studio/motion.py`` (torch-free) and re-exported here.
 """
