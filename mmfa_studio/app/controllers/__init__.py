@@ -2,7 +2,8 @@
 
 ``document`` (the model, the photo, recent files), ``editing`` (the motion, undo, keyframes, live renders),
 ``projects`` (project files, and what a dropped or recent file opens), ``export`` (videos and frames), ``live``
-(the webcam panel's session), ``display`` (what the picture shows). They report to the user through
+(the webcam panel's session) with ``virtual_camera`` (its output to a virtual camera), ``display`` (what the
+picture shows). They report to the user through
 :class:`Feedback`; the main window builds the widgets and wires these to them.
 """
 
