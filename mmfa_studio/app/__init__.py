@@ -9,10 +9,11 @@ Where things live:
 * ``webcam`` — the live session and its loop (with an optional frame sink, e.g. a virtual camera);
   ``recorder`` — real-time mp4 recording of it;
 * ``controllers/`` — one story each: the document (model, photo, recent files), editing (motion, undo,
-  keyframes, live renders), projects, export, the live webcam panel;
+  keyframes, live renders), projects (and what a dropped or recent file opens), export, the live webcam panel
+  and its virtual camera, what the picture shows;
 * ``main_window`` builds the widgets and menus and wires them; the widgets are ``editor``, ``view``,
-  ``timeline_panel``, ``webcam_panel``, ``status_bar``, ``dialogs``; ``state``, ``commands``, ``timeline`` and
-  ``project`` hold the editing state, undo commands, keyframes and the project file format.
+  ``timeline_panel``, ``webcam_panel``, ``status_bar``, ``recent_menu``, ``dialogs``; ``state``, ``commands``,
+  ``timeline`` and ``project`` hold the editing state, undo commands, keyframes and the project file format.
 
 A new app job is a dataclass in ``jobs`` submitted from the controller that needs it; no new signal.
 """

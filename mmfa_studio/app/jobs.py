@@ -6,6 +6,7 @@ the caller submits it with :meth:`EngineWorker.submit` and connects the handle's
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -19,12 +20,15 @@ from .messages import (
     FrameResult,
     PhotoPreview,
     SourceInfo,
+    VirtualCameraInfo,
 )
 from .state import EXPRESSION_RANGE
 from .worker import JobCancelled, JobContext
 
 if TYPE_CHECKING:
     from mmfa_studio.engine import KeyframeAnimation, Motion
+
+    from .webcam import FrameSink
 
 BUNDLED_MODEL_NAME = "mmfa-cpu.safetensors (bundled)"
 
@@ -158,3 +162,22 @@ class ExportVideo:
                 exporter.write(frame.full if self.paste_back and frame.full is not None else frame.crop)
                 context.report_progress(ExportProgress(i + 1, len(motions)))
         return self.path
+
+
+@dataclass(frozen=True)
+class OpenVirtualCamera:
+    """Open a width×height virtual camera at ``fps`` and hand it to ``install`` (the webcam session's
+    :meth:`~.webcam.WebcamSession.install_sink`, which closes the sink before it). Here, on the engine thread,
+    because a device may take a moment to open; where there is none (no pyvirtualcam, no loopback device) it
+    fails with the engine's one-line reason and the sink before stays."""
+
+    width: int
+    height: int
+    fps: float
+    install: Callable[[FrameSink], None]
+    title: ClassVar[str] = "No virtual camera"
+
+    def run(self, context: JobContext) -> VirtualCameraInfo:
+        sink = context.backend.open_virtual_camera(self.width, self.height, self.fps)
+        self.install(sink)
+        return VirtualCameraInfo(width=sink.width, height=sink.height, fps=sink.fps, device=sink.device)

@@ -1,9 +1,10 @@
 """The main window: builds the widgets and the menus and wires them to the controllers.
 
 What happens lives elsewhere: the model and the photo in :mod:`.controllers.document`, edits, undo, keyframes
-and live renders in :mod:`.controllers.editing`, project files in :mod:`.controllers.projects`, export in
-:mod:`.controllers.export`, the webcam in :mod:`.webcam`; all of them reach the engine through the one
-:class:`~.worker.EngineWorker`.
+and live renders in :mod:`.controllers.editing`, project files (and which file a drop or a recent entry
+opens) in :mod:`.controllers.projects`, export in :mod:`.controllers.export`, the webcam in
+:mod:`.controllers.live` and :mod:`.webcam`, what the picture shows in :mod:`.controllers.display`; all of them
+reach the engine through the one :class:`~.worker.EngineWorker`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from .controllers import (
+    DisplayController,
     DocumentController,
     EditController,
     ExportController,
@@ -39,8 +40,10 @@ from .controllers import (
     ProjectController,
 )
 from .controllers.document import SAMPLE_PORTRAIT
+from .controllers.projects import local_files
 from .editor import EditorPanel
-from .messages import EngineInfo, FrameResult, PhotoPreview, SourceInfo
+from .messages import EngineInfo, FrameResult, SourceInfo
+from .recent_menu import RecentFilesMenu
 from .status_bar import StatusBar
 from .timeline_panel import TimelinePanel
 from .view import FrameView
@@ -63,7 +66,6 @@ class MainWindow(QMainWindow):
         self.resize(1280, 860)
         self.setAcceptDrops(True)
         self.settings = settings if settings is not None else QSettings("mmfa-studio", "MMFA Studio")
-        self.last_frame: FrameResult | None = None
         self.errors_shown = 0
         self.notice: QMessageBox | None = None  # the last non-blocking error dialog
         self._shown_once = False
@@ -81,6 +83,7 @@ class MainWindow(QMainWindow):
 
         self._build_widgets()
         self.live = LiveController(self.webcam_session, self.webcam, self.document, self.edit, self.feedback, self)
+        self.display = DisplayController(self.view, self.document, self.edit, self.live)
         # The controllers' actions under the window's names, which scripts and tests use.
         doc, projects = self.document, self.projects
         self.open_photo, self.load_model, self.recent_files = doc.open_photo, doc.load_model, doc.recent_files
@@ -88,6 +91,7 @@ class MainWindow(QMainWindow):
         self.reset_pose = self.edit.reset_pose
         self.save_project, self.save_project_as = projects.save_project, projects.save_project_as
         self.save_project_to, self.open_project = projects.save_project_to, projects.open_project
+        self.open_path = projects.open_path  # a dropped or recent file: a project or a photo
         self._build_menus()
         self._connect()
         self._update_enabled()
@@ -113,6 +117,11 @@ class MainWindow(QMainWindow):
     @property
     def webcam_active(self) -> bool:
         return self.live.active
+
+    @property
+    def last_frame(self) -> FrameResult | None:
+        """The frame the picture shows (an edit's or the webcam's)."""
+        return self.display.last_frame
 
     # ================================================================= construction
 
@@ -159,7 +168,8 @@ class MainWindow(QMainWindow):
         menus, doc, edit = self.menuBar(), self.document, self.edit
         file_menu = menus.addMenu("&File")
         self.open_action = self._action(file_menu, "&Open photo…", doc.open_photo_dialog, QKeySequence.StandardKey.Open)
-        self.recent_menu = file_menu.addMenu("Open &recent")
+        self.recent_menu = RecentFilesMenu("Open &recent", doc, self.open_path, self)
+        file_menu.addMenu(self.recent_menu)
         self._action(file_menu, "Open &model…", doc.open_model_dialog, tip="Load another checkpoint (.safetensors)")
         file_menu.addSeparator()
         self._action(file_menu, "Open pro&ject…", self.projects.open_project_dialog, "Ctrl+Shift+O")
@@ -184,7 +194,7 @@ class MainWindow(QMainWindow):
         self._action(edit_menu, "&Source's expression", edit.source_expression, "Ctrl+Shift+N")
 
         view_menu = menus.addMenu("&View")
-        self.full_action = self._action(view_menu, "&Full photo (paste back)", self.set_show_full, "F", checkable=True)
+        self.full_action = self._action(view_menu, "&Full photo (paste back)", edit.set_paste_back, "F", checkable=True)
         self.compare_action = self._action(view_menu, "&Before/after", self.view.set_compare, "C", checkable=True)
         self.keypoints_action = self._action(view_menu, "&Keypoints", self.view.set_show_keypoints, "P", checkable=True)
 
@@ -196,7 +206,6 @@ class MainWindow(QMainWindow):
         webcam_menu = menus.addMenu("&Webcam")
         self._action(webcam_menu, "&Start/stop", self.webcam.start_button.toggle, "F5")
         self._action(webcam_menu, "Set &neutral reference", self.webcam_session.set_reference, "F6")
-        self._rebuild_recent_menu()
 
     def _connect(self) -> None:
         bar, fb = self.status_bar, self.feedback
@@ -209,13 +218,10 @@ class MainWindow(QMainWindow):
         doc = self.document
         doc.engineReady.connect(self._on_engine_ready)
         doc.noModel.connect(self._on_no_model)
-        doc.photoPreviewed.connect(self._on_photo_previewed)
         doc.sourceReady.connect(self._on_source_ready)
         doc.sourceChanging.connect(self.webcam_session.stop)
-        doc.recentChanged.connect(self._rebuild_recent_menu)
 
         edit = self.edit
-        edit.frameRendered.connect(self._show_edit_frame)
         edit.pasteBackChanged.connect(self.full_action.setChecked)
         edit.bind_editor(self.editor)
 
@@ -223,8 +229,6 @@ class MainWindow(QMainWindow):
         self.exporter.exportEnded.connect(edit.request_render)
 
         self.live.started.connect(lambda: self.compare_action.setChecked(True))
-        self.live.stopped.connect(self._show_before)
-        self.live.frameShown.connect(self._show_webcam_frame)
         self.webcam.startRequested.connect(lambda _: self.timeline_panel.stop())
 
         self.timeline_panel.timeChanged.connect(edit.scrub)
@@ -297,39 +301,13 @@ class MainWindow(QMainWindow):
         self.view.set_message(f"No model loaded: {message}\n{NO_MODEL_HINT}")
         self._update_enabled()
 
-    def _on_photo_previewed(self, preview: PhotoPreview) -> None:
-        self.view.set_before(preview.image, "Photo")
-        self.view.set_after(None)
-
-    def _on_source_ready(self, info: SourceInfo) -> None:
+    def _on_source_ready(self, info: SourceInfo) -> None:  # the display shows it; the editor adopts it
         self.edit.adopt_source_expression(None if info.expression is None else info.expression.ravel())
-        self._show_before()
-        self.view.set_after(None)
         self.setWindowTitle(f"MMFA Studio — {Path(info.path).name if info.path else 'image'}")
         self._update_enabled()
         self.edit.request_render()
 
-    def _show_before(self) -> None:
-        info = self.source_info
-        if info is not None:
-            self.view.set_before(info.image if self.show_full or info.crop is None else info.crop, "Source")
-
-    def _show_edit_frame(self, frame: FrameResult) -> None:
-        if self.webcam_active:
-            return
-        self.last_frame = frame
-        image, keypoints = frame.crop, frame.keypoints
-        if self.show_full and frame.full is not None:
-            image = frame.full
-            transform = self.source_info.transform if self.source_info is not None else None
-            keypoints = transform.to_original(np.asarray(keypoints)) if transform is not None and keypoints is not None else None
-        self.view.set_after(image, keypoints, "After")
-
     # ================================================================= editing and files (menus, panels, tests)
-
-    def set_show_full(self, on: bool) -> None:
-        self.edit.set_paste_back(on)
-        self._show_before()
 
     def add_keyframe(self) -> None:
         self.edit.add_keyframe(self.timeline_panel.time)
@@ -337,28 +315,12 @@ class MainWindow(QMainWindow):
     def remove_keyframe(self) -> None:
         self.edit.remove_keyframe(self.timeline_panel.time)
 
-    def open_path(self, path: str) -> None:
-        """A dropped or recent file: a project or a photo."""
-        if path.endswith(".json"):
-            self.projects.open_project(path)
-        else:
-            self.document.open_photo(path)
-
-    def _rebuild_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        recent = self.document.recent_files()
-        for i, path in enumerate(recent):
-            action = self.recent_menu.addAction(f"&{i + 1} {Path(path).name}")
-            action.setToolTip(path)
-            action.triggered.connect(lambda _=False, p=path: self.open_path(p))
-        self.recent_menu.setEnabled(bool(recent))
-
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+        if local_files(event.mimeData()):
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:
-        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        paths = local_files(event.mimeData())
         if paths:
             event.acceptProposedAction()
             self.open_path(paths[0])
@@ -370,8 +332,3 @@ class MainWindow(QMainWindow):
     def export_video(self, path: str) -> None:
         self.timeline_panel.stop()
         self.exporter.export_video(path)
-
-    def _show_webcam_frame(self, frame: FrameResult) -> None:
-        self.view.set_before(frame.driving, "Driving")
-        self.view.set_after(frame.crop, frame.keypoints, "Result")
-        self.last_frame = frame

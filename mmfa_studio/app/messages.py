@@ -81,6 +81,16 @@ class FrameResult:
 
 
 @dataclass(frozen=True)
+class VirtualCameraInfo:
+    """A virtual camera just opened: the size and rate it took (maybe not those asked for) and its device."""
+
+    width: int
+    height: int
+    fps: float
+    device: str  # e.g. /dev/video2; "" where the backend does not say
+
+
+@dataclass(frozen=True)
 class ExportProgress:
     done: int
     total: int

@@ -88,6 +88,11 @@ class WebcamSession(QObject):
         self._announced = False
 
     @property
+    def worker(self) -> EngineWorker:
+        """The engine worker the loop runs on (a job that opens a sink goes there too)."""
+        return self._worker
+
+    @property
     def running(self) -> bool:
         """A loop is alive (opening, running, or closing after a stop)."""
         return self._handle is not None
@@ -147,6 +152,10 @@ class WebcamSession(QObject):
     @property
     def sink(self) -> FrameSink | None:
         return self._sink
+
+    def install_sink(self, sink: FrameSink | None) -> None:
+        """What :meth:`set_sink` does, for a job already on the engine thread (one that has just opened it)."""
+        self._swap_sink(sink)
 
     def _swap_sink(self, sink: FrameSink | None) -> None:
         old, self._sink = self._sink, sink

@@ -1,5 +1,5 @@
 """Webcam reenactment controls: source, start/stop, neutral reference, mirror, transfer, smoothing, record,
-FPS/latency and live plots of the driving pose and expression."""
+a virtual camera output, FPS/latency and live plots of the driving pose and expression."""
 
 from __future__ import annotations
 
@@ -28,6 +28,9 @@ from .webcam import WebcamSettings
 
 HISTORY = 200  # samples shown in the plots
 TRANSFERS = (("Pose and expression", "both"), ("Pose only", "pose"), ("Expression only", "expression"))
+# The virtual camera's frame size (None: the model's render size, unscaled); its rate follows the driver's.
+CAMERA_SIZES = (("1280×720", (1280, 720)), ("640×480", (640, 480)), ("1920×1080", (1920, 1080)),
+                ("Render size", None))
 
 
 class WebcamPanel(QWidget):
@@ -36,6 +39,8 @@ class WebcamPanel(QWidget):
     referenceRequested = Signal()
     settingsChanged = Signal(object)  # WebcamSettings
     recordRequested = Signal(bool)
+    virtualCameraToggled = Signal(bool)
+    cameraSizeChanged = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -105,6 +110,7 @@ class WebcamPanel(QWidget):
         stats.addWidget(self.face_label, 1)
         form.addRow("Speed", stats)
         layout.addWidget(controls)
+        layout.addWidget(self._build_virtual_camera())
 
         pg.setConfigOptions(antialias=False)
         self.pose_plot = pg.PlotWidget(title="Driving pose (°)")
@@ -129,6 +135,29 @@ class WebcamPanel(QWidget):
         self.transfer_combo.currentIndexChanged.connect(self._emit_settings)
         self.follow_check.toggled.connect(self._emit_settings)
         self.smoothing_slider.valueChanged.connect(self._emit_settings_throttled)
+        self.virtual_camera_check.toggled.connect(self.virtualCameraToggled)
+        self.camera_size_combo.currentIndexChanged.connect(self.cameraSizeChanged)
+
+    def _build_virtual_camera(self) -> QGroupBox:
+        box = QGroupBox("Output")
+        box_layout = QVBoxLayout(box)
+        row = QHBoxLayout()
+        self.virtual_camera_check = QCheckBox("Send to virtual camera")
+        self.virtual_camera_check.setToolTip(
+            "Video calls and streaming apps can pick the animated portrait as a camera, at the driver's frame rate. "
+            "Needs pip install 'mmfa-studio[virtual-camera]' and v4l2loopback (Linux) or the OBS virtual camera.")
+        self.camera_size_combo = QComboBox()
+        for label, size in CAMERA_SIZES:
+            self.camera_size_combo.addItem(label, size)
+        self.camera_size_combo.setToolTip("The frame size the virtual camera offers; the portrait is scaled to fit, "
+                                          "on black. Render size: the model's own, unscaled.")
+        row.addWidget(self.virtual_camera_check, 1)
+        row.addWidget(self.camera_size_combo)
+        box_layout.addLayout(row)
+        self.virtual_camera_label = QLabel("")  # one line: what the virtual camera is doing, or why there is none
+        self.virtual_camera_label.setWordWrap(True)
+        box_layout.addWidget(self.virtual_camera_label)
+        return box
 
     # ---------------------------------------------------------------- settings
 
@@ -186,6 +215,18 @@ class WebcamPanel(QWidget):
         self.record_button.setEnabled(running)
         if not running:
             self.set_recording(False)
+
+    def camera_size(self) -> tuple[int, int] | None:
+        """The virtual camera's width and height chosen; None: the render size."""
+        size = self.camera_size_combo.currentData()
+        return None if size is None else (int(size[0]), int(size[1]))
+
+    def set_virtual_camera(self, on: bool, text: str) -> None:
+        """Reflect the virtual camera's state (it may fail to open, or go away) and say it in one line."""
+        self.virtual_camera_check.blockSignals(True)
+        self.virtual_camera_check.setChecked(on)
+        self.virtual_camera_check.blockSignals(False)
+        self.virtual_camera_label.setText(text)
 
     def set_recording(self, on: bool) -> None:
         self.record_button.blockSignals(True)

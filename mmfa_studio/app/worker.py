@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         Reenactor,
         VideoExporter,
     )
+    from mmfa_studio.engine.virtual_camera import VirtualCameraSink
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -77,14 +78,17 @@ class EngineBackend:
     open_frame_source: Callable[..., FrameSource]
     VideoExporter: type[VideoExporter]
     load_image: Callable[[str], np.ndarray]  # path → H×W×3 uint8 RGB
+    open_virtual_camera: Callable[..., VirtualCameraSink]  # (width, height, fps) → sink, or VirtualCameraUnavailable
 
 
 def load_engine_backend() -> EngineBackend:
     """The real engine, imported on first use (this imports torch: call it on the engine thread)."""
     engine = importlib.import_module("mmfa_studio.engine")
     face = importlib.import_module("mmfa_studio.face")
+    virtual_camera = importlib.import_module("mmfa_studio.engine.virtual_camera")
     return EngineBackend(Engine=engine.Engine, Reenactor=engine.Reenactor, open_frame_source=engine.open_frame_source,
-                         VideoExporter=engine.VideoExporter, load_image=face.load_image)
+                         VideoExporter=engine.VideoExporter, load_image=face.load_image,
+                         open_virtual_camera=virtual_camera.open_virtual_camera)
 
 
 class NothingLoadedError(RuntimeError):

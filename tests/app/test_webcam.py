@@ -135,13 +135,15 @@ def test_every_webcam_frame_also_goes_to_the_frame_sink(window, qtbot, driving_v
     import numpy as np
 
     sink = FakeSink()
+    shown_frames = []  # not window.last_frame: once stopped, an edit render may replace it at any moment
+    window.live.frameShown.connect(shown_frames.append)
     window.webcam_session.set_sink(sink)
     window.webcam.set_source_spec(driving_video)
     window.webcam.start_button.click()
     qtbot.waitUntil(lambda: window.webcam.frames_received >= 4, timeout=60_000)
     window.webcam.start_button.click()  # stop
     qtbot.waitUntil(lambda: not window.webcam_session.running, timeout=30_000)
-    shown = window.last_frame
+    shown = shown_frames[-1]
     assert shown.kind == "webcam" and len(sink.frames) >= shown.seq  # the GUI may skip frames; the sink does not
     assert all(f.dtype == np.uint8 and f.shape == (64, 64, 3) for f in sink.frames)
     assert np.array_equal(sink.frames[shown.seq - 1], shown.crop)

@@ -1,5 +1,5 @@
-"""Live reenactment from the webcam panel: starting and stopping the session, recording, and what the window
-shows meanwhile."""
+"""Live reenactment from the webcam panel: starting and stopping the session, recording, the virtual camera
+(:mod:`.virtual_camera`), and what the window shows meanwhile."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from ..webcam_panel import WebcamPanel
 from .document import DocumentController
 from .editing import EditController
 from .feedback import Feedback
+from .virtual_camera import VirtualCameraController
 
 
 class LiveController(QObject):
@@ -40,6 +41,7 @@ class LiveController(QObject):
         panel.referenceRequested.connect(session.set_reference)
         panel.settingsChanged.connect(session.update_settings)
         panel.recordRequested.connect(self.toggle_recording)
+        self.virtual_camera = VirtualCameraController(session, panel, document)
 
     def start(self, spec: str) -> None:
         problem = ("Load a model and a photo first." if not self.edit.can_render

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QMimeData, QObject, Signal
 from PySide6.QtWidgets import QFileDialog, QWidget
 
 from ...motion import Motion
@@ -69,6 +69,13 @@ class ProjectController(QObject):
         self.feedback.note(f"Saved {path}")
         return True
 
+    def open_path(self, path: str) -> None:
+        """A dropped or recent file: a project or a photo."""
+        if path.endswith(".json"):
+            self.open_project(path)
+        else:
+            self.document.open_photo(path)
+
     def open_project_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self._dialog_parent, "Open a project", self.document.last_folder(),
                                               PROJECT_FILTER)
@@ -105,3 +112,8 @@ class ProjectController(QObject):
                 self.document.open_photo(project.source_path, face_index=project.face_index, remember=False)
         self.feedback.note(f"Opened {path}")
         return True
+
+
+def local_files(mime: QMimeData) -> list[str]:
+    """The local files a drag carries (a drop opens the first with :meth:`ProjectController.open_path`)."""
+    return [url.toLocalFile() for url in mime.urls() if url.isLocalFile()] if mime.hasUrls() else []
