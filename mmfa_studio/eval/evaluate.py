@@ -18,9 +18,9 @@ VoxCeleb's pre-cropped evaluation:
 * expression following — per driving frame of the reconstruction, the output's mouth- and eye-opening change
   since the source against the driver's: Pearson r and gain (regression slope), pooled over the clips (copying
   the source has gain 0);
-* large turns — the one pose figure with ground truth: source = the clip's most frontal frame, driving = its
-  frames turned ≥ 12° of yaw or pitch from it, rendered with each one's tracked motion and compared with the real
-  frame (the reconstruction metrics, beside copying the frontal frame).
+* large turns — the one pose figure with ground truth: among 48 frames spread over the clip, source = the most
+  frontal, driving = those turned ≥ 12° of yaw or pitch from it, each rendered with its tracked motion and
+  compared with the real frame (the reconstruction metrics, beside copying the frontal frame).
 
 The copy-the-source baseline (output = source crop) gets the same reconstruction metrics.
 """
@@ -61,6 +61,9 @@ class EvalSettings:
     controls: bool = True  # False: reconstruction metrics only (no pose/expression edits)
     motion: str = "tracker"  # how a driving frame's motion is read: "tracker" (as reenactment) or "model"
     large_turn_deg: float = LARGE_TURN_DEG  # large-turn frames: turned this far (yaw or pitch) from the frontal one
+    # Frames searched for the most frontal and the large-turn ones, evenly spread (more than the reconstruction's:
+    # large turns are a few moments of a clip); 0 = the reconstruction's frames.
+    large_turn_frames: int = 48
 
     def __post_init__(self) -> None:
         if self.motion not in MOTION_READERS:
@@ -159,6 +162,7 @@ class ClipCrops:
 
     source: np.ndarray  # S×S×3 uint8
     driving: list[np.ndarray]  # S×S×3 uint8 each
+    box: np.ndarray  # (centre x, y, side) of the crop in the frames' pixels
 
 
 def crop_clip(engine: Engine, frames: Sequence[np.ndarray]) -> ClipCrops | None:
@@ -169,7 +173,7 @@ def crop_clip(engine: Engine, frames: Sequence[np.ndarray]) -> ClipCrops | None:
     start, faces = first
     source, transform = engine.crop(frames[start], faces[0])
     driving = [crop_at(f, transform.box, engine.image_size)[0] for f in frames[start + 1:]]
-    return ClipCrops(source, driving)
+    return ClipCrops(source, driving, np.asarray(transform.box))
 
 
 def _median(values: list[float]) -> float | None:
@@ -257,7 +261,16 @@ class Evaluator:
             model.update(self._controls(source, source_crop, notes))
         else:
             model.update({k: None for k in KEYS if k not in RECON_KEYS})
-        result.large_turns = self._large_turns([source_crop, *driving], [source_measured, *targets], path.name)
+        if s.large_turn_frames > 0:
+            try:
+                wide = [crop_at(f, crops.box, self.engine.image_size)[0]
+                        for f in read_spread_frames(path, s.large_turn_frames)]
+            except VideoError as exc:
+                notes.append(f"large turns skipped: {exc}")
+                wide = []
+            result.large_turns = self._large_turns(wide, [(self._face(c), self._descriptor(c)) for c in wide], path.name)
+        else:
+            result.large_turns = self._large_turns([source_crop, *driving], [source_measured, *targets], path.name)
         return result
 
     def _reenact(self, source, source_face: Face | None, crops: Sequence[np.ndarray], faces: Sequence[Face | None],
