@@ -128,7 +128,8 @@ def webcam_loop(window, clip: Path, frames: int, pump: Callable[[], None],
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.app", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", help="model to use (default: the bundled mmfa_studio/assets/mmfa-cpu.safetensors)")
+    parser.add_argument("--checkpoint",
+                        help="model to use (default: the bundled mmfa_studio/assets/mmfa-cpu.safetensors)")
     parser.add_argument("--frames", type=int, default=1000, help="webcam frames for speed and memory (target: 10 000)")
     parser.add_argument("--slider-moves", type=int, default=40)
     parser.add_argument("--launch-runs", type=int, default=3)

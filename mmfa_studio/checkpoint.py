@@ -207,7 +207,8 @@ def read_info(path: str | Path) -> CheckpointInfo:
     except CheckpointError:
         raise
     except RecursionError:
-        raise CheckpointError(f"{path} is not a valid MMFA Studio checkpoint: its header is nested too deeply") from None
+        raise CheckpointError(f"{path} is not a valid MMFA Studio checkpoint: "
+                              "its header is nested too deeply") from None
     except OSError as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
     # AttributeError: a header (or its metadata) that is JSON but not an object

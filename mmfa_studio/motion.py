@@ -99,7 +99,8 @@ class Motion:
                 raise ValueError(f"expression has {len(self.expression)} values; this model's latent has {latent_dim}")
             for i, v in enumerate(self.expression):
                 if not math.isfinite(v) or abs(v) > EXPRESSION_LIMIT:
-                    raise ValueError(f"expression[{i}] = {v:g} is out of range [{-EXPRESSION_LIMIT:g}, {EXPRESSION_LIMIT:g}]")
+                    raise ValueError(f"expression[{i}] = {v:g} is out of range "
+                                     f"[{-EXPRESSION_LIMIT:g}, {EXPRESSION_LIMIT:g}]")
         return self
 
     def is_identity(self) -> bool:

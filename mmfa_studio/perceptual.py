@@ -84,7 +84,8 @@ class VGGTrunk(nn.Module):
 
         from .atomic import atomic_path
 
-        tensors = {k: v.detach().to(dtype if v.is_floating_point() else v.dtype).contiguous() for k, v in self.state_dict().items()}
+        tensors = {k: v.detach().to(dtype if v.is_floating_point() else v.dtype).contiguous()
+                   for k, v in self.state_dict().items()}
         with atomic_path(path) as tmp:
             save_file(tensors, str(tmp), metadata={"format": "mmfa-vgg16-st", "stages": str(self.stages[-1])})
 

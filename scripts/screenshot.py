@@ -25,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Save a screenshot of the app editing the sample portrait.")
     parser.add_argument("--checkpoint", help="model checkpoint (default: the bundled model)")
     parser.add_argument("--out", default=str(REPO_ROOT / "docs" / "screenshot.png"))
-    parser.add_argument("--photo", help="portrait to edit (default: the bundled mmfa_studio/assets/sample_portrait.png)")
+    parser.add_argument("--photo",
+                        help="portrait to edit (default: the bundled mmfa_studio/assets/sample_portrait.png)")
     parser.add_argument("--yaw", type=float, default=8.0)
     parser.add_argument("--pitch", type=float, default=4.0)
     parser.add_argument("--seed", type=int, default=3, help="seed of the sampled expression")

@@ -6,7 +6,8 @@ import torch
 
 from mmfa_studio.perceptual import VGGTrunk, find_vgg_weights, load_lpips
 
-pytestmark = pytest.mark.skipif(find_vgg_weights() is None, reason="stlpips-pytorch (train/eval extra) is not installed")
+pytestmark = pytest.mark.skipif(find_vgg_weights() is None,
+                                reason="stlpips-pytorch (train/eval extra) is not installed")
 
 
 def test_lpips_matches_the_reference_package(monkeypatch):

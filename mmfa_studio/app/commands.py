@@ -51,7 +51,8 @@ class MotionUndo:
 
     def push(self, new: Motion, text: str, key: str | None = None) -> None:
         last = self._last
-        if key is not None and last is not None and last.key == key and self.stack.index() == self._last_index == self.stack.count():
+        if (key is not None and last is not None and last.key == key
+                and self.stack.index() == self._last_index == self.stack.count()):
             last.extend(new)
             return
         command = SetMotionCommand(self.state, self.state.motion, new, text, key)

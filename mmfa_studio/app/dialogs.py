@@ -51,7 +51,8 @@ class FacePickerDialog(QDialog):
         self.list.setMinimumSize(460, 170)
         for i, face in enumerate(faces):
             x0, y0, x1, y1 = (float(v) for v in np.asarray(face.box)[:4])
-            item = QListWidgetItem(QIcon(face_thumbnail(image, face.box)), f"Face {i + 1}\n{int(x1 - x0)}×{int(y1 - y0)} px")
+            item = QListWidgetItem(QIcon(face_thumbnail(image, face.box)),
+                                   f"Face {i + 1}\n{int(x1 - x0)}×{int(y1 - y0)} px")
             item.setData(Qt.ItemDataRole.UserRole, i)
             self.list.addItem(item)
         self.list.setCurrentRow(0)

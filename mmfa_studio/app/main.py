@@ -31,7 +31,8 @@ def display_problem() -> str | None:
         return None
     if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
         return None
-    return "no display found (DISPLAY is not set): run it on a desktop, under xvfb-run, or with QT_QPA_PLATFORM=offscreen"
+    return ("no display found (DISPLAY is not set): run it on a desktop, under xvfb-run, or with "
+            "QT_QPA_PLATFORM=offscreen")
 
 
 def run_app(photo: str | None = None, checkpoint: str | None = None, device: str = "auto") -> int:

@@ -53,7 +53,8 @@ from .worker import EngineBackend, WorkerThread, load_engine_backend
 
 __all__ = ["SAMPLE_PORTRAIT", "MainWindow"]
 
-NO_MODEL_HINT = "Open a checkpoint with File ▸ Open model…, or start with --checkpoint PATH. You can still browse photos."
+NO_MODEL_HINT = ("Open a checkpoint with File ▸ Open model…, or start with --checkpoint PATH. "
+                 "You can still browse photos.")
 
 
 class MainWindow(QMainWindow):
@@ -143,7 +144,8 @@ class MainWindow(QMainWindow):
         dock = QDockWidget("Timeline", self)
         dock.setObjectName("timeline")
         dock.setWidget(self.timeline_panel)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
 
         self.status_bar = StatusBar()
@@ -177,7 +179,8 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "Save project &as…", self.save_project_as, "Ctrl+Shift+S")
         file_menu.addSeparator()
         self.export_action = self._action(file_menu, "&Export video…", self.export_video_dialog, "Ctrl+E")
-        self._action(file_menu, "Save &frame as PNG…", lambda: self.exporter.save_frame_dialog(self.last_frame), "Ctrl+Shift+E")
+        self._action(file_menu, "Save &frame as PNG…", lambda: self.exporter.save_frame_dialog(self.last_frame),
+                     "Ctrl+Shift+E")
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
@@ -282,7 +285,8 @@ class MainWindow(QMainWindow):
 
     def _update_enabled(self) -> None:
         self.editor.setEnabled(self.state.ready)
-        for button in (self.timeline_panel.add_button, self.timeline_panel.remove_button, self.timeline_panel.export_button):
+        for button in (self.timeline_panel.add_button, self.timeline_panel.remove_button,
+                       self.timeline_panel.export_button):
             button.setEnabled(self.edit.can_render)
         self.export_action.setEnabled(self.edit.can_render)
 

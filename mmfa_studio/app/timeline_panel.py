@@ -174,10 +174,12 @@ class TimelinePanel(QWidget):
         for i, name in enumerate(self._names()):
             if name.startswith("z"):
                 index = int(name[1:]) - 1
-                values = [(m.expression[index] if m.expression is not None and index < len(m.expression) else np.nan) for m in motions]
+                values = [(m.expression[index] if m.expression is not None and index < len(m.expression) else np.nan)
+                          for m in motions]
             else:
                 values = [getattr(m, name) for m in motions]
             label = units[name].label if name in units else name
-            self.curves.append(self.plot.plot(times, np.asarray(values, dtype=float), pen=pg.mkPen(pg.intColor(i, hues=8), width=2), name=label))
+            self.curves.append(self.plot.plot(times, np.asarray(values, dtype=float),
+                                              pen=pg.mkPen(pg.intColor(i, hues=8), width=2), name=label))
         self.key_markers.setData(key_times, [0.0] * len(key_times))
         self.set_time(self.time, emit=False)

@@ -72,10 +72,12 @@ class FrameView(QWidget):
         if self.compare and self._before is not None and self._after is not None:
             panes = [(self._before, self._before_label, False), (self._after, self._after_label, True)]
         elif main is not None:
-            panes = [(main, self._after_label if self._after is not None else self._before_label, self._after is not None)]
+            panes = [(main, self._after_label if self._after is not None else self._before_label,
+                      self._after is not None)]
         if not panes:
             painter.setPen(QColor(200, 200, 200))
-            painter.drawText(self.rect().adjusted(20, 20, -20, -20), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.message)
+            painter.drawText(self.rect().adjusted(20, 20, -20, -20),
+                             Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.message)
             return
         width = self.width() / len(panes)
         font = QFont(painter.font())
@@ -99,5 +101,6 @@ class FrameView(QWidget):
         if self.message and self._after is None:
             painter.setPen(QColor(240, 240, 240))
             # Wrapped: a long error (a checkpoint's path and what is wrong with it) must not be cut at both ends.
-            painter.drawText(self.rect().adjusted(10, 10, -10, -10), Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignHCenter
-                             | Qt.TextFlag.TextWordWrap, self.message)
+            painter.drawText(self.rect().adjusted(10, 10, -10, -10),
+                             Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignHCenter | Qt.TextFlag.TextWordWrap,
+                             self.message)

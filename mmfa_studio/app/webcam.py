@@ -40,8 +40,9 @@ class WebcamSettings:
 
     def reenactor_options(self) -> dict[str, object]:
         """The settings as the Reenactor takes them (its constructor and ``configure``)."""
-        return {"mode": self.mode, "transfer": self.transfer, "smoothing": self.smoothing if self.smoothing > 0 else None,
-                "paste_back": self.paste_back, "follow_position": self.follow_position}
+        return {"mode": self.mode, "transfer": self.transfer,
+                "smoothing": self.smoothing if self.smoothing > 0 else None, "paste_back": self.paste_back,
+                "follow_position": self.follow_position}
 
 
 class FrameSink(Protocol):

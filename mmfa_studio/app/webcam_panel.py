@@ -51,7 +51,8 @@ class WebcamPanel(QWidget):
         self.source_combo = QComboBox()
         self.source_combo.setEditable(True)
         self.source_combo.addItems(["0", "1", "synthetic"])
-        self.source_combo.setToolTip("A camera index, a video file, a folder of images, or 'synthetic' (a moving sample face)")
+        self.source_combo.setToolTip("A camera index, a video file, a folder of images, or 'synthetic' "
+                                     "(a moving sample face)")
         pick_row = QHBoxLayout()
         video_button = QPushButton("Video file…")
         folder_button = QPushButton("Image folder…")
@@ -117,7 +118,8 @@ class WebcamPanel(QWidget):
         self.pose_plot.addLegend(offset=(5, 5))
         self.pose_plot.setMinimumHeight(120)
         colours = ("#e6550d", "#31a354", "#3182bd")
-        self.pose_curves = [self.pose_plot.plot(pen=pg.mkPen(c, width=2), name=n) for c, n in zip(colours, ("yaw", "pitch", "roll"))]
+        self.pose_curves = [self.pose_plot.plot(pen=pg.mkPen(c, width=2), name=n)
+                            for c, n in zip(colours, ("yaw", "pitch", "roll"))]
         self.expression_plot = pg.PlotWidget(title="Driving expression (latent)")
         self.expression_plot.setMinimumHeight(120)
         self.expression_curves: list[pg.PlotDataItem] = []
@@ -185,7 +187,8 @@ class WebcamPanel(QWidget):
         self.source_combo.setCurrentText(spec)
 
     def _pick_video(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Driving video", "", "Videos (*.mp4 *.mov *.avi *.mkv *.webm);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(self, "Driving video", "",
+                                              "Videos (*.mp4 *.mov *.avi *.mkv *.webm);;All files (*)")
         if path:
             self.set_source_spec(path)
 

@@ -43,10 +43,13 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("source", metavar="SOURCE", help="portrait photo")
     parser.add_argument("keyframes", metavar="KEYFRAMES.json", help="keyframe file (format above)")
-    parser.add_argument("-o", "--output", required=True, metavar="OUT", help=f"output video ({', '.join(VIDEO_OUTPUTS)})")
-    parser.add_argument("--fps", type=float_in(1, 240), default=None, help="frame rate (overrides the file's; default 25)")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT",
+                        help=f"output video ({', '.join(VIDEO_OUTPUTS)})")
+    parser.add_argument("--fps", type=float_in(1, 240), default=None,
+                        help="frame rate (overrides the file's; default 25)")
     parser.add_argument("--paste-back", action="store_true", help="paste the face back into the full photo")
-    parser.add_argument("--batch-size", type=int_in(1, 64), default=4, metavar="N", help="frames per model call (default 4)")
+    parser.add_argument("--batch-size", type=int_in(1, 64), default=4, metavar="N",
+                        help="frames per model call (default 4)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_engine_options(parser)
     parser.set_defaults(func=run, writes=("output",),
@@ -101,5 +104,6 @@ def run(args: argparse.Namespace) -> int:
                "duration": video.frames_written / animation.fps, "width": size[0], "height": size[1],
                "seconds": round(seconds, 2), "render_fps": round(video.frames_written / max(seconds, 1e-9), 2),
                **engine_summary(engine)}
-    emit(args, summary, f"wrote {output} ({video.frames_written} frames at {animation.fps:g} fps, {size[0]}×{size[1]}) in {seconds:.1f} s")
+    emit(args, summary, f"wrote {output} ({video.frames_written} frames at {animation.fps:g} fps, "
+                        f"{size[0]}×{size[1]}) in {seconds:.1f} s")
     return 0

@@ -37,14 +37,19 @@ def register(subparsers) -> argparse.ArgumentParser:
         epilog="example: mmfa-studio interpolate me.jpg --from source --to smile.jpg --frames 50 -o morph.mp4",
     )
     parser.add_argument("source", metavar="SOURCE", help="portrait photo")
-    parser.add_argument("--from", dest="start", required=True, metavar="A", help="start expression (photo | z list | prior[:SEED] | source)")
-    parser.add_argument("--to", dest="end", required=True, metavar="B", help="end expression (photo | z list | prior[:SEED] | source)")
-    parser.add_argument("--frames", type=int_in(2, 10_000), required=True, metavar="N", help="number of frames (2-10000), both ends included")
-    parser.add_argument("--mode", choices=("linear", "slerp"), default="linear", help="latent interpolation (default linear)")
+    parser.add_argument("--from", dest="start", required=True, metavar="A",
+                        help="start expression (photo | z list | prior[:SEED] | source)")
+    parser.add_argument("--to", dest="end", required=True, metavar="B",
+                        help="end expression (photo | z list | prior[:SEED] | source)")
+    parser.add_argument("--frames", type=int_in(2, 10_000), required=True, metavar="N",
+                        help="number of frames (2-10000), both ends included")
+    parser.add_argument("--mode", choices=("linear", "slerp"), default="linear",
+                        help="latent interpolation (default linear)")
     parser.add_argument("--fps", type=float_in(1, 240), default=25.0, help="frame rate (default 25)")
     parser.add_argument("--paste-back", action="store_true", help="paste the face back into the full photo")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("-o", "--output", required=True, metavar="OUT", help=f"output video ({', '.join(VIDEO_OUTPUTS)})")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT",
+                        help=f"output video ({', '.join(VIDEO_OUTPUTS)})")
     add_pose_options(parser)
     add_engine_options(parser)
     parser.set_defaults(func=run, writes=("output",),

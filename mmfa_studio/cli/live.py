@@ -32,7 +32,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("source", metavar="PHOTO", help="portrait photo")
     driver = parser.add_mutually_exclusive_group()
-    driver.add_argument("--camera", type=int, default=None, metavar="N", help="camera that drives the portrait (default 0)")
+    driver.add_argument("--camera", type=int, default=None, metavar="N",
+                        help="camera that drives the portrait (default 0)")
     driver.add_argument("--driving", metavar="FILE",
                         help="a recorded driver instead of a camera (video file, image folder or 'synthetic'), "
                         "played in real time")
@@ -56,7 +57,8 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def parse_size(text: str) -> tuple[int, int]:
     width, sep, height = text.lower().partition("x")
-    if not sep or not width.isdigit() or not height.isdigit() or not (16 <= int(width) <= 7680 and 16 <= int(height) <= 4320):
+    if (not sep or not width.isdigit() or not height.isdigit()
+            or not (16 <= int(width) <= 7680 and 16 <= int(height) <= 4320)):
         raise UserError(f"--camera-size {text!r} must be WIDTHxHEIGHT, e.g. 1280x720 (16 to 7680 × 16 to 4320)")
     return int(width), int(height)
 
@@ -110,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
                "width": sink.width, "height": sink.height, "camera_fps": sink.fps, "camera_device": sink.device,
                "seconds": round(seconds, 2), "sent_fps": round(sent / max(seconds, 1e-9), 2), **engine_summary(engine)}
     note = f", {missing} without a face" if missing else ""
-    emit(args, summary, f"sent {sent} frames ({sink.width}×{sink.height}) to the virtual camera in {seconds:.1f} s{note}")
+    emit(args, summary,
+         f"sent {sent} frames ({sink.width}×{sink.height}) to the virtual camera in {seconds:.1f} s{note}")
     return 0
 
 

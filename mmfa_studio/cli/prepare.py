@@ -32,8 +32,10 @@ def register(subparsers) -> argparse.ArgumentParser:
                         help="keep at most N frames per source video (default: all); with --stride makes a subset")
     parser.add_argument("--detect-every", type=int_in(1, 100_000), default=3, metavar="N",
                         help="track the face on every N-th kept frame and at shot changes (default 3)")
-    parser.add_argument("--min-face", type=int_in(1, 100_000), default=64, help="smallest usable face in source pixels (default 64)")
-    parser.add_argument("--min-frames", type=int_in(1, 100_000), default=8, help="drop shots shorter than this (default 8)")
+    parser.add_argument("--min-face", type=int_in(1, 100_000), default=64,
+                        help="smallest usable face in source pixels (default 64)")
+    parser.add_argument("--min-frames", type=int_in(1, 100_000), default=8,
+                        help="drop shots shorter than this (default 8)")
     parser.add_argument("--codec", choices=["webp", "jpg"], default="webp", help="frame encoding (default webp)")
     parser.add_argument("--quality", type=int_in(1, 100), default=85, help="encoder quality 1-100 (default 85)")
     parser.add_argument("--workers", type=int_in(1, 256), default=1, help="parallel processes (default 1)")

@@ -35,7 +35,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("source", metavar="SOURCE", help="portrait photo")
     parser.add_argument("driving", metavar="DRIVING", help="driving video (or an image folder)")
-    parser.add_argument("-o", "--output", required=True, metavar="OUT", help=f"output video ({', '.join(VIDEO_OUTPUTS)})")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT",
+                        help=f"output video ({', '.join(VIDEO_OUTPUTS)})")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--relative", dest="mode", action="store_const", const="relative",
                       help="apply the driving face's changes since the reference frame (default)")
@@ -60,7 +61,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                         help="temporal smoothing, 0 (off) to 1 (strong) (default 0.5)")
     parser.add_argument("--paste-back", action="store_true", help="paste the face back into the full source photo")
     parser.add_argument("--no-audio", action="store_true", help="do not copy the driving video's audio")
-    parser.add_argument("--max-frames", type=int_in(1, 10_000_000), default=None, metavar="N", help="stop after N frames")
+    parser.add_argument("--max-frames", type=int_in(1, 10_000_000), default=None, metavar="N",
+                        help="stop after N frames")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_engine_options(parser)
     parser.set_defaults(func=run, writes=("output",),
@@ -95,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
         source = prepare(engine, args.source, args.face_index)
-        total = frames.frame_count if args.max_frames is None else min(args.max_frames, frames.frame_count or args.max_frames)
+        total = (frames.frame_count if args.max_frames is None
+                 else min(args.max_frames, frames.frame_count or args.max_frames))
         reference_needed = args.mode == "relative" and args.reference_frame > 0
         settings = ReenactSettings(mode=args.mode, transfer=args.transfer, smoothing=args.smoothing,
                                    paste_back=args.paste_back, pose_from=args.pose_from,

@@ -27,7 +27,9 @@ VIDEO_OUTPUTS = (".mp4", ".mov", ".mkv", ".m4v")
 # -- shared by the engine commands --------------------------------------------------------------------------
 def add_engine_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
-    group.add_argument("--checkpoint", metavar="PATH", help="model checkpoint (.safetensors); default: the bundled mmfa_studio/assets/mmfa-cpu.safetensors")
+    group.add_argument("--checkpoint", metavar="PATH",
+                       help="model checkpoint (.safetensors); "
+                            "default: the bundled mmfa_studio/assets/mmfa-cpu.safetensors")
     group.add_argument("--device", default="auto", help="auto (CUDA → MPS → CPU), cpu, cuda, mps (default: auto)")
     group.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"),
                        help="auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32 (default: auto)")
@@ -165,7 +167,8 @@ def apply_controls(engine, source, z: np.ndarray | None, strength: float, specs:
     values = parse_controls(specs)
     controls = engine.expressions.controls
     if controls is None:
-        raise UserError("this model has no named expression controls (a checkpoint made by `mmfa-studio fit-expression` has)")
+        raise UserError("this model has no named expression controls "
+                        "(a checkpoint made by `mmfa-studio fit-expression` has)")
     for name, value in values.items():
         if name not in controls.directions:
             raise UserError(f"unknown --control {name!r}; this model has: {', '.join(controls.directions)}")
@@ -237,16 +240,21 @@ def register(subparsers) -> argparse.ArgumentParser:
         "render", help="render one still of a portrait under a new head pose and expression",
         description="Render SOURCE under an edited head pose and expression and save it as an image. "
                     "Numbers are changes to the source's own pose unless --absolute.",
-        epilog="example: mmfa-studio render me.jpg -o out.png --yaw 20 --pitch -5 --expression-from smile.jpg --paste-back",
+        epilog="example: mmfa-studio render me.jpg -o out.png --yaw 20 --pitch -5 "
+               "--expression-from smile.jpg --paste-back",
     )
     parser.add_argument("source", metavar="SOURCE", help="portrait photo")
-    parser.add_argument("-o", "--output", required=True, metavar="OUT", help=f"output image ({', '.join(IMAGE_OUTPUTS)})")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT",
+                        help=f"output image ({', '.join(IMAGE_OUTPUTS)})")
     add_pose_options(parser)
     expr = parser.add_argument_group("expression (default: the source's own)")
     which = expr.add_mutually_exclusive_group()
-    which.add_argument("--expression", metavar="Z1,Z2,…", help="the expression latent z as comma-separated numbers (write --expression=-0.5,1,… when it starts with a minus)")
+    which.add_argument("--expression", metavar="Z1,Z2,…",
+                       help="the expression latent z as comma-separated numbers "
+                            "(write --expression=-0.5,1,… when it starts with a minus)")
     which.add_argument("--expression-from", metavar="PHOTO", help="take the expression of the face in PHOTO")
-    which.add_argument("--expression-prior", type=seed, metavar="SEED", help="a random expression from the prior (seeded)")
+    which.add_argument("--expression-prior", type=seed, metavar="SEED",
+                       help="a random expression from the prior (seeded)")
     expr.add_argument("--expression-strength", type=float_in(), default=1.0, metavar="S",
                       help="0 = the source's expression, 1 = the given one, >1 exaggerates (default 1)")
     expr.add_argument("--control", action="append", default=[], metavar="NAME=VALUE",
@@ -286,8 +294,9 @@ def run(args: argparse.Namespace) -> int:
         write_image(output, image)
     finally:
         engine.close()
-    summary = {"output": str(output), "width": image.shape[1], "height": image.shape[0], "render_ms": round(render_ms, 1),
-               "source_pose": pose_dict(source.motion), "source_expression": source.expression,
-               "motion": motion.to_dict(), **engine_summary(engine)}
-    emit(args, summary, f"wrote {output} ({image.shape[1]}×{image.shape[0]}, rendered in {render_ms:.0f} ms on {engine.device}/{engine.precision})")
+    summary = {"output": str(output), "width": image.shape[1], "height": image.shape[0],
+               "render_ms": round(render_ms, 1), "source_pose": pose_dict(source.motion),
+               "source_expression": source.expression, "motion": motion.to_dict(), **engine_summary(engine)}
+    emit(args, summary, f"wrote {output} ({image.shape[1]}×{image.shape[0]}, rendered in {render_ms:.0f} ms "
+                        f"on {engine.device}/{engine.precision})")
     return 0

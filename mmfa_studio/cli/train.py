@@ -59,7 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-every", type=int, default=None, help="override train.log_every")
     parser.add_argument("--seed", type=int, default=None, help="override train.seed")
     parser.add_argument("--freeze", default=None, metavar="PARTS",
-                        help="override train.freeze: comma-separated MMFA parts kept fixed, e.g. keypoint_detector,motion_encoder")
+                        help="override train.freeze: comma-separated MMFA parts kept fixed, "
+                             "e.g. keypoint_detector,motion_encoder")
     parser.add_argument("--pose-warmup", type=int, default=None, metavar="STEPS",
                         help="override train.pose_warmup_steps: fit the motion encoder's head pose to the prepared "
                         "pseudo-labels first (fresh runs and --init-from; 0 = off)")
@@ -76,7 +77,8 @@ def _overrides(args: argparse.Namespace) -> dict:
         try:
             out["perceptual_layers"] = tuple(int(v) for v in args.perceptual_layers.split(","))
         except ValueError:
-            raise UserError(f"--perceptual-layers: expected numbers like 1,2,3, not {args.perceptual_layers!r}") from None
+            raise UserError("--perceptual-layers: expected numbers like 1,2,3, "
+                            f"not {args.perceptual_layers!r}") from None
     if args.freeze is not None:
         out["freeze"] = tuple(name.strip() for name in args.freeze.split(",") if name.strip())
     if args.lr is not None:

@@ -195,7 +195,8 @@ class Engine:
     def load(cls, checkpoint: str | Path | None = None, device: str = "auto", precision: str = "auto",
              tracker: FaceTracker | None = None, channels_last: bool | None = None,
              cuda_graphs: bool = True) -> Engine:
-        """Load a checkpoint (None → the bundled ``mmfa_studio/assets/mmfa-cpu.safetensors``); ``ModelLoadError`` on failure."""
+        """Load a checkpoint (None → the bundled ``mmfa_studio/assets/mmfa-cpu.safetensors``); ``ModelLoadError`` on
+        failure."""
         path = Path(checkpoint) if checkpoint is not None else BUNDLED_MODEL
         if checkpoint is None and not path.is_file():
             raise ModelLoadError(f"the bundled model {path} is not there yet; give a checkpoint (--checkpoint)")

@@ -145,7 +145,8 @@ class _CaptureSource(FrameSource):
         frame = self._read()
         if frame is None:
             self._cap.release()
-            raise VideoError(f"{self.name} has no video frames" if not self.live else f"camera {self.name} gives no frames")
+            raise VideoError(f"{self.name} has no video frames" if not self.live
+                             else f"camera {self.name} gives no frames")
         self._pending = frame
         self.size = (frame.shape[1], frame.shape[0])
 

@@ -168,7 +168,8 @@ class VideoExporter:
             raise VideoError(f"cannot write {self.path}: the disk is full ({free / 2**20:.1f} MB free); free some "
                              "space or write elsewhere")
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> bool:
         assert self._stack is not None, "VideoExporter is used as a context manager"
         self._progress.close()
         try:

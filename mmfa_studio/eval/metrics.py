@@ -40,7 +40,8 @@ def ssim_backend():
 def ssim(a: np.ndarray, b: np.ndarray, backend=None) -> float:
     """Gaussian-weighted SSIM over RGB (Wang et al. 2004 settings), as in FOMM's evaluation."""
     fn = backend or ssim_backend()
-    return float(fn(a, b, channel_axis=2, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255))
+    return float(fn(a, b, channel_axis=2, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                    data_range=255))
 
 
 class LPIPSMetric:

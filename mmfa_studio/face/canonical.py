@@ -44,7 +44,8 @@ def _mirror_pairs(shape: np.ndarray) -> np.ndarray:
     return np.array(pairs, dtype=np.int64)
 
 
-def build(shapes_3d: list[np.ndarray], shapes_2d: list[tuple[np.ndarray, tuple[int, int]]]) -> tuple[CanonicalFace, float, int]:
+def build(shapes_3d: list[np.ndarray],
+          shapes_2d: list[tuple[np.ndarray, tuple[int, int]]]) -> tuple[CanonicalFace, float, int]:
     """(canonical face, pitch tilt applied in degrees, number of faces) from 3D meshes and 2D landmark sets."""
     pairs = SEED_PAIRS
     mean = None

@@ -215,7 +215,8 @@ def paste_back(original: np.ndarray, crop: np.ndarray, transform: CropTransform,
     inv[:, 2] -= (x0, y0)
     roi_w, roi_h = x1 - x0, y1 - y0
     warped = cv2.warpAffine(crop, inv, (roi_w, roi_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    alpha = cv2.warpAffine(mask, inv, (roi_w, roi_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    alpha = cv2.warpAffine(mask, inv, (roi_w, roi_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                           borderValue=0)
     roi = np.ascontiguousarray(original[y0:y1, x0:x1])
     result[y0:y1, x0:x1] = cv2.blendLinear(warped, roi, alpha, 1.0 - alpha)
     return result

@@ -20,7 +20,8 @@ MAX_PIXELS = 100_000_000
 
 
 # EXIF orientation tag → (rotate k×90° counter-clockwise, then flip left-right), as np.rot90/np.fliplr.
-_EXIF_ORIENTATION = {2: (0, True), 3: (2, False), 4: (2, True), 5: (1, True), 6: (3, False), 7: (3, True), 8: (1, False)}
+_EXIF_ORIENTATION = {2: (0, True), 3: (2, False), 4: (2, True), 5: (1, True), 6: (3, False), 7: (3, True),
+                     8: (1, False)}
 
 
 def _exif_orientation(path: Path) -> int:
@@ -123,7 +124,8 @@ def check_pixel_count(data: bytes, path: str | os.PathLike[str]) -> None:
             with Image.open(io.BytesIO(data)) as im:
                 width, height = im.size
     except Image.DecompressionBombError:  # over twice Pillow's limit: certainly over ours
-        raise ImageError(f"{path}: the image is too large to decode (over {MAX_PIXELS // 1_000_000} megapixels)") from None
+        raise ImageError(f"{path}: the image is too large to decode "
+                         f"(over {MAX_PIXELS // 1_000_000} megapixels)") from None
     except Exception:  # noqa: BLE001 - not readable by Pillow: left to the decoders, checked after
         return
     if width * height > MAX_PIXELS:

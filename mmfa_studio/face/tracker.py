@@ -117,7 +117,8 @@ class MediaPipeTracker:
         self._crop_mesh = mp.solutions.face_mesh.FaceMesh(
             static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.3,
         )
-        self._detector = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_confidence)
+        self._detector = mp.solutions.face_detection.FaceDetection(model_selection=1,
+                                                                   min_detection_confidence=min_confidence)
         # The graphs start (and log) on their first frame: run one now, while stderr is silenced.
         blank = np.zeros((64, 64, 3), np.uint8)
         for graph in (self._mesh, self._crop_mesh, self._detector):
@@ -263,14 +264,16 @@ class FaceAlignmentTracker:
     Slow on CPU (S3FD ~1.4 s per 640×480 frame, FAN ~0.4 s per face): for photos and offline jobs.
     """
 
-    def __init__(self, max_faces: int = 4, device: str = "cpu", detect_max_side: int = 640, with_pose: bool = True) -> None:
+    def __init__(self, max_faces: int = 4, device: str = "cpu", detect_max_side: int = 640,
+                 with_pose: bool = True) -> None:
         ok, reason = face_alignment_available()
         if not ok:
             raise RuntimeError(reason)
         import face_alignment
 
         kwargs = dict(device=device, flip_input=False, face_detector="sfd",
-                      face_detector_kwargs={"path_to_detector": str(face_alignment_weights_dir() / FACE_ALIGNMENT_FILES[1])})
+                      face_detector_kwargs={
+                          "path_to_detector": str(face_alignment_weights_dir() / FACE_ALIGNMENT_FILES[1])})
         landmarks_type = getattr(face_alignment.LandmarksType, "TWO_D", None) or face_alignment.LandmarksType._2D
         try:  # compile=False: compiling costs minutes on a small CPU for no gain
             self._fa = face_alignment.FaceAlignment(landmarks_type, compile=False, **kwargs)

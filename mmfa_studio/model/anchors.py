@@ -29,7 +29,8 @@ def pose_anchors(anchors: Tensor, source_yaw: Tensor, source_pitch: Tensor, sour
         a, t_s = f(anchors), f(source_translation)[:, None]
         offset = a - t_s * a.new_tensor([1.0, 1.0, 0.0])
         canonical = (offset @ r_s) / f(source_scale)[:, None, None]
-        posed = f(scale)[:, None, None] * (canonical @ r_d.transpose(1, 2)) + f(translation)[:, None] * a.new_tensor([1.0, 1.0, 0.0])
+        posed = (f(scale)[:, None, None] * (canonical @ r_d.transpose(1, 2))
+                 + f(translation)[:, None] * a.new_tensor([1.0, 1.0, 0.0]))
         driving = posed[..., :2] if shift is None else posed[..., :2] + f(shift)
         b = driving.shape[0]
         return AnchorPoints(source=a[..., :2].expand(b, -1, -1), driving=driving)

@@ -177,7 +177,8 @@ def _check_bounds(cfg: ModelConfig) -> None:
         for v in value:
             if isinstance(v, bool) or not isinstance(v, (int, float) if kind is float else int) or not (
                     math.isfinite(v) and low <= v <= high):
-                raise ValueError(f"model.{name} entries must be {kind.__name__}s in [{low:g}, {high:g}], not {_show(v)}")
+                raise ValueError(f"model.{name} entries must be {kind.__name__}s in [{low:g}, {high:g}], "
+                                 f"not {_show(v)}")
 
 
 def _show(value: Any) -> str:

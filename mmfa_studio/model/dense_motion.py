@@ -79,7 +79,8 @@ def thin_plate_spline(control: Tensor, target: Tensor, grid: Tensor, regularisat
 
         affine_c = torch.cat([torch.ones_like(c[..., :1]), c], dim=-1)  # B×K×(n+1)
         system = torch.zeros(b, k + n + 1, k + n + 1, device=c.device)
-        system[:, :k, :k] = kernel((c.unsqueeze(2) - c.unsqueeze(1)).pow(2).sum(-1)) + regularisation * torch.eye(k, device=c.device)
+        system[:, :k, :k] = (kernel((c.unsqueeze(2) - c.unsqueeze(1)).pow(2).sum(-1))
+                             + regularisation * torch.eye(k, device=c.device))
         system[:, :k, k:] = affine_c
         system[:, k:, :k] = affine_c.transpose(1, 2)
         # A tiny ridge on the affine block keeps the system solvable when the keypoints are collinear (2D) or
@@ -163,7 +164,8 @@ class DenseMotion2D(nn.Module):
         small = F.interpolate(source_image, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
         grid = make_coordinate_grid((s, s), small)  # S×S×2
         kp_s, kp_d = kp_source[..., :2], kp_driving[..., :2]
-        heat = gaussian_heatmaps(kp_d, grid, self.cfg.keypoint_sigma) - gaussian_heatmaps(kp_s, grid, self.cfg.keypoint_sigma)
+        heat = (gaussian_heatmaps(kp_d, grid, self.cfg.keypoint_sigma)
+                - gaussian_heatmaps(kp_s, grid, self.cfg.keypoint_sigma))
         heat = torch.cat([torch.zeros_like(heat[:, :1]), heat], dim=1)  # B×(K+1)×S×S
         motions = motion_proposals(grid, kp_s, kp_d, jacobian[:, :2, :2], self.cfg.tps_motion, anchors)  # B×P×S×S×2
         p = motions.shape[1]

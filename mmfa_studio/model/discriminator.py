@@ -27,7 +27,8 @@ class PatchDiscriminator(nn.Module):
         for i in range(layers):
             ch = min(max_channels, channels * 2**i)
             stride = 2 if i < layers - 1 else 1
-            blocks.append(nn.Sequential(spectral_norm(nn.Conv2d(prev, ch, 4, stride=stride, padding=1)), nn.LeakyReLU(0.2)))
+            blocks.append(nn.Sequential(spectral_norm(nn.Conv2d(prev, ch, 4, stride=stride, padding=1)),
+                                        nn.LeakyReLU(0.2)))
             prev = ch
         self.blocks = nn.ModuleList(blocks)
         self.out = spectral_norm(nn.Conv2d(prev, 1, 4, padding=1))
@@ -54,7 +55,8 @@ class MultiScaleDiscriminator(nn.Module):
     def forward(self, image: Tensor) -> DiscriminatorOutput:
         logits, features = [], []
         for scale, disc in zip(self.scales, self.discs):
-            x = image if scale == 1.0 else F.interpolate(image, scale_factor=scale, mode="bilinear", align_corners=False, antialias=True)
+            x = image if scale == 1.0 else F.interpolate(image, scale_factor=scale, mode="bilinear",
+                                                         align_corners=False, antialias=True)
             out, feats = disc(x)
             logits.append(out)
             features.append(feats)

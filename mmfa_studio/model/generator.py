@@ -54,7 +54,8 @@ class Generator(nn.Module):
         # One 4-channel head per scale: RGB + blend-mask logit.
         self.heads = nn.ModuleList([nn.Conv2d(c, 4, 3, padding=1) for c in chans])
 
-    def forward(self, features: Tensor, source_image: Tensor, image_flow: Tensor, all_scales: bool = True) -> GeneratorOutput:
+    def forward(self, features: Tensor, source_image: Tensor, image_flow: Tensor,
+                all_scales: bool = True) -> GeneratorOutput:
         h = self.res(self.inp(features))
         pyramid: list[Tensor] = []
         n = len(self.heads)

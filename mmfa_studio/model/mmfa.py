@@ -114,7 +114,8 @@ class MMFA(nn.Module):
     def encode_source(self, image: Tensor) -> SourceEncoding:
         """B×3×H×W in [0, 1] (H = image_size) → :class:`SourceEncoding`."""
         if image.shape[-1] != self.cfg.image_size or image.shape[-2] != self.cfg.image_size:
-            raise ValueError(f"source must be B×3×{self.cfg.image_size}×{self.cfg.image_size}, got {tuple(image.shape)}")
+            raise ValueError(f"source must be B×3×{self.cfg.image_size}×{self.cfg.image_size}, "
+                             f"got {tuple(image.shape)}")
         motion, expression = self.encode_motion(image)
         return self.assemble_source(image, motion, expression, self.keypoint_detector(image))
 
@@ -175,7 +176,8 @@ class MMFA(nn.Module):
 
     def warp_features(self, src: SourceEncoding, motion: DenseMotion) -> tuple[Tensor, Tensor]:
         """Warped, occlusion-masked appearance features (B×C×S×S) and the 2D flow for the image warp."""
-        warped = F.grid_sample(src.appearance, motion.flow.to(src.appearance.dtype), align_corners=False, padding_mode="border")
+        warped = F.grid_sample(src.appearance, motion.flow.to(src.appearance.dtype), align_corners=False,
+                               padding_mode="border")
         if self.cfg.variant == "hybrid":
             image_flow = motion.flow
         else:

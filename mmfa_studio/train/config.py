@@ -158,7 +158,8 @@ class TrainConfig:
         if self.render_expression not in ("sample", "mean"):
             raise ValueError(f"train.render_expression must be 'sample' or 'mean', not {self.render_expression!r}")
         if self.perceptual_backbone not in ("vgg16-st", "none"):
-            raise ValueError(f"train.perceptual_backbone must be 'vgg16-st' or 'none', not {self.perceptual_backbone!r}")
+            raise ValueError("train.perceptual_backbone must be 'vgg16-st' or 'none', "
+                             f"not {self.perceptual_backbone!r}")
         if not set(self.perceptual_layers) <= {1, 2, 3, 4, 5}:
             raise ValueError("train.perceptual_layers must be VGG stages 1..5")
         self.progressive = [(int(s), int(r)) for s, r in self.progressive]

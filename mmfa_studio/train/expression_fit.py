@@ -75,7 +75,8 @@ def fit_vae(frames: TeacherFrames, latent_dim: int = 16, hidden: int = 256, step
         optimiser.step()
         schedule.step()
         if log is not None and (step % 500 == 0 or step == steps - 1):
-            log(f"step {step}: reconstruction {reconstruction.item():.4f} (of the offsets' variance), KL {kl.item():.2f}")
+            log(f"step {step}: reconstruction {reconstruction.item():.4f} (of the offsets' variance), "
+                f"KL {kl.item():.2f}")
     return vae.eval()
 
 

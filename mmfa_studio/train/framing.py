@@ -48,4 +48,5 @@ if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit("usage: python -m mmfa_studio.train.framing PREPARED_DATA")
     sigma, u0, v0, rms, n = measure_crop_framing(sys.argv[1])
-    print(f"CROP_FACE_SCALE = {sigma:.3f}\nCROP_FACE_OFFSET = ({u0:.3f}, {v0:.3f})\n# fit RMS {rms:.4f} over {n} frames")
+    print(f"CROP_FACE_SCALE = {sigma:.3f}\nCROP_FACE_OFFSET = ({u0:.3f}, {v0:.3f})\n"
+          f"# fit RMS {rms:.4f} over {n} frames")

@@ -80,7 +80,8 @@ class Logbook:
         only its own shard of the batch, and every rank must see the same values (the non-finite check raises
         on all of them or none). Every rank calls this at the same steps, with the same keys."""
         keys = sorted(self.totals)
-        values = torch.stack([torch.as_tensor(self.totals[k], dtype=torch.float32, device=self.runtime.device).reshape(())
+        values = torch.stack([torch.as_tensor(self.totals[k], dtype=torch.float32,
+                                              device=self.runtime.device).reshape(())
                               for k in keys]) / max(1, self.steps)
         return dict(zip(keys, self.runtime.mean_over_ranks(values).tolist()))
 

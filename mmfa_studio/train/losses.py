@@ -40,7 +40,8 @@ class PerceptualLoss(nn.Module):
         self.description = description or ("VGG16 (shift-tolerant)" if trunk is not None else "none: multi-scale L1")
 
     @classmethod
-    def build(cls, backbone: str, weights: str | Path | None, stages: Sequence[int], scales: Sequence[float]) -> PerceptualLoss:
+    def build(cls, backbone: str, weights: str | Path | None, stages: Sequence[int],
+              scales: Sequence[float]) -> PerceptualLoss:
         if backbone == "none":
             return cls(None, scales, "none (multi-scale pixel L1; no pretrained network)")
         path = find_vgg_weights(weights)
@@ -286,7 +287,8 @@ def scale_anchor_loss(log_scale: Tensor, target: float) -> Tensor:
     return (log_scale.float().mean() - math.log(target)) ** 2
 
 
-def head_pose_loss(pose_logits: Tensor, target_degrees: Tensor, valid: Tensor, num_bins: int, max_degrees: float) -> Tensor:
+def head_pose_loss(pose_logits: Tensor, target_degrees: Tensor, valid: Tensor, num_bins: int,
+                   max_degrees: float) -> Tensor:
     """Cross-entropy on angle bins + L1 on the expected angle (degrees / 10) against pseudo-labels.
 
     pose_logits B×3×bins (yaw, pitch, roll), target_degrees B×3, valid B bool; averaged over the valid rows,

@@ -66,7 +66,8 @@ class Objective:
     def weights(self, step: int) -> LossWeights:
         """train.loss, with the KL weight on its annealing ramp."""
         cfg = self.cfg
-        return dataclasses.replace(cfg.loss, kl=L.kl_weight(step, cfg.loss.kl, cfg.kl_anneal_start, cfg.kl_anneal_steps))
+        return dataclasses.replace(cfg.loss,
+                                   kl=L.kl_weight(step, cfg.loss.kl, cfg.kl_anneal_start, cfg.kl_anneal_steps))
 
     def adversarial(self, step: int) -> bool:
         """Whether the GAN terms (and so the discriminator step) are on at ``step``."""
@@ -100,7 +101,8 @@ class Objective:
                 perceptual=perceptual, pyramid_l1=pyramid_l1, gan=gan, feature_matching=feature_matching,
                 equivariance=L.equivariance_loss(out.equivariance_keypoints, out.equivariance_warped_keypoints, warp),
                 equivariance_pose=L.pose_equivariance_loss(*pose[driving].unbind(-1), *pose[warped].unbind(-1), warp),
-                keypoint_prior=L.keypoint_prior_loss(out.own_driving_keypoints, cfg.keypoint_min_distance, depth_target),
+                keypoint_prior=L.keypoint_prior_loss(out.own_driving_keypoints, cfg.keypoint_min_distance,
+                                                     depth_target),
                 deformation_prior=L.deformation_prior_loss(out.render_delta),
                 canonical=L.canonical_consistency_loss(out.source.canonical, out.driving_canonical),
                 kl=L.kl_loss(views.mu, views.logvar, cfg.kl_free_nats),
@@ -110,7 +112,8 @@ class Objective:
                                                         views.mean_delta[driving], views.mean_delta[augmented]),
                 head_pose=L.head_pose_loss(
                     views.motion.pose_logits[own_frames], torch.cat([batch.source_pose, batch.driving_pose]),
-                    torch.cat([batch.has_pose, batch.has_pose]), self.model_cfg.pose_bins, self.model_cfg.pose_max_degrees),
+                    torch.cat([batch.has_pose, batch.has_pose]), self.model_cfg.pose_bins,
+                    self.model_cfg.pose_max_degrees),
                 scale_anchor=L.scale_anchor_loss(pose[own_frames, 3], cfg.scale_anchor_target),
             )
 

@@ -60,7 +60,8 @@ def warm_up_head_pose(
             loss.backward()
             optimizer.step()
             with torch.no_grad():
-                error = (bins_to_degrees(motion.pose_logits.float(), cfg.pose_bins, cfg.pose_max_degrees) - labels).abs()
+                error = (bins_to_degrees(motion.pose_logits.float(), cfg.pose_bins, cfg.pose_max_degrees)
+                         - labels).abs()
                 n = valid.sum()
                 window.append(float((error.mean(-1) * valid).sum() / n.clamp_min(1)) if n else float("nan"))
             if step % log_every == 0 or step == steps:

@@ -295,7 +295,8 @@ def _in_crop(placement: np.ndarray | None, box: np.ndarray, size: int, shape: tu
 
 
 # --- one source --------------------------------------------------------------------------------------------------
-def prepare_source(source: Source, out_root: Path, opts: PrepareOptions, tracker: MediaPipeTracker | None = None) -> SourceResult:
+def prepare_source(source: Source, out_root: Path, opts: PrepareOptions,
+                   tracker: MediaPipeTracker | None = None) -> SourceResult:
     """Prepare one source into ``out_root/clips``; never raises for bad input (the result says why)."""
     started = time.perf_counter()
     own_tracker = tracker is None
@@ -391,7 +392,8 @@ def prepare_dataset(input_path: Path, out_root: Path, opts: PrepareOptions = Pre
         raise FileNotFoundError(f"input {input_path} does not exist")
     sources = [s for s in find_sources(input_path) if s.rel not in exclude and s.path.name not in exclude]
     if not sources:
-        raise ValueError(f"no videos or frame folders found in {input_path}" + (" (after --exclude)" if exclude else ""))
+        raise ValueError(f"no videos or frame folders found in {input_path}"
+                         + (" (after --exclude)" if exclude else ""))
     keys = [s.key for s in sources]
     if len(set(keys)) != len(keys):
         raise ValueError("two sources map to the same clip name; rename one of them")

@@ -80,7 +80,8 @@ class Trainer:
         self.g_step_ddp, self.d_ddp = self.runtime.parallel(self.g_step), self.runtime.parallel(self.discriminator)
 
         weights = options.vgg_weights or cfg.perceptual_weights
-        self.perceptual = L.PerceptualLoss.build(cfg.perceptual_backbone, weights, cfg.perceptual_layers, cfg.perceptual_scales)
+        self.perceptual = L.PerceptualLoss.build(cfg.perceptual_backbone, weights, cfg.perceptual_layers,
+                                                 cfg.perceptual_scales)
         self.perceptual.to(self.device)
         if cfg.channels_last and self.perceptual.trunk is not None:
             self.perceptual.to(memory_format=torch.channels_last)
@@ -165,7 +166,8 @@ class Trainer:
                          " (the sample sequence continues, but the per-process split differs)")
             self.log(f"resumed from {self.checkpoint_path} at step {self.step}")
         elif self.checkpoint_path.is_file():
-            raise FileExistsError(f"{self.run_dir} already holds a training checkpoint: pass --resume or choose another --out")
+            raise FileExistsError(f"{self.run_dir} already holds a training checkpoint: "
+                                  "pass --resume or choose another --out")
         elif self.opt.init_from is not None:
             self.state.init_from(Path(self.opt.init_from))
         if not self.opt.resume and self.cfg.pose_warmup_steps > 0:
@@ -224,7 +226,8 @@ class Trainer:
                 t = t.float() / 255.0
             if t.dim() == 4:
                 if t.shape[-1] != self.size:
-                    t = F.interpolate(t, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
+                    t = F.interpolate(t, size=(self.size, self.size), mode="bilinear", align_corners=False,
+                                      antialias=True)
                 t = t.contiguous(memory_format=fmt)
             return t
 
@@ -361,7 +364,8 @@ class Trainer:
         return "steps"
 
 
-def train(model_cfg: ModelConfig, cfg: TrainConfig, store: FrameStore, options: RunOptions, timer: Timer = NO_TIMER) -> int:
+def train(model_cfg: ModelConfig, cfg: TrainConfig, store: FrameStore, options: RunOptions,
+          timer: Timer = NO_TIMER) -> int:
     """Build a :class:`Trainer` and run it; returns the final step."""
     return Trainer(model_cfg, cfg, store, options, timer).run()
 

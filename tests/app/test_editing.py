@@ -111,7 +111,8 @@ def test_expression_controls(window, qtbot, sample_portrait, save_path):
     save_path.value = str(sample_portrait)
     window.editor.from_photo_button.click()
     expected = tuple(state.source_expression)  # the same photo: its own expression
-    qtbot.waitUntil(lambda: state.motion.expression is not None and np.allclose(state.motion.expression, expected, atol=1e-4))
+    qtbot.waitUntil(lambda: state.motion.expression is not None
+                    and np.allclose(state.motion.expression, expected, atol=1e-4))
     window.editor.source_button.click()
     assert state.motion.expression is None
     window.editor.sliders["expression_strength"].slider.setValue(0.5)

@@ -89,8 +89,10 @@ def test_face_picker_dialog_lists_faces(qtbot, sample_portrait):
     from mmfa_studio.face import Face, load_image
 
     image = load_image(sample_portrait)
-    faces = [Face(box=np.array([10, 10, 200, 220.0]), landmarks=np.zeros((5, 2)), score=0.9, pose=None, landmarks_3d=None),
-             Face(box=np.array([250, 40, 400, 200.0]), landmarks=np.zeros((5, 2)), score=0.8, pose=None, landmarks_3d=None)]
+    faces = [Face(box=np.array([10, 10, 200, 220.0]), landmarks=np.zeros((5, 2)), score=0.9,
+                  pose=None, landmarks_3d=None),
+             Face(box=np.array([250, 40, 400, 200.0]), landmarks=np.zeros((5, 2)), score=0.8,
+                  pose=None, landmarks_3d=None)]
     dialog = app_dialogs.FacePickerDialog(image, faces)
     qtbot.addWidget(dialog)
     assert dialog.list.count() == 2 and dialog.chosen() == 0
@@ -248,7 +250,8 @@ def test_drop_and_recent_files(window, qtbot, tmp_path, sample_portrait):
     copy.write_bytes(Path(sample_portrait).read_bytes())
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(copy))])
-    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
     window.dropEvent(event)
     qtbot.waitUntil(lambda: window.source_info is not None and window.source_info.path == str(copy), timeout=30_000)
     assert window.recent_files()[0] == str(copy.resolve())

@@ -116,14 +116,17 @@ def test_project_round_trip(window, make_window, qtbot, tmp_path, tiny_checkpoin
     other.start(None, str(tiny_checkpoint))
     qtbot.waitUntil(lambda: other.engine_info is not None and other.source_info is not None, timeout=60_000)
     assert other.open_project(str(path))
-    assert [(k.time, k.motion) for k in other.timeline.keyframes] == [(k.time, k.motion) for k in window.timeline.keyframes]
+    assert ([(k.time, k.motion) for k in other.timeline.keyframes]
+            == [(k.time, k.motion) for k in window.timeline.keyframes])
     assert other.timeline.fps == 12.0 and other.timeline.duration == 3.0
     assert other.state.motion == window.state.motion
     assert other.source_path == str(Path(sample_portrait).resolve())
-    qtbot.waitUntil(lambda: other.last_frame is not None and other.last_frame.motion == other.state.motion, timeout=60_000)
+    qtbot.waitUntil(lambda: other.last_frame is not None and other.last_frame.motion == other.state.motion,
+                    timeout=60_000)
 
 
-def test_project_brings_back_its_face_of_the_open_photo(window, qtbot, tmp_path, sample_portrait, save_path, monkeypatch):
+def test_project_brings_back_its_face_of_the_open_photo(window, qtbot, tmp_path, sample_portrait, save_path,
+                                                        monkeypatch):
     import cv2
 
     from mmfa_studio.app import dialogs as app_dialogs
@@ -152,7 +155,8 @@ def test_project_brings_back_its_face_of_the_open_photo(window, qtbot, tmp_path,
         (json.dumps({"format": FORMAT, "keyframes": [{"time": 1.0, "motion": {"yaw": 500}}]}), "yaw"),
         (json.dumps({"format": FORMAT, "keyframes": [{"time": 0.0, "motion": {"expression": [1, 2]}}]}), "expression"),
         (json.dumps({"format": FORMAT, "settings": {"fps": "fast"}}), "settings.fps"),
-        (json.dumps({"format": FORMAT, "keyframes": [{"time": -1, "motion": {}}]}), "keyframe time -1 s is out of range"),
+        (json.dumps({"format": FORMAT, "keyframes": [{"time": -1, "motion": {}}]}),
+         "keyframe time -1 s is out of range"),
     ],
 )
 def test_invalid_projects_are_refused_with_a_clear_message(tmp_path, content, message):

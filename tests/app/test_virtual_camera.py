@@ -98,7 +98,8 @@ class _NoDevice(RecordingCamera):
 def test_without_a_virtual_camera_the_panel_says_why_in_one_line(window, qtbot, driving_video, dialogs,
                                                                 monkeypatch, case):
     if case != "this_machine":  # this one uses whatever pyvirtualcam and devices the machine has
-        monkeypatch.setitem(sys.modules, "pyvirtualcam", None if case == "not_installed" else fake_pyvirtualcam(_NoDevice))
+        monkeypatch.setitem(sys.modules, "pyvirtualcam",
+                            None if case == "not_installed" else fake_pyvirtualcam(_NoDevice))
     start_webcam(window, qtbot, driving_video)
     panel = window.webcam
     panel.virtual_camera_check.setChecked(True)

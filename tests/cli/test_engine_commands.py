@@ -46,8 +46,8 @@ def test_render_writes_the_image_and_a_json_summary(capsys, tmp_path, tiny_check
 
     assert cv2.imread(str(out)).shape == (64, 64, 3)
     full = tmp_path / "full.jpg"
-    code, stdout, _ = run(capsys, "render", sample_portrait, "-o", full, "--paste-back", "--checkpoint", tiny_checkpoint,
-                          "--expression=0.1,-0.2,0.3,0")
+    code, stdout, _ = run(capsys, "render", sample_portrait, "-o", full, "--paste-back",
+                          "--checkpoint", tiny_checkpoint, "--expression=0.1,-0.2,0.3,0")
     assert code == 0 and "wrote" in stdout and cv2.imread(str(full)).shape == (512, 512, 3)
 
 
@@ -73,13 +73,18 @@ def test_render_bad_input_exits_2_with_one_line(capsys, tmp_path, tiny_checkpoin
         "missing": (["render", tmp_path / "none.png", "-o", out, *ck], "does not exist"),
         "not_image": (["render", text, "-o", out, *ck], "not an image"),
         "no_face": (["render", gray, "-o", out, *ck], "no face found"),
-        "out_of_range": (["render", sample_portrait, "-o", out, "--yaw", "300", *ck], r"yaw = 300 is out of range \[-90, 90\]"),
+        "out_of_range": (["render", sample_portrait, "-o", out, "--yaw", "300", *ck],
+                         r"yaw = 300 is out of range \[-90, 90\]"),
         "bad_z": (["render", sample_portrait, "-o", out, "--expression=1,zz", *ck], "is not a number"),
         "bad_suffix": (["render", sample_portrait, "-o", tmp_path / "out.txt", *ck], "must end in"),
-        "no_folder": (["render", sample_portrait, "-o", tmp_path / "nope" / "out.png", *ck], "folder .* does not exist"),
+        "no_folder": (["render", sample_portrait, "-o", tmp_path / "nope" / "out.png", *ck],
+                      "folder .* does not exist"),
         "output_is_folder": (["render", sample_portrait, "-o", tmp_path / "dir.png", *ck], "is a folder"),
-        "missing_checkpoint": (["render", sample_portrait, "-o", out, "--checkpoint", tmp_path / "no.safetensors"], "does not exist"),
-        "missing_expression_photo": (["render", sample_portrait, "-o", out, "--expression-from", tmp_path / "x.jpg", *ck], "does not exist"),
+        "missing_checkpoint": (["render", sample_portrait, "-o", out, "--checkpoint", tmp_path / "no.safetensors"],
+                               "does not exist"),
+        "missing_expression_photo": (["render", sample_portrait, "-o", out,
+                                      "--expression-from", tmp_path / "x.jpg", *ck],
+                                     "does not exist"),
     }[case]
     (tmp_path / "dir.png").mkdir()
     code, _, err = run(capsys, *argv)
@@ -93,20 +98,24 @@ def test_render_bad_input_exits_2_with_one_line(capsys, tmp_path, tiny_checkpoin
 
 def test_animate_keyframes_to_video(capsys, tmp_path, tiny_checkpoint, sample_portrait):
     keys = tmp_path / "keys.json"
-    keys.write_text(json.dumps({"fps": 10, "keyframes": [{"time": 0, "motion": {}}, {"time": 0.5, "motion": {"yaw": 20}},
+    keys.write_text(json.dumps({"fps": 10, "keyframes": [{"time": 0, "motion": {}},
+                                                         {"time": 0.5, "motion": {"yaw": 20}},
                                                          {"time": 0.9, "motion": {"yaw": -10, "roll": 5}}]}))
     out = tmp_path / "anim.mp4"
-    code, stdout, _ = run(capsys, "animate", sample_portrait, keys, "-o", out, "--checkpoint", tiny_checkpoint, "--json")
+    code, stdout, _ = run(capsys, "animate", sample_portrait, keys, "-o", out, "--checkpoint", tiny_checkpoint,
+                          "--json")
     assert code == 0
     summary = json.loads(stdout)
     assert summary["frames"] == 10 and count_frames(out) == 10 and probe_video(out).fps == 10
     keys.write_text(json.dumps([{"time": 0}, {"time": 1, "motion": {"pitch": 95}}]))
-    code, _, err = run(capsys, "animate", sample_portrait, keys, "-o", tmp_path / "bad.mp4", "--checkpoint", tiny_checkpoint)
+    code, _, err = run(capsys, "animate", sample_portrait, keys, "-o", tmp_path / "bad.mp4",
+                       "--checkpoint", tiny_checkpoint)
     assert code == 2 and "keyframe 1 (time 1 s): pitch = 95" in error_line(err)
     assert not (tmp_path / "bad.mp4").exists()
 
 
-def test_reenact_keeps_ntsc_rate_frame_count_and_audio(capsys, tmp_path, tiny_checkpoint, sample_portrait, cli_ntsc_clip):
+def test_reenact_keeps_ntsc_rate_frame_count_and_audio(capsys, tmp_path, tiny_checkpoint, sample_portrait,
+                                                       cli_ntsc_clip):
     out = tmp_path / "re.mp4"
     code, stdout, _ = run(capsys, "reenact", sample_portrait, cli_ntsc_clip, "-o", out, "--paste-back",
                           "--checkpoint", tiny_checkpoint, "--json")
@@ -117,8 +126,9 @@ def test_reenact_keeps_ntsc_rate_frame_count_and_audio(capsys, tmp_path, tiny_ch
     assert info.fps == Fraction(30000, 1001) and info.has_audio and (info.width, info.height) == (512, 512)
     assert count_frames(out) == 8
     out2 = tmp_path / "abs.mp4"
-    code, stdout, _ = run(capsys, "reenact", sample_portrait, cli_ntsc_clip, "-o", out2, "--absolute", "--transfer",
-                          "pose", "--no-audio", "--smoothing", "0", "--max-frames", "3", "--checkpoint", tiny_checkpoint)
+    code, stdout, _ = run(capsys, "reenact", sample_portrait, cli_ntsc_clip, "-o", out2, "--absolute",
+                          "--transfer", "pose", "--no-audio", "--smoothing", "0", "--max-frames", "3",
+                          "--checkpoint", tiny_checkpoint)
     assert code == 0 and count_frames(out2) == 3 and not probe_video(out2).has_audio
     assert not summary["hold_position"]
     code, stdout, _ = run(capsys, "reenact", sample_portrait, cli_ntsc_clip, "-o", tmp_path / "held.mp4",
@@ -130,7 +140,8 @@ def test_reenact_bad_driving_inputs(capsys, tmp_path, tiny_checkpoint, sample_po
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")
     out = tmp_path / "out.mp4"
-    for driving, message in [(cli_no_face_clip, "no face found in any frame"), (empty, "not a readable video|no video frames"),
+    for driving, message in [(cli_no_face_clip, "no face found in any frame"),
+                             (empty, "not a readable video|no video frames"),
                              (tmp_path / "none.mp4", "does not exist")]:
         code, _, err = run(capsys, "reenact", sample_portrait, driving, "-o", out, "--checkpoint", tiny_checkpoint)
         import re
@@ -147,9 +158,9 @@ def test_reenact_bad_driving_inputs(capsys, tmp_path, tiny_checkpoint, sample_po
 
 def test_interpolate_between_expressions(capsys, tmp_path, tiny_checkpoint, sample_portrait):
     out = tmp_path / "morph.mp4"
-    code, stdout, _ = run(capsys, "interpolate", sample_portrait, "--from", "source", "--to", "prior:4", "--frames", "5",
-                          "--mode", "slerp", "--fps", "12", "-o", out, "--checkpoint", tiny_checkpoint, "--precision",
-                          "fp32", "--json")
+    code, stdout, _ = run(capsys, "interpolate", sample_portrait, "--from", "source", "--to", "prior:4",
+                          "--frames", "5", "--mode", "slerp", "--fps", "12", "-o", out, "--checkpoint", tiny_checkpoint,
+                          "--precision", "fp32", "--json")
     assert code == 0
     summary = json.loads(stdout)
     assert summary["frames"] == 5 and count_frames(out) == 5 and probe_video(out).fps == 12

@@ -15,7 +15,8 @@ def ffmpeg(*args: str) -> None:
                    stdin=subprocess.DEVNULL)
 
 
-def face_clip(path: Path, portrait: Path, frames: int = 12, rate: str = NTSC, audio: bool = True, size: int = 192) -> Path:
+def face_clip(path: Path, portrait: Path, frames: int = 12, rate: str = NTSC, audio: bool = True,
+              size: int = 192) -> Path:
     """The sample portrait, slowly zooming, ``frames`` frames at ``rate`` (+ a 440 Hz tone)."""
     args = ["-loop", "1", "-framerate", rate, "-i", str(portrait)]
     if audio:

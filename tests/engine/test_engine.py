@@ -174,7 +174,8 @@ def test_expression_reach_is_the_largest_keypoint_movement_one_latent_makes(tiny
 def test_rendering_from_a_worker_thread_matches(engine, prepared):
     expected = engine.render(prepared, Motion(yaw=-12, pitch=6)).crop
     out = {}
-    worker = threading.Thread(target=lambda: out.setdefault("crop", engine.render(prepared, Motion(yaw=-12, pitch=6)).crop))
+    worker = threading.Thread(
+        target=lambda: out.setdefault("crop", engine.render(prepared, Motion(yaw=-12, pitch=6)).crop))
     worker.start()
     worker.join(timeout=60)
     assert np.array_equal(out["crop"], expected)

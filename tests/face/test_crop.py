@@ -66,7 +66,8 @@ def test_crop_outside_the_image_is_a_blurred_mirror_not_streaks(side):
                      None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)  # a top-to-bottom ramp
     crop, t = crop_at(img, np.array([50.0, 80.0, 100.0]) * scale, 100)  # reaches 30 % below the image
     rows, cols = outside_reach(t)
-    assert cols.max() == 0 and rows[:69].max() == 0 and rows[71:].min() > 0 and rows.max() == pytest.approx(29.5, abs=0.6)
+    assert (cols.max() == 0 and rows[:69].max() == 0 and rows[71:].min() > 0
+            and rows.max() == pytest.approx(29.5, abs=0.6))
     band = crop[72:].astype(float)
     assert band.std(axis=0).min() > 5  # every column varies: no streaks
     inside = crop[:68].astype(float)

@@ -19,7 +19,9 @@ def test_the_nose_is_nearest_and_the_face_edges_farthest():
     nose = points[np.argmin(points[:, 2])]  # the canonical face's nearest point is the nose tip
     u, v = nose[:2] * CROP_FACE_SCALE + CROP_FACE_OFFSET
     nose_depth = _at(depth, u, v)
-    assert nose_depth == min(_at(depth, uu, vv) for uu in np.linspace(-0.9, 0.9, 7) for vv in np.linspace(-0.9, 0.9, 7)) or nose_depth < -0.15
+    assert (nose_depth == min(_at(depth, uu, vv) for uu in np.linspace(-0.9, 0.9, 7)
+                              for vv in np.linspace(-0.9, 0.9, 7))
+            or nose_depth < -0.15)
     cheek_l, cheek_r = _at(depth, u - 0.45, v), _at(depth, u + 0.45, v)
     assert cheek_l > nose_depth + 0.2 and cheek_r > nose_depth + 0.2
     assert abs(cheek_l - cheek_r) < 0.05  # the mean face is mirror-symmetric

@@ -28,7 +28,8 @@ def test_numpy_euler_matches_the_model():
     mats = rotation_matrix(*(torch.tensor(angles[:, i], dtype=torch.float64) for i in range(3))).numpy()
     for a, m in zip(angles, mats):
         np.testing.assert_allclose(euler_from_matrix(m), a, atol=1e-6)
-        np.testing.assert_allclose(euler_from_matrix(m), [t.item() for t in torch_euler(torch.tensor(m[None]))], atol=1e-9)
+        np.testing.assert_allclose(euler_from_matrix(m), [t.item() for t in torch_euler(torch.tensor(m[None]))],
+                                   atol=1e-9)
         np.testing.assert_allclose(rotation_from_euler(*a), m, atol=1e-12)
 
 

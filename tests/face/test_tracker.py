@@ -63,7 +63,8 @@ def test_several_faces_sorted_largest_first(portraits_dir, photo_tracker):
         assert f.landmarks.shape == (478, 2) and f.landmarks_3d.shape == (478, 3) and f.pose is not None
 
 
-def _placed(image: np.ndarray, canvas_hw: tuple[int, int], face_scale: float, at=(0.5, 0.5)) -> tuple[np.ndarray, float, tuple[int, int]]:
+def _placed(image: np.ndarray, canvas_hw: tuple[int, int], face_scale: float,
+            at=(0.5, 0.5)) -> tuple[np.ndarray, float, tuple[int, int]]:
     """The photo resized by face_scale and pasted on a plain canvas: (canvas, scale, top-left)."""
     small = cv2.resize(image, None, fx=face_scale, fy=face_scale,
                        interpolation=cv2.INTER_AREA if face_scale < 1 else cv2.INTER_CUBIC)
@@ -143,7 +144,8 @@ def test_video_tracking_and_smoothed_crop_is_steady(talking_frames):
     assert jitter(smooth) < 1.5
 
 
-@pytest.mark.skipif(not face_alignment_available()[0], reason=f"face-alignment backend: {face_alignment_available()[1]}")
+@pytest.mark.skipif(not face_alignment_available()[0],
+                    reason=f"face-alignment backend: {face_alignment_available()[1]}")
 def test_face_alignment_backend(clear_portraits):
     tracker = create_tracker("face-alignment")
     try:

@@ -13,7 +13,8 @@ def vae():
 
 
 def test_reparameterisation_matches_mean_and_variance():
-    mu, logvar = torch.tensor([[1.0, -2.0]]).expand(20000, 2), torch.tensor([[0.0, 2 * torch.log(torch.tensor(3.0))]]).expand(20000, 2)
+    mu, logvar = (torch.tensor([[1.0, -2.0]]).expand(20000, 2),
+                  torch.tensor([[0.0, 2 * torch.log(torch.tensor(3.0))]]).expand(20000, 2))
     z = ExpressionVAE.reparameterize(mu, logvar, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(z.mean(0), torch.tensor([1.0, -2.0]), atol=0.06)
     assert torch.allclose(z.std(0), torch.tensor([1.0, 3.0]), atol=0.06)
@@ -25,7 +26,8 @@ def test_kl_is_non_negative_and_zero_at_the_prior():
         assert kl_divergence(torch.randn(8, 4), torch.randn(8, 4)) >= 0
     assert kl_divergence(torch.zeros(3, 4), torch.zeros(3, 4)).abs() < 1e-7
     # closed form for one dimension: KL(N(1, e) || N(0, 1)) = 0.5 (e + 1 - 1 - 1) = 0.5 (e - 1)
-    assert kl_divergence(torch.tensor([[1.0]]), torch.tensor([[1.0]])).item() == pytest.approx(0.5 * (torch.e - 1), rel=1e-5)
+    assert (kl_divergence(torch.tensor([[1.0]]), torch.tensor([[1.0]])).item()
+            == pytest.approx(0.5 * (torch.e - 1), rel=1e-5))
 
 
 def test_decode_of_mu_is_deterministic_and_eval_uses_mu(vae):
@@ -69,6 +71,7 @@ def test_max_delta_bounds_the_deformation_and_keeps_small_ones():
     bounded.load_state_dict(free.state_dict())
     z = torch.randn(3, 4)
     assert torch.allclose(free.decode(z), bounded.decode(z), atol=1e-6)  # δ ≈ 0.001: unchanged
-    torch.nn.init.normal_(free.decoder[-1].weight, std=10.0), torch.nn.init.normal_(bounded.decoder[-1].weight, std=10.0)
+    torch.nn.init.normal_(free.decoder[-1].weight, std=10.0)
+    torch.nn.init.normal_(bounded.decoder[-1].weight, std=10.0)
     bounded.decoder[-1].weight.data.copy_(free.decoder[-1].weight)
     assert free.decode(z).abs().max() > 1.0 and bounded.decode(z).abs().max() <= 0.25

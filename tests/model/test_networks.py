@@ -24,7 +24,8 @@ def test_shapes_of_every_network(tiny_config, variant, size, tps):
     image = torch.rand(b, 3, size, size)
     with torch.no_grad():
         feats = model.appearance_encoder(image)
-        expected = (b, cfg.appearance_channels, s, s) if variant == "hybrid" else (b, cfg.volume_channels, cfg.volume_depth, s, s)
+        expected = ((b, cfg.appearance_channels, s, s) if variant == "hybrid"
+                    else (b, cfg.volume_channels, cfg.volume_depth, s, s))
         assert feats.shape == expected
         kp = model.keypoint_detector(image)
         assert kp.shape == (b, k, 3) and kp.abs().max() <= 1
@@ -153,7 +154,8 @@ def test_gradients_reach_every_learnable_parameter(tiny_config, variant):
     loss = loss + out.render.keypoints.pow(2).mean() + out.driving_canonical.mean() + out.source.keypoints.mean()
     loss = loss + sum(l.mean() for l in disc(out.render.image).logits)
     loss.backward()
-    missing = [n for n, p in list(model.named_parameters()) + list(disc.named_parameters()) if p.grad is None or not p.grad.abs().sum() > 0]
+    missing = [n for n, p in list(model.named_parameters()) + list(disc.named_parameters())
+               if p.grad is None or not p.grad.abs().sum() > 0]
     assert not missing, f"no gradient reaches: {missing}"
 
 

@@ -1,8 +1,8 @@
 """Property tests (hypothesis): random numbers, strings and JSON shapes thrown at every CLI option, keyframe
 file, project file and checkpoint header. The promise each asserts: exit 0 or 2 (or the module's own error
 type), one line on stderr, no traceback, nothing left in the output folder after a refusal, seconds not minutes,
-and the process's peak memory raised by under 2 GB. All run in-process (the CLI's main(argv)), so together they take well under a
-minute; ``max_examples`` is sized for that on a loaded 2-core machine."""
+and the process's peak memory raised by under 2 GB. All run in-process (the CLI's main(argv)), so together they
+take well under a minute; ``max_examples`` is sized for that on a loaded 2-core machine."""
 
 from __future__ import annotations
 

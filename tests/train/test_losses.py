@@ -138,7 +138,8 @@ def test_pose_equivariance_matches_keypoint_conventions():
     assert warp.rotation_degrees().item() == pytest.approx(theta, abs=1e-4)
     canonical = torch.randn(1, 6, 3) * 0.3
     yaw, pitch, roll, scale = torch.tensor([10.0]), torch.tensor([-5.0]), torch.tensor([7.0]), torch.tensor([1.0])
-    kp = compose_keypoints(canonical, torch.zeros_like(canonical), rotation_matrix(yaw, pitch, roll), torch.zeros(1, 3), scale)
+    kp = compose_keypoints(canonical, torch.zeros_like(canonical), rotation_matrix(yaw, pitch, roll),
+                           torch.zeros(1, 3), scale)
     # Keypoints of the warped image: x_w = A⁻¹ x (in the image plane).
     kp_w_xy = kp[..., :2] @ torch.linalg.inv(a).T
     kp_w_pred = compose_keypoints(canonical, torch.zeros_like(canonical), rotation_matrix(yaw, pitch, roll - theta),
@@ -252,7 +253,8 @@ def test_keypoint_flow_loss_is_zero_only_when_the_flow_follows_the_keypoints():
     kp_d = torch.tensor([[[0.2, -0.3, 0.1], [-0.4, 0.5, 0.0]]])
     shift = torch.tensor([0.1, -0.05])
     shifted = grid + shift  # every driving point comes from shift away in the source
-    assert L.keypoint_flow_loss(shifted, kp_d, kp_d + torch.tensor([0.1, -0.05, 0.3])).item() == pytest.approx(0.0, abs=1e-5)
+    assert (L.keypoint_flow_loss(shifted, kp_d, kp_d + torch.tensor([0.1, -0.05, 0.3])).item()
+            == pytest.approx(0.0, abs=1e-5))
     assert L.keypoint_flow_loss(grid, kp_d, kp_d).item() == pytest.approx(0.0, abs=1e-5)
     assert L.keypoint_flow_loss(grid, kp_d, kp_d[..., :2] + shift).item() == pytest.approx(0.075, abs=1e-4)
     flow = grid.clone().requires_grad_(True)

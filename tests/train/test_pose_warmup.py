@@ -36,7 +36,8 @@ def test_warm_up_fits_the_pose_head_to_the_labels_and_leaves_the_other_heads():
     encoder = MMFA(model_cfg).motion_encoder
     before = {k: v.clone() for k, v in encoder.state_dict().items()}
     store = ArrayStore(*coloured_clips(model_cfg.detector_size))
-    dataset = PairDataset(store, model_cfg.detector_size, Augmentation(flip=0.0, brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0), seed=1)
+    dataset = PairDataset(store, model_cfg.detector_size,
+                          Augmentation(flip=0.0, brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0), seed=1)
     batches = iter(DataLoader(dataset, batch_size=16, sampler=ResumableSampler(), collate_fn=collate_pairs))
     lines: list[str] = []
     result = warm_up_head_pose(encoder, batches, 150, 3e-3, torch.device("cpu"), log=lines.append, log_every=25)

@@ -15,5 +15,5 @@ from .feedback import Feedback
 from .live import LiveController
 from .projects import ProjectController
 
-__all__ = ["DisplayController", "DocumentController", "EditController", "ExportController", "Feedback", "LiveController",
-           "ProjectController"]
+__all__ = ["DisplayController", "DocumentController", "EditController", "ExportController", "Feedback",
+           "LiveController", "ProjectController"]

@@ -54,7 +54,8 @@ class DisplayController(QObject):
             image = frame.full
             info = self.document.source_info
             transform = info.transform if info is not None else None
-            keypoints = transform.to_original(np.asarray(keypoints)) if transform is not None and keypoints is not None else None
+            keypoints = (transform.to_original(np.asarray(keypoints)) if transform is not None and keypoints is not None
+                         else None)
         self.view.set_after(image, keypoints, "After")
 
     def _show_webcam_frame(self, frame: FrameResult) -> None:

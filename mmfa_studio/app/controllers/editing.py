@@ -145,7 +145,8 @@ class EditController(QObject):
     def edit_expression(self, index: int, value: float) -> None:
         if not self.state.ready or self.state.effective_expression() is None:
             return
-        self.push_motion(self.state.with_expression_value(index, value), f"Change expression z{index + 1}", f"expr{index}")
+        self.push_motion(self.state.with_expression_value(index, value), f"Change expression z{index + 1}",
+                         f"expr{index}")
 
     def edit_controls(self, values: dict[str, float]) -> None:
         """Named controls, on top of the source's own expression: z = z_src + Σ value · direction."""
