@@ -47,7 +47,8 @@ def run(args) -> int:
         raise UserError(str(exc)) from None
     if args.clips:
         try:
-            wanted = {ln.strip() for ln in Path(args.clips).read_text().splitlines() if ln.strip() and not ln.startswith("#")}
+            lines = Path(args.clips).read_text().splitlines()
+            wanted = {ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")}
         except OSError as exc:
             raise UserError(f"cannot read {args.clips}: {exc.strerror}") from None
         videos = [v for v in videos if v.name in wanted]
@@ -69,7 +70,8 @@ def run(args) -> int:
         print(f"{row['clip'][:43]:<44}{row['frames']:>7}" + "".join(f"{_fmt(row.get(k)):>16}" for k in KEYS))
     print(f"{'OVERALL (model)':<44}{report['frames']:>7}" + "".join(f"{_fmt(report[k]):>16}" for k in KEYS))
     base = report["baseline_copy_source"]
-    print(f"{'OVERALL (copy the source)':<44}{report['frames']:>7}" + "".join(f"{_fmt(base.get(k)):>16}" for k in RECON_KEYS))
+    print(f"{'OVERALL (copy the source)':<44}{report['frames']:>7}"
+          + "".join(f"{_fmt(base.get(k)):>16}" for k in RECON_KEYS))
     follow = report["expression_following"]
     print("expression following (output vs driver change since the source; copying: gain 0): "
           + ", ".join(f"{part} r {_fmt(f['r'])} gain {_fmt(f['gain'])} over {f['frames']} frames"

@@ -268,7 +268,8 @@ class Evaluator:
             except VideoError as exc:
                 notes.append(f"large turns skipped: {exc}")
                 wide = []
-            result.large_turns = self._large_turns(wide, [(self._face(c), self._descriptor(c)) for c in wide], path.name)
+            measured = [(self._face(c), self._descriptor(c)) for c in wide]
+            result.large_turns = self._large_turns(wide, measured, path.name)
         else:
             result.large_turns = self._large_turns([source_crop, *driving], [source_measured, *targets], path.name)
         return result

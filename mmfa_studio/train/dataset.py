@@ -236,7 +236,8 @@ class PairDataset(Dataset):
         ci = int(rng.choice(len(self.store.clips), p=self.clip_weights))
         n = self.store.clips[ci].frames
         a = int(rng.integers(n))
-        lo, hi = (max(0, a - self.max_gap), min(n - 1, a + self.max_gap)) if self.max_gap and self.max_gap < n else (0, n - 1)
+        near = self.max_gap and self.max_gap < n
+        lo, hi = (max(0, a - self.max_gap), min(n - 1, a + self.max_gap)) if near else (0, n - 1)
         if self.candidates <= 1:
             return ci, a, int(rng.integers(lo, hi + 1))
         choices = rng.integers(lo, hi + 1, size=self.candidates)

@@ -36,7 +36,8 @@ def expression_view(images: Tensor, generator: torch.Generator, rotation: float,
     angle = torch.deg2rad(u(b) * rotation)
     zoom = 1.0 + u(b) * scale
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
-    theta = torch.stack([torch.stack([cos, -sin, u(b) * shift * 2], -1), torch.stack([sin, cos, u(b) * shift * 2], -1)], 1)
+    theta = torch.stack([torch.stack([cos, -sin, u(b) * shift * 2], -1),
+                         torch.stack([sin, cos, u(b) * shift * 2], -1)], 1)
     theta = theta.to(images.device, torch.float32)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     out = F.grid_sample(images.float(), grid, align_corners=False, padding_mode="reflection")
@@ -174,7 +175,8 @@ class GeneratorStep(nn.Module):
     detector 3B.
     """
 
-    def __init__(self, mmfa: MMFA, expression_from_augmented: bool = True, pose_edits: tuple[float, float] | None = None,
+    def __init__(self, mmfa: MMFA, expression_from_augmented: bool = True,
+                 pose_edits: tuple[float, float] | None = None,
                  face_template: bool = False, render_expression: str = "sample"):
         super().__init__()
         self.mmfa = mmfa
@@ -208,7 +210,7 @@ class GeneratorStep(nn.Module):
                                                                      part(delta_used, 0)), part(canonical, 0))
         render_delta = part(delta_used, View.AUGMENTED if self.expression_from_augmented else View.DRIVING)
         anchors = tracked.anchor_points() if tracked is not None else None
-        if anchors is not None:  # as an anchor model renders: the anchors carry the expression, the keypoints the source's
+        if anchors is not None:  # as anchor models render: the anchors carry the expression, the keypoints the source's
             render_delta = part(delta_used, View.SOURCE)
         target = self._driving_target(source_enc, drv_m, render_delta, tracked)
         render = m.render(source_enc, target, anchors=anchors)

@@ -54,7 +54,8 @@ def test_bad_sources_are_one_line_errors(extra, message, fitted, tiny_checkpoint
     names = {"DATA": str(tmp_path), "DONOR": str(fitted), "PLAIN": str(tiny_checkpoint), "OUT": str(out)}
     if "OUT" in extra:
         out.write_bytes(fitted.read_bytes())
-    args = ["fit-expression", "--checkpoint", str(tiny_checkpoint), "--out", str(out)] + [names.get(a, a) for a in extra]
+    args = ["fit-expression", "--checkpoint", str(tiny_checkpoint), "--out", str(out)]
+    args += [names.get(a, a) for a in extra]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1

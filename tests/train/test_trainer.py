@@ -87,7 +87,8 @@ def test_frozen_parts_keep_their_weights_and_unknown_parts_are_refused(blob_stor
     after = trainer.mmfa.state_dict()
     for name, value in before.items():
         frozen = name.startswith(("keypoint_detector.", "motion_encoder."))
-        assert torch.equal(after[name], value) == frozen or not value.is_floating_point() or "depth_template" in name, name
+        unchanged = torch.equal(after[name], value)
+        assert unchanged == frozen or not value.is_floating_point() or "depth_template" in name, name
     with pytest.raises(ValueError, match="unknown part"):
         Trainer(model_cfg, dataclasses.replace(cfg, freeze=("keypoints",)), blob_store, options(tmp_path / "run2"))
 
@@ -218,7 +219,8 @@ def test_cli_trains_on_prepared_data_and_resumes(prepared_blobs, tmp_path):
     assert "perceptual backbone: VGG16" in proc.stdout and "step 2" in proc.stdout
     assert "head_pose 0.5" in proc.stdout
     assert (out / EMA_NAME).is_file() and (out / CHECKPOINT_NAME).is_file() and (out / "config.yaml").is_file()
-    proc = run_cli("--config", "tiny", "--data", str(prepared_blobs), "--out", str(out), "--max-steps", "3", cwd=tmp_path)
+    proc = run_cli("--config", "tiny", "--data", str(prepared_blobs), "--out", str(out), "--max-steps", "3",
+                   cwd=tmp_path)
     assert proc.returncode == 2 and "--resume" in proc.stderr
     proc = run_cli("--config", "tiny", "--data", str(prepared_blobs), "--out", str(out), "--max-steps", "3",
                    "--resume", "--device", "cpu", cwd=tmp_path)
@@ -350,9 +352,9 @@ def _train_until_first_step(tmp_path: Path, prepared_blobs: Path, out: Path):
 
     log = open(tmp_path / "log.txt", "w")  # noqa: SIM115 - the caller closes it after the process ends
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "mmfa_studio", "train", "--config", "tiny", "--data", str(prepared_blobs),
-                             "--out", str(out), "--device", "cpu", "--num-workers", "1", "--minutes", "5",
-                             "--log-every", "1"],
+    proc = subprocess.Popen([sys.executable, "-m", "mmfa_studio", "train", "--config", "tiny",
+                             "--data", str(prepared_blobs), "--out", str(out), "--device", "cpu",
+                             "--num-workers", "1", "--minutes", "5", "--log-every", "1"],
                             cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 120
     while "step 1 " not in (tmp_path / "log.txt").read_text() and proc.poll() is None and time.monotonic() < deadline:
