@@ -76,6 +76,10 @@ def run(args) -> int:
     print("expression following (output vs driver change since the source; copying: gain 0): "
           + ", ".join(f"{part} r {_fmt(f['r'])} gain {_fmt(f['gain'])} over {f['frames']} frames"
                       for part, f in follow.items()))
+    photo, copy_photo = report["expression_from_photo"], report["expression_from_photo"]["baseline_copy_source"]
+    print(f"expression from a photo ({photo['clips']} clips; median relative error against the photo): mouth "
+          f"{_fmt(photo['mouth_open_relative_error'])} (copy {_fmt(copy_photo['mouth_open_relative_error'])}), eyes "
+          f"{_fmt(photo['eye_open_relative_error'])} (copy {_fmt(copy_photo['eye_open_relative_error'])})")
     turns = report["large_turn"]
     if turns["frames"]:
         copy = turns["baseline_copy_source"]

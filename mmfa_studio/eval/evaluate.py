@@ -18,6 +18,9 @@ VoxCeleb's pre-cropped evaluation:
 * expression following — per driving frame of the reconstruction, the output's mouth- and eye-opening change
   since the source against the driver's: Pearson r and gain (regression slope), pooled over the clips (copying
   the source has gain 0);
+* expression from a photo — the clip's frame whose mouth opening differs most from the source's is the photo; the
+  source rendered with that photo's expression latent (its pose kept) against the photo's mouth and eye opening:
+  median relative error over the clips, beside the source's own (copying);
 * large turns — the one pose figure with ground truth: among 48 frames spread over the clip, source = the most
   frontal, driving = those turned ≥ 12° of yaw or pitch from it, each rendered with its tracked motion and
   compared with the real frame (the reconstruction metrics, beside copying the frontal frame).
@@ -34,11 +37,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine import Engine, ModelMotion, Motion, VideoError, VideoFileSource
+from ..engine import Engine, EngineError, ModelMotion, Motion, VideoError, VideoFileSource
 from ..engine.reenact import LandmarkExpression, tracked_change
 from ..face import Face
 from ..face.crop import crop_at
-from ..face.measures import expression_measures
+from ..face.measures import ExpressionMeasures, expression_measures
 from .metrics import Unavailable, cosine, l1, load_identity_embedder, load_lpips_metric, psnr, ssim, ssim_backend
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}
@@ -108,6 +111,21 @@ class LargeTurns:
 
 
 @dataclass
+class FromPhoto:
+    """Expression from a photo on one clip: mouth- and eye-opening of the photo, the output and the source."""
+
+    photo: ExpressionMeasures
+    output: ExpressionMeasures
+    source: ExpressionMeasures
+
+    def errors(self, of: str) -> dict[str, float]:
+        """Relative error of the output's and the source's ``of`` ("mouth_open" or "eye_open") against the photo's."""
+        want = max(getattr(self.photo, of), 1e-3)
+        return {"output": abs(getattr(self.output, of) - want) / want,
+                "copy": abs(getattr(self.source, of) - want) / want}
+
+
+@dataclass
 class ClipResult:
     clip: str
     frames: int
@@ -117,6 +135,7 @@ class ClipResult:
     mouth: Following = field(default_factory=Following)
     eyes: Following = field(default_factory=Following)
     large_turns: LargeTurns = field(default_factory=LargeTurns)
+    from_photo: FromPhoto | None = None
 
 
 def list_videos(folder: Path) -> list[Path]:
@@ -257,6 +276,7 @@ class Evaluator:
         baseline = {k: _mean([r[k] for r in base_rows]) for k in RECON_KEYS}
         result = ClipResult(path.name, len(driving), model, baseline, notes)
         self._follow(result, source_measured[0], [face for face, _ in targets], [face for face, _ in out_measured])
+        result.from_photo = self._from_photo(source, source_measured[0], driving, [face for face, _ in targets])
         if s.controls:
             model.update(self._controls(source, source_crop, notes))
         else:
@@ -302,6 +322,25 @@ class Evaluator:
             d, o = expression_measures(driver), expression_measures(output)
             result.mouth.add(d.mouth_open - start.mouth_open, o.mouth_open - start.mouth_open)
             result.eyes.add(d.eye_open - start.eye_open, o.eye_open - start.eye_open)
+
+    def _from_photo(self, source, source_face: Face | None, crops: Sequence[np.ndarray],
+                    faces: Sequence[Face | None]) -> FromPhoto | None:
+        """The source with the expression of the clip's frame whose mouth differs most from the source's."""
+        if source_face is None:
+            return None
+        start = expression_measures(source_face)
+        tracked = [(abs(expression_measures(f).mouth_open - start.mouth_open), i) for i, f in enumerate(faces) if f]
+        if not tracked:
+            return None
+        photo = max(tracked)[1]
+        try:
+            z = self.engine.expressions.encode(crops[photo])
+        except EngineError:
+            return None
+        face = self._face(self.engine.render(source, Motion(expression=tuple(float(v) for v in z))).crop)
+        if face is None:
+            return None
+        return FromPhoto(expression_measures(faces[photo]), expression_measures(face), start)
 
     def _large_turns(self, crops: Sequence[np.ndarray], measured: Sequence[tuple[Face | None, np.ndarray | None]],
                      name: str) -> LargeTurns:
@@ -393,10 +432,16 @@ def summarise(results: list[ClipResult], unavailable: dict[str, str]) -> dict:
     report["expression_following"] = {"mouth": Following.pooled(r.mouth for r in used).figures(),
                                       "eyes": Following.pooled(r.eyes for r in used).figures()}
     report["large_turn"] = _large_turn_summary([r.large_turns for r in used])
+    photos = [r.from_photo for r in used if r.from_photo is not None]
+    errors = lambda which: {f"{of}_relative_error": _median([p.errors(of)[which] for p in photos])  # noqa: E731
+                            for of in ("mouth_open", "eye_open")}
+    report["expression_from_photo"] = {"clips": len(photos), **errors("output"), "baseline_copy_source": errors("copy")}
     report["per_clip"] = [
         {"clip": r.clip, "frames": r.frames, **r.model, "baseline": r.baseline, "notes": r.notes,
          "expression_following": {"mouth": r.mouth.figures(), "eyes": r.eyes.figures()},
-         "large_turn": {"frames": r.large_turns.frames, **r.large_turns.model, "baseline": r.large_turns.baseline}}
+         "large_turn": {"frames": r.large_turns.frames, **r.large_turns.model, "baseline": r.large_turns.baseline},
+         "expression_from_photo": None if r.from_photo is None else {
+             part: getattr(r.from_photo, part).as_dict() for part in ("photo", "output", "source")}}
         for r in results
     ]
     return report

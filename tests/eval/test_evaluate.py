@@ -184,3 +184,22 @@ def test_large_turns_drive_the_most_frontal_frame_by_the_turned_ones(tiny_checkp
         assert evaluator._large_turns(crops[:2], measured[1:3], "clip").frames == 0
     finally:
         engine.close()
+
+
+def test_expression_from_a_photo_is_measured_against_the_photo_beside_copying():
+    from mmfa_studio.eval.evaluate import FromPhoto
+    from mmfa_studio.face.measures import ExpressionMeasures
+
+    photo = FromPhoto(photo=ExpressionMeasures(eye_open=0.3, mouth_open=0.4),
+                      output=ExpressionMeasures(eye_open=0.27, mouth_open=0.3),
+                      source=ExpressionMeasures(eye_open=0.3, mouth_open=0.0))
+    assert photo.errors("mouth_open") == pytest.approx({"output": 0.25, "copy": 1.0})
+    assert photo.errors("eye_open") == pytest.approx({"output": 0.1, "copy": 0.0})
+    full = {k: 1.0 for k in KEYS}
+    report = summarise([ClipResult("a.mp4", 3, dict(full), {k: 2.0 for k in RECON_KEYS}, from_photo=photo),
+                        ClipResult("b.mp4", 3, dict(full), {k: 2.0 for k in RECON_KEYS})], {})
+    assert report["expression_from_photo"]["clips"] == 1
+    assert report["expression_from_photo"]["mouth_open_relative_error"] == pytest.approx(0.25)
+    assert report["expression_from_photo"]["baseline_copy_source"]["mouth_open_relative_error"] == pytest.approx(1.0)
+    assert report["per_clip"][0]["expression_from_photo"]["photo"]["mouth_open"] == 0.4
+    json.dumps(report)
