@@ -78,8 +78,17 @@ def test_an_output_beside_the_input_is_fine(capsys, tmp_path, photo):
                                                     writes=("output",), reads={"source": "source photo"}))
 
 
+@pytest.fixture()
+def interrupt_as_at_a_terminal():
+    """SIGINT raising KeyboardInterrupt: a test run started in the background inherits SIGINT ignored, and Python
+    then installs no handler for it."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
-def test_a_signal_mid_export_unwinds_and_leaves_no_part_file(tmp_path, signum):
+def test_a_signal_mid_export_unwinds_and_leaves_no_part_file(tmp_path, signum, interrupt_as_at_a_terminal):
     from mmfa_studio.atomic import Terminated, unwind_on_signals
     from mmfa_studio.engine import VideoExporter
 
