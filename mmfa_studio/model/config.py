@@ -75,6 +75,9 @@ class ModelConfig:
     # > 0 (hybrid only): the flow's displacement is blurred by a Gaussian of this σ, as a fraction of the image
     # side (model/flow_smoothing.py), so large edits cannot fold the warp.
     flow_smoothing: float = 0.0
+    # > 0 (hybrid with tps_motion): near the dense face anchors, the flow follows the spline through them by this
+    # weight (1 = fully) instead of the learned mix of proposals, which carried only part of their motion.
+    anchor_flow: float = 0.0
     # Generator: residual blocks at feature_size, then upsampling to image_size; one RGB output per scale.
     generator_res_blocks: int = 3
     generator_channels: tuple[int, ...] = (64, 32, 16)  # at feature_size, ×2, ×4 ...
@@ -94,6 +97,9 @@ class ModelConfig:
             raise ValueError("model.head_region_spread must be ≥ 0, and is for the hybrid variant only")
         if self.flow_smoothing < 0 or (self.flow_smoothing > 0 and self.variant != "hybrid"):
             raise ValueError("model.flow_smoothing must be ≥ 0, and is for the hybrid variant only")
+        spline = self.variant == "hybrid" and self.tps_motion
+        if not 0 <= self.anchor_flow <= 1 or (self.anchor_flow > 0 and not spline):
+            raise ValueError("model.anchor_flow must be in [0, 1], and needs the hybrid variant with tps_motion")
         if self.anchor_latent_dim < 0 or (self.anchor_latent_dim > 0 and self.variant != "hybrid"):
             raise ValueError("model.anchor_latent_dim must be ≥ 0, and is for the hybrid variant only")
         if self.anchor_latent_dim > 0 and (self.anchor_count < 1 or self.anchor_hidden < 1):
@@ -148,6 +154,7 @@ INT_BOUNDS: dict[str, tuple[int, int]] = {
 FLOAT_BOUNDS: dict[str, tuple[float, float]] = {
     "depth_residual": (0.0, 10.0), "pose_max_degrees": (1.0, 180.0), "max_delta": (0.0, 100.0),
     "keypoint_sigma": (1e-6, 10.0), "head_region_spread": (0.0, 100.0), "flow_smoothing": (0.0, 1.0),
+    "anchor_flow": (0.0, 1.0),
 }
 GENERATOR_CHANNELS = (1, 2048)  # each entry; 1 to 8 entries
 DISCRIMINATOR_SCALES = (1e-3, 1.0)  # each entry; 1 to 8 entries

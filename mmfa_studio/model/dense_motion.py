@@ -43,6 +43,9 @@ class DenseMotion:
     masks: Tensor  # B×P×S×S (or ×D×S×S): soft assignment to background (0), keypoints and the spline (last)
 
 
+ANCHOR_REACH = 0.08  # σ of an anchor's neighbourhood for model.anchor_flow (normalised units: 4 % of the crop)
+
+
 def gaussian_heatmaps(keypoints: Tensor, grid: Tensor, variance: float) -> Tensor:
     """keypoints B×K×n, grid (…)×n → B×K×(…) unnormalised Gaussians."""
     shape = (1, 1) + grid.shape[:-1] + (grid.shape[-1],)
@@ -175,6 +178,12 @@ class DenseMotion2D(nn.Module):
         h = self.hourglass(torch.cat([heat, deformed], dim=1))
         masks = self.mask(h).float().softmax(dim=1)
         flow = (masks.unsqueeze(-1) * motions).sum(dim=1)  # B×S×S×2
+        if anchors is not None and self.cfg.anchor_flow > 0:
+            # Near the anchors (in the driving frame, where the backward flow is sampled) the spline through them
+            # is the flow: the learned mix gave lips and lids only part of their motion.
+            near = gaussian_heatmaps(anchors.driving.to(grid.dtype).expand(b, -1, -1), grid, ANCHOR_REACH ** 2)
+            weight = self.cfg.anchor_flow * near.amax(dim=1).unsqueeze(-1)  # B×S×S×1
+            flow = flow + weight * (motions[:, -1].float() - flow)
         return DenseMotion(flow=flow, occlusion=torch.sigmoid(self.occlusion(h).float()), masks=masks)
 
 

@@ -68,6 +68,45 @@ def test_render_with_still_anchors_matches_a_render_without_motion(tiny_config):
     assert not torch.allclose(moved.image, plain.image, atol=1e-3)
 
 
+def test_anchor_flow_makes_the_flow_follow_the_spline_at_the_anchors(tiny_config):
+    """model.anchor_flow = 1: at a moved anchor the flow is the spline's (it fetches the anchor's source point),
+    far from every anchor it is the learned mix; 0 leaves the mix alone."""
+    from mmfa_studio.model.dense_motion import make_coordinate_grid
+
+    cfg = replace(tiny_config, tps_motion=True)
+    torch.manual_seed(0)
+    model = MMFA(cfg).eval()
+    image = torch.rand(1, 3, cfg.image_size, cfg.image_size)
+    # at cell centres of the 16² flow, the first one (a "lower lip") dropping by one cell
+    points = torch.tensor([[[0.0625, 0.1875], [-0.4375, -0.4375], [0.5625, -0.4375]]])
+    moved = points + torch.tensor([[[0.0, 0.125], [0.0, 0.0], [0.0, 0.0]]])
+    with torch.no_grad():
+        source = model.encode_source(image)
+        motion = lambda m: m.estimate_motion(source, source.own_motion, AnchorPoints(points, moved))[2].flow  # noqa: E731
+        mixed = motion(model)
+        followed = motion(_with_config(model, replace(cfg, anchor_flow=1.0)))
+    size = mixed.shape[1]
+    grid = make_coordinate_grid((size, size), image)
+    cell = lambda v: int(round((float(v) + 1) * size / 2 - 0.5))  # noqa: E731  (normalised → grid index)
+    at = lambda flow, xy: flow[0, cell(xy[1]), cell(xy[0])]  # noqa: E731
+    # the displacement at the moved anchor is the anchor's own (it fetches its source point), not the mix's
+    wanted = points[0, 0] - moved[0, 0]
+    shift = lambda flow: at(flow, moved[0, 0]) - at(grid[None], moved[0, 0])  # noqa: E731
+    assert torch.allclose(shift(followed), wanted, atol=0.02)
+    assert (shift(mixed) - wanted).norm() > 2 * (shift(followed) - wanted).norm()
+    far = (grid - torch.tensor([0.9, 0.9])).norm(dim=-1) < 0.1
+    assert torch.allclose(followed[0][far], mixed[0][far], atol=1e-3)
+    with pytest.raises(ValueError, match="anchor_flow"):
+        replace(tiny_config, anchor_flow=0.5)  # no spline
+
+
+def _with_config(model: MMFA, cfg) -> MMFA:
+    """The same weights under a config that differs only in settings without weights."""
+    other = MMFA(cfg).eval()
+    other.load_state_dict(model.state_dict())
+    return other
+
+
 def test_anchor_vae_lives_in_the_model_only_when_configured(tiny_config):
     assert MMFA(tiny_config).anchor_expression is None
     with_vae = MMFA(replace(tiny_config, anchor_latent_dim=4, anchor_count=12, anchor_hidden=16))
