@@ -513,10 +513,9 @@ def test_landmark_expression_moves_the_render_keypoints_by_the_landmarks_movemen
         Trainer(model, cfg, blob_store, options(tmp_path, max_steps=1))
 
 
-def test_a_run_with_landmark_expression_trains_through_the_data_loader(sample_portrait, tmp_path):
-    """The whole path: an ArrayStore with landmarks → PairDataset → the data loader → collate → TrackedChange →
-    the render, with a frame that has no face. (In-process loading: a loader worker forked after MediaPipe
-    has started in this process can hang.)"""
+def _tracked_portrait_store(sample_portrait) -> ArrayStore:
+    """Three 64-px frames of the sample portrait with tracked landmarks: the lower lip drops in frame 1, frame 2
+    has no face. (In-process: a loader worker forked after MediaPipe has started in this process can hang.)"""
     import cv2
 
     from mmfa_studio.face import create_tracker
@@ -532,8 +531,15 @@ def test_a_run_with_landmark_expression_trains_through_the_data_loader(sample_po
     points[1, [14, 87, 178, 317, 402], 1] += 1.0  # the lower lip drops in frame 1; frame 2 has no face
     tracked = ClipLandmarks(points=points, depth=np.stack([face.landmarks_3d[:, 2]] * 3).astype(np.float32),
                             pose=np.stack([face.pose.as_array()] * 3), found=np.array([True, True, False]))
-    store = ArrayStore({"face": np.stack([image] * 3)}, poses={"face": np.zeros((3, 3), np.float32)},
-                       landmarks={"face": tracked})
+    return ArrayStore({"face": np.stack([image] * 3)}, poses={"face": np.zeros((3, 3), np.float32)},
+                      landmarks={"face": tracked})
+
+
+def test_a_run_with_landmark_expression_trains_through_the_data_loader(sample_portrait, tmp_path):
+    """The whole path: an ArrayStore with landmarks → PairDataset → the data loader → collate → TrackedChange →
+    the render, with a frame that has no face. (In-process loading: a loader worker forked after MediaPipe
+    has started in this process can hang.)"""
+    store = _tracked_portrait_store(sample_portrait)
     model, cfg = tiny(driving_motion="tracker", landmark_expression=True)
     assert Trainer(model, cfg, store, options(tmp_path, max_steps=2)).run() == 2
 
@@ -580,23 +586,7 @@ def test_anchor_points_join_the_training_render_where_both_frames_are_tracked():
 
 def test_a_run_with_anchor_points_and_motion_pairs_trains_through_the_data_loader(sample_portrait, tmp_path):
     """anchor_points + pair_choice: motion through PairDataset → loader → TrackedChange → the render."""
-    import cv2
-
-    from mmfa_studio.face import create_tracker
-    from mmfa_studio.train.landmarks import ClipLandmarks
-
-    image = cv2.resize(cv2.cvtColor(cv2.imread(str(sample_portrait)), cv2.COLOR_BGR2RGB), (64, 64))
-    tracker = create_tracker("mediapipe", max_faces=1)
-    try:
-        face = tracker.detect(cv2.resize(image, (256, 256)))[0].scaled(0.25)
-    finally:
-        tracker.close()
-    points = np.stack([face.landmarks[:, :2]] * 3).astype(np.float32)
-    points[1, [14, 87, 178, 317, 402], 1] += 1.0
-    tracked = ClipLandmarks(points=points, depth=np.stack([face.landmarks_3d[:, 2]] * 3).astype(np.float32),
-                            pose=np.stack([face.pose.as_array()] * 3), found=np.array([True, True, False]))
-    store = ArrayStore({"face": np.stack([image] * 3)}, poses={"face": np.zeros((3, 3), np.float32)},
-                       landmarks={"face": tracked})
+    store = _tracked_portrait_store(sample_portrait)
     model, cfg = tiny(driving_motion="tracker", anchor_points=True, pair_choice="motion")
     with pytest.raises(ValueError, match="tps_motion"):
         Trainer(model, cfg, store, options(tmp_path / "refused", max_steps=1))
