@@ -32,9 +32,9 @@ class ProjectSettings:
 class Project:
     source_path: str | None
     face_index: int = 0
-    keyframes: list[tuple[float, Any]] = field(default_factory=list)  # (seconds, Motion)
+    keyframes: list[tuple[float, Motion]] = field(default_factory=list)  # (seconds, motion)
     settings: ProjectSettings = field(default_factory=ProjectSettings)
-    current: Any = None  # the motion being edited
+    current: Motion | None = None  # the motion being edited
 
 
 def save_project(path: str | Path, project: Project) -> None:
@@ -60,7 +60,7 @@ def save_project(path: str | Path, project: Project) -> None:
     write_text_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
-def load_project(path: str | Path, motion_type: type = Motion, latent_dim: int | None = None) -> Project:
+def load_project(path: str | Path, motion_type: type[Motion] = Motion, latent_dim: int | None = None) -> Project:
     """Read and validate a project; any bad content is a :class:`ProjectError` with one line.
 
     The keyframes are read by the one keyframe schema, ``KeyframeAnimation.from_json`` (what ``animate``
@@ -76,7 +76,7 @@ def load_project(path: str | Path, motion_type: type = Motion, latent_dim: int |
         raise ProjectError(f"{path.name}: {exc}") from None
 
 
-def _parse(path: Path, data: Any, motion_type: type, latent_dim: int | None) -> Project:
+def _parse(path: Path, data: Any, motion_type: type[Motion], latent_dim: int | None) -> Project:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         found = data.get("format") if isinstance(data, dict) else None
         raise ProjectError(f"{path.name} is not an MMFA Studio project (format {_show(found)})")
@@ -102,7 +102,7 @@ def _parse(path: Path, data: Any, motion_type: type, latent_dim: int | None) -> 
     )
 
     raw_keys = data.get("keyframes", [])
-    keyframes: list[tuple[float, Any]] = []
+    keyframes: list[tuple[float, Motion]] = []
     if raw_keys != []:
         animation = KeyframeAnimation.from_json({"keyframes": raw_keys, "fps": settings.fps,
                                                  "duration": settings.duration})
@@ -127,7 +127,7 @@ def _object(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
-def _checked(motion: Motion, where: str, motion_type: type, latent_dim: int | None) -> Any:
+def _checked(motion: Motion, where: str, motion_type: type[Motion], latent_dim: int | None) -> Motion:
     try:
         motion.validate(latent_dim)
     except ValueError as exc:
