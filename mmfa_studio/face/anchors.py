@@ -28,6 +28,18 @@ def anchor_indices() -> np.ndarray:
     return np.array(sorted({i for region in regions for edge in region for i in edge}), dtype=np.int64)
 
 
+@functools.lru_cache(maxsize=1)
+def steady_anchor_rows() -> np.ndarray:
+    """Rows (into :func:`anchor_indices`) of the nose and face-outline anchors among the canonical face's rigid
+    points, from which the tracker reads the head's pose, and which no named expression moves: an expression that
+    moves them reads as a head turn. (The rigid points' eyes and brows are left out: blinks and brows move them.)"""
+    from mediapipe.python.solutions import face_mesh_connections as mesh
+
+    regions = {i for region in (mesh.FACEMESH_NOSE, mesh.FACEMESH_FACE_OVAL) for edge in region for i in edge}
+    steady = np.intersect1d(np.fromiter(regions, dtype=np.int64), canonical_face().rigid)
+    return np.flatnonzero(np.isin(anchor_indices(), steady))
+
+
 def pixels_to_units(points: np.ndarray, crop_size: int) -> np.ndarray:
     """Crop pixels (pixel centres at integers) → the model's normalised units (crop = [-1, 1])."""
     return (np.asarray(points, dtype=np.float64) + 0.5) * (2.0 / crop_size) - 1.0

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..face.anchors import anchor_measures, canonical_anchors
+from ..face.anchors import anchor_measures, canonical_anchors, steady_anchor_rows
 from ..model.anchor_expression import AnchorExpressionVAE
 from ..model.expression_vae import kl_per_dimension
 from ..motion import ExpressionControls
@@ -97,11 +97,12 @@ def _measure_tensor(vae: AnchorExpressionVAE, z: torch.Tensor) -> torch.Tensor:
 
 
 def fit_controls(vae: AnchorExpressionVAE, frames: TeacherFrames, steps: int = 400,
-                 latent_cost: float = 1e-3) -> ExpressionControls:
+                 latent_cost: float = 1e-3, steady_cost: float = 100.0) -> ExpressionControls:
     """Per control, the latent step Δz from the mean expression (z = 0) after which the decoded anchors show that
     control's measures risen to the 99th percentile of the training frames' rise above their clip's median, and
     the other measures unchanged (each measure in units of that reach; a small cost on |Δz| keeps the step
-    where the decoder was trained)."""
+    where the decoder was trained). ``steady_cost`` weighs the mean squared movement (inter-ocular units) of the
+    anchors the tracker reads the pose from: a control that moves them turns the head as measured."""
     with torch.no_grad():
         z = vae.encode(torch.as_tensor(frames.layouts, dtype=torch.float32))[0]
         measured = _measure_tensor(vae, z).numpy().astype(np.float64)  # F×M, what the decoder shows
@@ -110,9 +111,12 @@ def fit_controls(vae: AnchorExpressionVAE, frames: TeacherFrames, steps: int = 4
         measured[rows] -= np.median(measured[rows], axis=0)
     reach_up = np.percentile(measured, 99, axis=0)
     reach_down = -np.percentile(measured, 1, axis=0)
-    scale = torch.as_tensor(np.maximum(reach_up, reach_down), dtype=torch.float32)
+    # (a measure the training frames never move would divide by zero)
+    scale = torch.as_tensor(np.maximum(np.maximum(reach_up, reach_down), 1e-6), dtype=torch.float32)
+    steady = torch.as_tensor(steady_anchor_rows())
     with torch.no_grad():
         start = _measure_tensor(vae, torch.zeros(1, vae.latent_dim))[0]
+        rest = vae.decode(torch.zeros(1, vae.latent_dim))[0, steady]
     directions: dict[str, list[float]] = {}
     for name, moves in CONTROL_TARGETS.items():
         target = torch.zeros(len(MEASURES))
@@ -123,7 +127,9 @@ def fit_controls(vae: AnchorExpressionVAE, frames: TeacherFrames, steps: int = 4
         optimiser = torch.optim.Adam([step], lr=0.05)
         for _ in range(steps):
             change = _measure_tensor(vae, step)[0] - start
-            loss = ((change - target) / scale).pow(2).sum() + latent_cost * step.pow(2).sum()
+            moved = (vae.decode(step)[0, steady] - rest).pow(2).sum(-1).mean()
+            loss = (((change - target) / scale).pow(2).sum() + latent_cost * step.pow(2).sum()
+                    + steady_cost * moved)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
