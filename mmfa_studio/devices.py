@@ -11,20 +11,28 @@ class DeviceError(ValueError):
     """A device name that is unknown, or names hardware this PyTorch cannot see (one line)."""
 
 
-def resolve_device(name: str = "auto", local_rank: int = 0, mps: bool = True) -> torch.device:
-    """'auto' → CUDA, else Apple MPS (when ``mps``), else CPU; 'cuda' without an index → the GPU of ``local_rank``
-    (one per process under torchrun); an explicit device that is not there is refused with :class:`DeviceError`."""
+def resolve_device(name: str = "auto", local_rank: int = 0, auto_mps: bool = True) -> torch.device:
+    """'auto' → CUDA, else Apple MPS (when ``auto_mps``), else CPU; 'cuda' without an index → the GPU of
+    ``local_rank`` (one per process under torchrun); a device that is not there is refused with :class:`DeviceError`."""
     if name not in DEVICES and not name.startswith("cuda:"):
         raise DeviceError(f"unknown device {name!r} (choose {', '.join(DEVICES)})")
     backend = getattr(torch.backends, "mps", None)
-    has_mps = bool(mps and backend and backend.is_available())
+    has_mps = bool(backend and backend.is_available())
     if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
+        name = "cuda" if torch.cuda.is_available() else "mps" if has_mps and auto_mps else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise DeviceError(f"device {name} requested but this PyTorch sees no CUDA GPU")
-        device = torch.device(name)
-        return device if device.index is not None else torch.device("cuda", local_rank % torch.cuda.device_count())
+        try:
+            device = torch.device(name)
+        except RuntimeError:
+            raise DeviceError(f"unknown device {name!r} (cuda:N names the N-th GPU)") from None
+        count = torch.cuda.device_count()
+        if device.index is None:
+            return torch.device("cuda", local_rank % count)
+        if device.index >= count:
+            raise DeviceError(f"device {name} requested but this machine has {count} CUDA GPU(s)")
+        return device
     if name == "mps" and not has_mps:
         raise DeviceError("device mps requested but Apple MPS is not available")
     return torch.device(name)

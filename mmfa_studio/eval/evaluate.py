@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine import Engine, EngineError, ModelMotion, Motion, VideoError, VideoFileSource
+from ..engine import EXPRESSION_LIMIT, Engine, EngineError, ModelMotion, Motion, VideoError, VideoFileSource
 from ..engine.reenact import LandmarkExpression, tracked_change
 from ..face import Face
 from ..face.crop import crop_at
@@ -337,6 +337,8 @@ class Evaluator:
             z = self.engine.expressions.encode(crops[photo])
         except EngineError:
             return None
+        # (a photo's code may lie past the latent's editing limit: clamp it, as the app's sliders would)
+        z = np.clip(np.asarray(z, dtype=np.float64), -EXPRESSION_LIMIT, EXPRESSION_LIMIT)
         face = self._face(self.engine.render(source, Motion(expression=tuple(float(v) for v in z))).crop)
         if face is None:
             return None

@@ -57,8 +57,8 @@ NO_TIMER = Timer(enabled=False)
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     """The training device (:func:`mmfa_studio.devices.resolve_device`; 'auto' never picks MPS, whose autocast
-    and DDP support training does not rely on), made the current CUDA device."""
-    device = find_device(name, local_rank, mps=False)
+    and DDP support training does not rely on, though ``--device mps`` may), made the current CUDA device."""
+    device = find_device(name, local_rank, auto_mps=False)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     return device
