@@ -20,17 +20,13 @@ import numpy as np
 from PIL import Image
 
 from mmfa_studio.engine import Engine, Motion, Reenactor
-from mmfa_studio.eval.evaluate import crop_clip, list_videos, read_spread_frames
+from mmfa_studio.eval.evaluate import Following, crop_clip, list_videos, read_spread_frames
 from mmfa_studio.eval.metrics import Unavailable, cosine, load_identity_embedder
 from mmfa_studio.face.measures import expression_measures
 
 
-def following(out: list[float], drv: list[float]) -> dict[str, float | None]:
-    o, d = np.asarray(out, dtype=np.float64), np.asarray(drv, dtype=np.float64)
-    if len(o) < 3 or d.std() < 1e-6:
-        return {"r": None, "gain": None}
-    r = float(np.corrcoef(o, d)[0, 1]) if o.std() > 1e-9 else 0.0
-    return {"r": r, "gain": float(np.cov(o, d)[0, 1] / d.var(ddof=1))}
+def following(out: list[float], drv: list[float]) -> dict[str, float | int | None]:
+    return Following(driver=list(drv), output=list(out)).figures()
 
 
 def measure(engine: Engine, image: np.ndarray):

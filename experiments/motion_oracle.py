@@ -81,7 +81,7 @@ def main() -> None:
 
 
 def _line(copy: float, read: float, pose_only: float, with_delta: float) -> str:
-    gain = lambda v: f"{v:.4f} ({100 * (1 - v / copy):+.1f} %)"  # noqa: E731
+    gain = lambda v: f"{v:.4f} ({100 * (1 - v / copy):+.1f} %)"
     return f"copy {copy:.4f}  model {gain(read)}  oracle pose {gain(pose_only)}  oracle pose+δ {gain(with_delta)}"
 
 

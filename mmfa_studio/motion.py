@@ -132,7 +132,7 @@ class Motion:
         """
         if expression_mode not in INTERPOLATION_MODES:
             raise ValueError(f"expression interpolation must be 'linear' or 'slerp', not {expression_mode!r}")
-        mix = lambda x, y: x + (y - x) * t  # noqa: E731
+        mix = lambda x, y: x + (y - x) * t
         numbers = {name: mix(getattr(a, name), getattr(b, name)) for name in TURN_FIELDS + SHIFT_FIELDS}
         # Scale multiplies, so it interpolates geometrically (halfway between 0.5 and 2 is 1).
         scale = a.scale * (b.scale / a.scale) ** t

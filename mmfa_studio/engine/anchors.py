@@ -64,7 +64,7 @@ def render_anchors(vae: AnchorExpressionVAE, anchors: SourceAnchors, own_motion,
     the source's own expression); ``shifts``: per render an N×2 image-plane movement (normalised units) or None.
     """
     device = target.yaw.device
-    as_tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=device)  # noqa: E731
+    as_tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=device)
     batch = target.yaw.shape[0]
     points = as_tensor(anchors.face.points)[None].expand(batch, -1, -1).clone()  # B×N×3
     wanted = [i for i, z in enumerate(latents) if z is not None]

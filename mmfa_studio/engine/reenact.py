@@ -162,7 +162,7 @@ class LandmarkExpression:
         placement = head_placement(source_face.landmarks, source_face.pose) if source_face.pose is not None else None
         if placement is None:
             raise ValueError("the source face has no tracked pose")
-        as_batch = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64)[None, :, :2])  # noqa: E731
+        as_batch = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64)[None, :, :2])
         weights = landmark_motion.landmark_weights(as_batch(source_keypoints), as_batch(source_face.landmarks),
                                                    crop_size, self.KERNEL, self.FAR)
         self._weights = weights[0].numpy()  # K×N

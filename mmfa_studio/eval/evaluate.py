@@ -414,17 +414,23 @@ class Evaluator:
                     expression_leak=_median(expr_leaks), identity_cosine=_mean(cosines))
 
 
+def _over_clips(rows: Sequence[tuple[dict[str, float | None], int]], key: str, median: bool = False) -> float | None:
+    """The frame-weighted mean (or the median) of ``key`` over (metrics, frames) rows that have it."""
+    vals = [(row[key], n) for row, n in rows if row.get(key) is not None]
+    if not vals:
+        return None
+    if median:
+        return float(np.median([v for v, _ in vals]))
+    return float(sum(v * n for v, n in vals) / sum(n for _, n in vals))
+
+
 def summarise(results: list[ClipResult], unavailable: dict[str, str]) -> dict:
     """Frame-weighted means over clips (medians for the pose metrics), with the per-clip list."""
     used = [r for r in results if r.frames > 0]
 
     def overall(key: str, which: str) -> float | None:
-        vals = [(getattr(r, which)[key], r.frames) for r in used if getattr(r, which).get(key) is not None]
-        if not vals:
-            return None
-        if key in ("pose_error_deg", "pose_leak_deg", "expression_leak"):
-            return float(np.median([v for v, _ in vals]))
-        return float(sum(v * n for v, n in vals) / sum(n for _, n in vals))
+        rows = [(getattr(r, which), r.frames) for r in used]
+        return _over_clips(rows, key, median=key in ("pose_error_deg", "pose_leak_deg", "expression_leak"))
 
     report = {k: overall(k, "model") for k in KEYS}
     report["frames"] = int(sum(r.frames for r in used))
@@ -435,7 +441,7 @@ def summarise(results: list[ClipResult], unavailable: dict[str, str]) -> dict:
                                       "eyes": Following.pooled(r.eyes for r in used).figures()}
     report["large_turn"] = _large_turn_summary([r.large_turns for r in used])
     photos = [r.from_photo for r in used if r.from_photo is not None]
-    errors = lambda which: {f"{of}_relative_error": _median([p.errors(of)[which] for p in photos])  # noqa: E731
+    errors = lambda which: {f"{of}_relative_error": _median([p.errors(of)[which] for p in photos])
                             for of in ("mouth_open", "eye_open")}
     report["expression_from_photo"] = {"clips": len(photos), **errors("output"), "baseline_copy_source": errors("copy")}
     report["per_clip"] = [
@@ -452,11 +458,7 @@ def summarise(results: list[ClipResult], unavailable: dict[str, str]) -> dict:
 def _large_turn_summary(clips: Sequence[LargeTurns]) -> dict:
     """Frame-weighted means over the clips that have large-turn frames, and the LPIPS gain over copying."""
     used = [c for c in clips if c.frames > 0]
-
-    def mean(key: str, which: str) -> float | None:
-        vals = [(getattr(c, which)[key], c.frames) for c in used if getattr(c, which).get(key) is not None]
-        return float(sum(v * n for v, n in vals) / sum(n for _, n in vals)) if vals else None
-
+    mean = lambda key, which: _over_clips([(getattr(c, which), c.frames) for c in used], key)
     summary: dict = {"frames": int(sum(c.frames for c in used)), "clips": len(used)}
     summary.update({k: mean(k, "model") for k in RECON_KEYS})
     summary["baseline_copy_source"] = {k: mean(k, "baseline") for k in RECON_KEYS}

@@ -21,7 +21,7 @@ def pose_anchors(anchors: Tensor, source_yaw: Tensor, source_pitch: Tensor, sour
     """Source anchors 1×N×3 (or B×N×3) and the source's pose (each B or 1; translation B×3) → :class:`AnchorPoints`
     for the target pose (B); ``shift`` B×N×2 moves the posed anchors in the image plane."""
     with full_precision(anchors):
-        f = lambda t: t.float()  # noqa: E731
+        f = lambda t: t.float()
         r_s = rotation_matrix(f(source_yaw), f(source_pitch), f(source_roll))
         r_d = rotation_matrix(f(yaw), f(pitch), f(roll))
         # Row vectors: canonical c = R_sᵀ·(a − t_s)/s_s, posed x = s·R·c + t. The anchors' depth is already

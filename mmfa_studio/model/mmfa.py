@@ -133,7 +133,7 @@ class MMFA(nn.Module):
     def pose_keypoints(canonical: Tensor, target: TargetMotion) -> tuple[Tensor, Tensor]:
         """x = s·R·(x_c + δ) + t (B×K×3) and its linear part A = s·R (B×3×3), in fp32 even under autocast."""
         with full_precision(canonical):
-            f = lambda t: t.float()  # noqa: E731
+            f = lambda t: t.float()
             rotation = rotation_matrix(f(target.yaw), f(target.pitch), f(target.roll))
             kp = compose_keypoints(f(canonical), f(target.delta), rotation, f(target.translation), f(target.scale))
             return kp, keypoint_jacobians(rotation, f(target.scale))
@@ -200,6 +200,6 @@ class MMFA(nn.Module):
 def _expand_source(source: SourceEncoding, b: int) -> SourceEncoding:
     if source.image.shape[0] != 1:
         raise ValueError(f"cannot render a batch of {b} from a batch of {source.image.shape[0]} sources")
-    ex = lambda t: t.expand(b, *t.shape[1:])  # noqa: E731 - views, no copies
+    ex = lambda t: t.expand(b, *t.shape[1:])  # views, no copies
     return replace(source, image=ex(source.image), appearance=ex(source.appearance), keypoints=ex(source.keypoints),
                    jacobian=ex(source.jacobian), canonical=ex(source.canonical))

@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from ..face import head_placement, nonrigid_motion
-from ..face.anchors import anchor_indices, anchor_measures
+from ..face.anchors import anchor_indices, anchor_measures, pixels_to_units
 from .config import Augmentation
 from .landmarks import LANDMARK_COUNT, ClipLandmarks, load_clip_landmarks
 
@@ -309,13 +309,12 @@ class PairDataset(Dataset):
         if placement is None:
             return zeros, zeros.clone(), False, zeros.clone()
         linear = matrix[:, :2]
-        to_output = lambda p: p @ linear.T + matrix[:, 2]  # noqa: E731  (output pixels)
         # movement is in source-head units along the prepared crop's axes: turn (and mirror) it like the
         # image, then size it by the head in output pixels, 2/size per pixel.
         moved = movement @ linear.T * (2.0 * placement.scale / self.size)
-        as_units = lambda p: torch.from_numpy(np.ascontiguousarray((2 * p + 1) / self.size - 1, dtype=np.float32))  # noqa: E731
-        return (as_units(to_output(source.landmarks)), torch.from_numpy(np.ascontiguousarray(moved, dtype=np.float32)),
-                True, as_units(to_output(driving.landmarks)))
+        as_tensor = lambda v: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))
+        placed = lambda face: as_tensor(pixels_to_units(face.landmarks @ linear.T + matrix[:, 2], self.size))
+        return placed(source), as_tensor(moved), True, placed(driving)
 
 
 def collate_pairs(samples: list[PairSample]) -> PairSample:

@@ -172,7 +172,7 @@ def test_large_turns_drive_the_most_frontal_frame_by_the_turned_ones(tiny_checkp
     try:
         crop = engine.prepare_source(sample_portrait).crop
         face = engine.tracker.detect(crop)[0]
-        posed = lambda yaw, pitch: (replace(face, pose=HeadPose(yaw, pitch, 0.0)), None)  # noqa: E731
+        posed = lambda yaw, pitch: (replace(face, pose=HeadPose(yaw, pitch, 0.0)), None)
         crops = [np.roll(crop, 3 * i, axis=1) for i in range(4)]  # four different "frames"
         measured = [posed(20, 0), posed(2, 1), posed(8, 0), posed(-15, 0)]
         evaluator = Evaluator(engine, EvalSettings(frames_per_clip=3, controls=False))

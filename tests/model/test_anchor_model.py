@@ -31,7 +31,7 @@ def test_a_turn_moves_anchors_as_it_moves_keypoints_at_the_same_place():
     # place goes (depth relative to the head's centre, the pivot).
     canonical = torch.randn(1, 6, 3) * 0.3
     src, dst = pose(5.0, 2.0, 0.0, (0.1, 0.0, 0.0), 0.9), pose(25.0, -10.0, 4.0, (0.0, 0.1, 0.0), 1.1)
-    at = lambda p: compose_keypoints(canonical, torch.zeros_like(canonical), rotation_matrix(*p[:3]), p[3], p[4])  # noqa: E731
+    at = lambda p: compose_keypoints(canonical, torch.zeros_like(canonical), rotation_matrix(*p[:3]), p[3], p[4])
     before, after = at(src), at(dst)
     relative = before.clone()
     relative[..., 2] -= src[3][:, None, 2]  # the anchors' depth is measured from the pivot
@@ -82,16 +82,16 @@ def test_anchor_flow_makes_the_flow_follow_the_spline_at_the_anchors(tiny_config
     moved = points + torch.tensor([[[0.0, 0.125], [0.0, 0.0], [0.0, 0.0]]])
     with torch.no_grad():
         source = model.encode_source(image)
-        motion = lambda m: m.estimate_motion(source, source.own_motion, AnchorPoints(points, moved))[2].flow  # noqa: E731
+        motion = lambda m: m.estimate_motion(source, source.own_motion, AnchorPoints(points, moved))[2].flow
         mixed = motion(model)
         followed = motion(_with_config(model, replace(cfg, anchor_flow=1.0)))
     size = mixed.shape[1]
     grid = make_coordinate_grid((size, size), image)
-    cell = lambda v: int(round((float(v) + 1) * size / 2 - 0.5))  # noqa: E731  (normalised → grid index)
-    at = lambda flow, xy: flow[0, cell(xy[1]), cell(xy[0])]  # noqa: E731
+    cell = lambda v: int(round((float(v) + 1) * size / 2 - 0.5))  # (normalised → grid index)
+    at = lambda flow, xy: flow[0, cell(xy[1]), cell(xy[0])]
     # the displacement at the moved anchor is the anchor's own (it fetches its source point), not the mix's
     wanted = points[0, 0] - moved[0, 0]
-    shift = lambda flow: at(flow, moved[0, 0]) - at(grid[None], moved[0, 0])  # noqa: E731
+    shift = lambda flow: at(flow, moved[0, 0]) - at(grid[None], moved[0, 0])
     assert torch.allclose(shift(followed), wanted, atol=0.02)
     assert (shift(mixed) - wanted).norm() > 2 * (shift(followed) - wanted).norm()
     far = (grid - torch.tensor([0.9, 0.9])).norm(dim=-1) < 0.1

@@ -21,7 +21,7 @@ def test_ellipse_weight_is_one_inside_zero_outside_and_reaches_further_up_and_si
     grid = make_coordinate_grid((64, 64), torch.zeros(1))
     w = ellipse_weight(square(), grid, spread=2.0)[0]
     assert w.shape == (64, 64) and w.min() >= 0 and w.max() <= 1
-    at = lambda x, y: float(w[int((y + 1) * 32), int((x + 1) * 32)])  # noqa: E731 - the pixel nearest (x, y)
+    at = lambda x, y: float(w[int((y + 1) * 32), int((x + 1) * 32)])  # the pixel nearest (x, y)
     assert at(0, 0) == 1.0 and at(0.9, 0.9) == 0.0
     below = (2.0 + SOFTNESS) * 0.1  # where the weight reaches 0 straight below the centre
     assert at(0, below - 0.05) > 0 and at(0, below + 0.05) == 0.0

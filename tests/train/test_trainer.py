@@ -563,7 +563,7 @@ def test_anchor_points_join_the_training_render_where_both_frames_are_tracked():
     landmarks = torch.rand(2, 478, 2) * 1.2 - 0.6
     opened = landmarks.clone()
     opened[:, [14, 87, 178, 317, 402], 1] += 0.15  # the lower lip drops
-    tracked = lambda driving_landmarks, found: TrackedChange(  # noqa: E731
+    tracked = lambda driving_landmarks, found: TrackedChange(
         **labels, landmarks=landmarks, landmark_motion=torch.zeros(2, 478, 2), has_landmarks=found,
         driving_landmarks=driving_landmarks, shift_keypoints=False)
     both = torch.ones(2, dtype=torch.bool)
