@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     clip = find_clip(args.clip)
     frames, _ = decode(clip, args.frames + 1)
     device = resolve_device(args.device)
-    with Engine.load(path, device=str(device), precision="auto") as engine:
+    with Engine.load(path, device=str(device), precision="auto", output_size=None) as engine:
         source = engine.prepare_crop(frames[0]) if clip == "synthetic" else engine.prepare_source(frames[0])
         quiet_before = measured("alone", engine, source, frames, args.seconds)
         cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [None]

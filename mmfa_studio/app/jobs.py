@@ -87,11 +87,11 @@ class OpenPhoto:
             path=self.path,
             face_index=self.face_index if self.face_index is not None else 0,
             image=source.image,
-            crop=source.crop,
+            crop=source.output_crop,
             faces=list(source.faces),
             pose=source.pose,
             expression=np.asarray(source.expression),
-            transform=source.transform,
+            transform=source.output_transform,
         )
 
 
@@ -110,8 +110,8 @@ class RenderMotion:
         if engine is None or source is None:
             return None  # the model changed under a late request: a new photo load follows
         frame = engine.render(source, self.motion, paste_back=self.paste_back)
-        return FrameResult(kind="edit", seq=self.seq, crop=frame.crop, full=frame.full, keypoints=frame.keypoints,
-                           motion=self.motion)
+        return FrameResult(kind="edit", seq=self.seq, crop=frame.output, full=frame.full,
+                           keypoints=frame.output_keypoints, motion=self.motion)
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,7 @@ class ExportVideo:
                     exporter.cancel()
                     raise JobCancelled
                 frame = engine.render(source, motion, paste_back=self.paste_back)
-                exporter.write(frame.full if self.paste_back and frame.full is not None else frame.crop)
+                exporter.write(frame.full if self.paste_back and frame.full is not None else frame.output)
                 context.report_progress(ExportProgress(i + 1, len(motions)))
         return self.path
 

@@ -41,7 +41,8 @@ class PhotoPreview:
 
 @dataclass(frozen=True)
 class SourceInfo:
-    """A prepared source photo: full image H×W×3, crop S×S×3 (uint8 RGB), the faces found, its own pose/expression."""
+    """A prepared source photo: full image H×W×3, crop D×D×3 at the engine's output size (uint8 RGB), the faces found,
+    its own pose/expression."""
 
     path: str | None
     face_index: int
@@ -63,7 +64,7 @@ class ExpressionResult:
 
 @dataclass(frozen=True)
 class FrameResult:
-    """One frame to display. ``crop`` S×S×3, ``full`` H×W×3 or None, ``keypoints`` K×2 crop pixels."""
+    """One frame to display. ``crop`` D×D×3 (the output size), ``full`` H×W×3 or None, ``keypoints`` K×2 crop pixels."""
 
     kind: Literal["edit", "webcam"]
     seq: int

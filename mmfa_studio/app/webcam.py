@@ -42,7 +42,7 @@ class WebcamSettings:
         """The settings as the Reenactor takes them (its constructor and ``configure``)."""
         return {"mode": self.mode, "transfer": self.transfer,
                 "smoothing": self.smoothing if self.smoothing > 0 else None, "paste_back": self.paste_back,
-                "follow_position": self.follow_position}
+                "follow_position": self.follow_position, "detail": False}  # live: the model's crop, for speed
 
 
 class FrameSink(Protocol):

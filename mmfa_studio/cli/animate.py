@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
             for i in range(0, len(motions), args.batch_size):
                 for frame in engine.render_batch(source, motions[i:i + args.batch_size], paste_back=args.paste_back,
                                                  batch_size=args.batch_size):
-                    video.write(frame.full if args.paste_back else frame.crop)
+                    video.write(frame.full if args.paste_back else frame.output)
         seconds = time.perf_counter() - start
     finally:
         engine.close()

@@ -55,7 +55,7 @@ def run(args) -> int:
         if not videos:
             raise UserError(f"none of the clips listed in {args.clips} is in {args.data}")
     try:
-        engine = Engine.load(args.checkpoint, device=args.device, precision=args.precision)
+        engine = Engine.load(args.checkpoint, device=args.device, precision=args.precision, output_size=None)
     except EngineError as exc:
         raise UserError(str(exc)) from None
     from tqdm import tqdm

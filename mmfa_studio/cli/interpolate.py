@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
                                           description="interpolate") as video:
             for i in range(0, len(motions), 4):
                 for frame in engine.render_batch(source, motions[i:i + 4], paste_back=args.paste_back, batch_size=4):
-                    video.write(frame.full if args.paste_back else frame.crop)
+                    video.write(frame.full if args.paste_back else frame.output)
         seconds = time.perf_counter() - start
     finally:
         engine.close()

@@ -25,7 +25,7 @@ VIDEO_OUTPUTS = (".mp4", ".mov", ".mkv", ".m4v")
 
 
 # -- shared by the engine commands --------------------------------------------------------------------------
-def add_engine_options(parser: argparse.ArgumentParser) -> None:
+def add_engine_options(parser: argparse.ArgumentParser, output_size: bool = True) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--checkpoint", metavar="PATH",
                        help="model checkpoint (.safetensors); "
@@ -35,6 +35,11 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
                        help="auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32 (default: auto)")
     group.add_argument("--face-index", type=int_in(0, 99), default=None, metavar="N",
                        help="which face of the source photo to animate (0 = largest; default 0)")
+    if output_size:
+        group.add_argument("--output-size", type=int_in(8, 4096), default=512, metavar="PX",
+                           help="side of the face crop written without --paste-back (default 512); above the model's "
+                                "size (256) the face is also rendered at the photo's own resolution, so pasted back "
+                                "it stays as sharp as the photo; the model's size is the faster path")
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
 
 
@@ -67,7 +72,8 @@ def open_engine(args: argparse.Namespace):
     from mmfa_studio.engine import Engine
 
     with user_errors():
-        return Engine.load(args.checkpoint, device=args.device, precision=args.precision)
+        return Engine.load(args.checkpoint, device=args.device, precision=args.precision,
+                           output_size=getattr(args, "output_size", None))
 
 
 def check_input_file(path: str, what: str) -> Path:
@@ -207,6 +213,7 @@ def write_image(path: Path, rgb: np.ndarray) -> None:
 
 def engine_summary(engine) -> dict[str, Any]:
     return {"device": engine.device, "precision": engine.precision, "image_size": engine.image_size,
+            "output_size": engine.output_size,
             "checkpoint": str(engine.info.path) if engine.info else None}
 
 
@@ -290,7 +297,7 @@ def run(args: argparse.Namespace) -> int:
         with user_errors():
             frame = engine.render(source, motion, paste_back=args.paste_back)
         render_ms = (time.perf_counter() - start) * 1000
-        image = frame.full if args.paste_back else frame.crop
+        image = frame.full if args.paste_back else frame.output
         write_image(output, image)
     finally:
         engine.close()

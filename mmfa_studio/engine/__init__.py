@@ -7,8 +7,8 @@
 
 What lives where:
 
-* ``core.py`` — :class:`Engine` (load, prepare sources, render), device and precision choice, the CUDA-graph
-  replay of single renders;
+* ``core.py`` — :class:`Engine` (load, prepare sources, render at the output size), device and precision
+  choice, the CUDA-graph replay of single renders;
 * ``expression.py`` — :class:`ExpressionSpace`, an engine's ``expressions``: the expression latent of a photo or
   a tracked face, prior samples, interpolation, named controls, decoding and the latent's reach;
 * ``anchors.py`` — a source's tracked mesh anchors and where a render puts them (anchor-expression models);
@@ -37,11 +37,14 @@ from ..motion import (
 )
 from .calibration import PoseCalibration
 from .core import (
+                   DEFAULT_OUTPUT_SIZE,
                    DEVICES,
+                   MAX_OUTPUT_SIZE,
                    PRECISIONS,
                    Engine,
                    FaceMotion,
                    InvalidMotionError,
+                   InvalidOutputSizeError,
                    PreparedSource,
                    RenderedFrame,
                    cpu_has_fast_bf16,
@@ -70,5 +73,6 @@ __all__ = [
     "EXPRESSION_LIMIT", "INTERPOLATION_MODES", "parse_expression_list", "CameraSource", "VideoFileSource",
     "ImageFolderSource", "SyntheticSource", "SAMPLE_PORTRAIT", "VideoInfo", "probe_video", "exact_fps", "MODES",
     "TRANSFERS", "DEVICES", "PRECISIONS", "resolve_device", "resolve_precision", "cpu_has_fast_bf16", "Face",
-    "HeadPose", "PoseCalibration", "ExpressionSpace",
+    "HeadPose", "PoseCalibration", "ExpressionSpace", "InvalidOutputSizeError", "DEFAULT_OUTPUT_SIZE",
+    "MAX_OUTPUT_SIZE",
 ]

@@ -3,7 +3,13 @@
     engine = Engine.load()                                   # bundled model, device and precision auto
     source = engine.prepare_source("portrait.jpg")           # detect → crop → encode (cached)
     frame = engine.render(source, Motion(yaw=20, expression_strength=1.0), paste_back=True)
-    frame.crop, frame.full                                   # S×S×3 and H×W×3 uint8 RGB
+    frame.output, frame.full                                 # D×D×3 and H×W×3 uint8 RGB
+
+The model renders S×S crops (S = its image size, 256). Above that size the engine also renders the crop at the
+photo's own resolution (up to :data:`MAX_DETAIL_SIZE`) from the photo's pixels
+(:mod:`.detail`), so a face pasted back keeps the photo's detail, and
+``frame.output`` is that render at the engine's ``output_size`` (512 by default). ``output_size=S`` is the model's
+own, faster output.
 
 Everything model-side happens under ``torch.inference_mode`` (thread-local), behind a lock: one Engine may be
 driven from one worker thread (or several, serialised).
@@ -17,6 +23,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +37,10 @@ from mmfa_studio.face import (
     HeadPose,
     ImageError,
     create_tracker,
-    crop_face,
+    crop_at,
+    crop_box,
     load_image,
+    pixel_aligned_box,
 )
 from mmfa_studio.face import (
     paste_back as paste_crop_back,
@@ -43,16 +52,34 @@ from ..devices import resolve_device as find_device
 from ..motion import SHIFT_FIELDS, TURN_FIELDS, ModelMotion, Motion
 from .anchors import SourceAnchors, render_anchors, source_anchors
 from .calibration import PoseCalibration
+from .detail import DetailParts, detail_tensors, render_detail
 from .errors import EngineError, ModelLoadError, NoFaceFoundError, SourceImageError
 from .expression import ExpressionSpace, read_controls
 from .target import TargetLayout, pack_targets, target_from_rows
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+DEFAULT_OUTPUT_SIZE = 512
+MAX_OUTPUT_SIZE = 1024
+MAX_DETAIL_SIZE = 2048  # the render at the photo's resolution is capped here (a 4000-px photo's face is ~2000 px)
 _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 class InvalidMotionError(EngineError, ValueError):
     """A motion value is out of range or the expression latent has the wrong length."""
+
+
+class InvalidOutputSizeError(EngineError, ValueError):
+    """An output size below the model's image size, above :data:`MAX_OUTPUT_SIZE` or not a multiple of 8."""
+
+
+def check_output_size(size: int, image_size: int) -> int:
+    """``size`` as an int when the engine can render at it; :class:`InvalidOutputSizeError` otherwise."""
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
+        raise InvalidOutputSizeError(f"output size must be a whole number of pixels, got {size!r}")
+    if not image_size <= size <= MAX_OUTPUT_SIZE or size % 8:
+        raise InvalidOutputSizeError(f"output size must be a multiple of 8 from {image_size} (the model's) to "
+                                     f"{MAX_OUTPUT_SIZE}, got {size}")
+    return int(size)
 
 
 @dataclass(frozen=True)
@@ -90,6 +117,21 @@ class PreparedSource:
     name: str = "<image>"
     # With an anchor expression model: the source's tracked mesh anchors and their code (its motion.expression).
     anchors: SourceAnchors | None = field(default=None, repr=False)
+    output_size: int | None = None  # the side of the crops shown and exported (None: the model's, S)
+    # Above S: the same crop at the photo's resolution (N×N×3 uint8, N ≤ MAX_DETAIL_SIZE) and its transform;
+    # None where the photo's face is no larger than the model's crop.
+    detail: np.ndarray | None = field(default=None, repr=False)
+    detail_transform: CropTransform | None = field(default=None, repr=False)
+
+    @property
+    def output_crop(self) -> np.ndarray:
+        """The source's crop at the output size (what a render's :attr:`RenderedFrame.output` is beside)."""
+        return _resized(self.crop if self.detail is None else self.detail, self.output_size)
+
+    @property
+    def output_transform(self) -> CropTransform:
+        """Photo → :attr:`output_crop` pixels."""
+        return self.transform.resized(self.output_size or self.transform.size)
 
     @property
     def pose(self) -> HeadPose:
@@ -103,9 +145,31 @@ class PreparedSource:
 
 @dataclass
 class RenderedFrame:
-    crop: np.ndarray  # S×S×3 uint8 RGB
-    full: np.ndarray | None  # H×W×3 uint8 RGB pasted back into the photo (when asked)
+    crop: np.ndarray  # S×S×3 uint8 RGB, the model's own render
+    full: np.ndarray | None  # H×W×3 uint8 RGB: the sharpest render pasted back into the photo (when asked)
     keypoints: np.ndarray  # K×2 driving keypoints in crop pixels (x, y)
+    detail: np.ndarray | None = None  # N×N×3 uint8 RGB, the render at the photo's resolution (PreparedSource)
+    output_size: int | None = None  # the side of :attr:`output` (None: S)
+
+    @cached_property
+    def output(self) -> np.ndarray:
+        """The render at the engine's output size (from ``detail`` where there is one)."""
+        return _resized(self.crop if self.detail is None else self.detail, self.output_size)
+
+    @property
+    def output_keypoints(self) -> np.ndarray:
+        """``keypoints`` in :attr:`output` pixels."""
+        factor = (self.output_size or self.crop.shape[0]) / self.crop.shape[0]
+        return (np.asarray(self.keypoints) + 0.5) * factor - 0.5
+
+
+def _resized(image: np.ndarray, size: int | None) -> np.ndarray:
+    """A square uint8 image at size × size (itself when it is that size already or ``size`` is None)."""
+    if size is None or image.shape[0] == size:
+        return image
+    import cv2
+
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_LINEAR)
 
 
 def _pick_face(faces: list[Face], face_index: int | None, name: str) -> int:
@@ -156,10 +220,13 @@ class Engine:
 
     def __init__(self, model: MMFA, info: CheckpointInfo | None, device: torch.device, precision: str,
                  tracker: FaceTracker | None = None, channels_last: bool | None = None, cache_size: int = 4,
-                 cuda_graphs: bool = True):
+                 cuda_graphs: bool = True, output_size: int | None = DEFAULT_OUTPUT_SIZE):
         self.model = model.eval()
         self.info = info
         self.config: ModelConfig = model.cfg
+        if output_size is None or (output_size == DEFAULT_OUTPUT_SIZE and model.cfg.image_size > output_size):
+            output_size = model.cfg.image_size  # the model's own size (a larger model's too, by default)
+        self.output_size = check_output_size(output_size, model.cfg.image_size)
         self.device = str(device)
         self._device = device
         self.precision = precision
@@ -194,9 +261,10 @@ class Engine:
     @classmethod
     def load(cls, checkpoint: str | Path | None = None, device: str = "auto", precision: str = "auto",
              tracker: FaceTracker | None = None, channels_last: bool | None = None,
-             cuda_graphs: bool = True) -> Engine:
+             cuda_graphs: bool = True, output_size: int | None = DEFAULT_OUTPUT_SIZE) -> Engine:
         """Load a checkpoint (None → the bundled ``mmfa_studio/assets/mmfa-cpu.safetensors``); ``ModelLoadError`` on
-        failure."""
+        failure. ``output_size``: the side of :attr:`RenderedFrame.output` (None: the model's image size, the fast
+        path with no render at the photo's resolution); ``InvalidOutputSizeError`` for a size it cannot render."""
         path = Path(checkpoint) if checkpoint is not None else BUNDLED_MODEL
         if checkpoint is None and not path.is_file():
             raise ModelLoadError(f"the bundled model {path} is not there yet; give a checkpoint (--checkpoint)")
@@ -206,7 +274,8 @@ class Engine:
             model, info = load_model(path, device=dev)
         except CheckpointError as exc:
             raise ModelLoadError(str(exc)) from None
-        return cls(model, info, dev, prec, tracker=tracker, channels_last=channels_last, cuda_graphs=cuda_graphs)
+        return cls(model, info, dev, prec, tracker=tracker, channels_last=channels_last, cuda_graphs=cuda_graphs,
+                   output_size=output_size)
 
     @property
     def latent_dim(self) -> int:
@@ -286,8 +355,9 @@ class Engine:
         return array, faces[_pick_face(faces, face_index, name)], name
 
     def crop(self, image: np.ndarray, face: Face) -> tuple[np.ndarray, CropTransform]:
-        """The model's S×S crop of ``face`` (the training data's framing)."""
-        return crop_face(image, face, size=self.image_size)
+        """The model's S×S crop of ``face`` (the training data's framing, on whole pixels: the crop at the photo's
+        resolution, :attr:`PreparedSource.detail`, is its pixels as they are)."""
+        return crop_at(image, pixel_aligned_box(crop_box(face)), self.image_size)
 
     # -- sources ----------------------------------------------------------------------------------------
     def prepare_source(self, image: np.ndarray | str | Path, face_index: int | None = None) -> PreparedSource:
@@ -307,6 +377,11 @@ class Engine:
             index = _pick_face(faces, face_index, name)
             crop, transform = self.crop(array, faces[index])
             source = self._encode(array, crop, transform, faces, index, name)
+            box = pixel_aligned_box(transform.box)  # the crop's box (exact: whole pixels)
+            side = min(round(box[2]), MAX_DETAIL_SIZE)
+            if self.output_size > self.image_size and side > self.image_size:
+                detail, detail_transform = crop_at(array, box, side)
+                source = replace(source, detail=detail, detail_transform=detail_transform)
             self._cache[key] = source
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
@@ -324,7 +399,14 @@ class Engine:
         matrix = np.array([[s / w, 0, 0.5 * s / w - 0.5], [0, s / h, 0.5 * s / h - 0.5]], dtype=np.float64)
         transform = CropTransform(matrix=matrix, size=s, source_shape=(h, w))
         with self._lock:
-            return self._encode(array, resized, transform, [], None, name)
+            source = self._encode(array, resized, transform, [], None, name)
+        d = min(max(h, w), MAX_DETAIL_SIZE)
+        if self.output_size == s or d <= s:
+            return source
+        detail = array if (h, w) == (d, d) else cv2.resize(array, (d, d), interpolation=cv2.INTER_AREA)
+        matrix = np.array([[d / w, 0, 0.5 * d / w - 0.5], [0, d / h, 0.5 * d / h - 0.5]], dtype=np.float64)
+        return replace(source, detail=detail,
+                       detail_transform=CropTransform(matrix=matrix, size=d, source_shape=(h, w)))
 
     def _encode(self, image: np.ndarray, crop: np.ndarray, transform: CropTransform, faces: list[Face],
                 index: int | None, name: str) -> PreparedSource:
@@ -338,23 +420,26 @@ class Engine:
             code = anchors.code if anchors is not None else np.zeros(self.latent_dim, dtype=np.float32)
             motion = replace(motion, expression=code.astype(np.float32))
         return PreparedSource(image=image, crop=crop, transform=transform, faces=faces, face_index=index,
-                              motion=motion, encoding=encoding, name=name, anchors=anchors)
+                              motion=motion, encoding=encoding, name=name, anchors=anchors,
+                              output_size=self.output_size)
 
     # -- rendering --------------------------------------------------------------------------------------
     def render(self, source: PreparedSource, motion: Motion, paste_back: bool = False,
-               keypoint_shift: np.ndarray | None = None) -> RenderedFrame:
+               keypoint_shift: np.ndarray | None = None, detail: bool = True) -> RenderedFrame:
         """Render ``source`` under ``motion``; ``InvalidMotionError`` (a ValueError) for out-of-range values.
 
         A :class:`Motion`'s relative turns are the user's degrees, mapped through :attr:`pose_calibration` so the
         face turns that far; a :class:`ModelMotion`'s are model angles, taken as they are (reenactment's
         tracked turns). ``keypoint_shift``: K×2, moves each posed keypoint in the image plane (normalised units,
-        crop width = 2) on top of the motion — a driving face's non-rigid movement (``LandmarkExpression``)."""
+        crop width = 2) on top of the motion — a driving face's non-rigid movement (``LandmarkExpression``).
+        ``detail=False`` skips the render at the photo's resolution (live video: the model's crop is enough)."""
         shifts = None if keypoint_shift is None else [keypoint_shift]
-        return self.render_batch(source, [motion], paste_back=paste_back, keypoint_shifts=shifts)[0]
+        return self.render_batch(source, [motion], paste_back=paste_back, keypoint_shifts=shifts, detail=detail)[0]
 
     def render_batch(self, source: PreparedSource, motions: Sequence[Motion], paste_back: bool = False,
                      batch_size: int = 8, keypoint_shifts: Sequence[np.ndarray | None] | None = None,
-                     anchor_shifts: Sequence[np.ndarray | None] | None = None) -> list[RenderedFrame]:
+                     anchor_shifts: Sequence[np.ndarray | None] | None = None, detail: bool = True
+                     ) -> list[RenderedFrame]:
         """Render many motions (for export), ``batch_size`` at a time through the model; ``keypoint_shifts``:
         one K×2 shift or None per motion; motions as in :meth:`render`."""
         if keypoint_shifts is not None and len(keypoint_shifts) != len(motions):
@@ -366,14 +451,16 @@ class Engine:
                 where = f"motion {i}: " if len(motions) > 1 else ""
                 raise InvalidMotionError(f"{where}{exc}") from None
         model_motions = [self.pose_calibration.to_model_motion(m) for m in motions]
+        if not detail and source.detail is not None:
+            source = replace(source, detail=None, detail_transform=None)
         frames: list[RenderedFrame] = []
         if len(motions) == 1 and self.cuda_graphs:
             shift = None if keypoint_shifts is None else keypoint_shifts[0]
             graphed = self._render_graphed(source, model_motions[0], shift)
             if graphed is not None:
-                crop, kp = graphed
-                full = paste_crop_back(source.image, crop, source.transform) if paste_back else None
-                return [RenderedFrame(crop=crop, full=full, keypoints=kp)]
+                crop, kp, parts = graphed
+                detail = None if parts is None else render_detail(source.detail, parts)
+                return [self._frame(source, crop, kp, detail, paste_back)]
         for start in range(0, len(motions), batch_size):
             chunk = model_motions[start:start + batch_size]
             shifts = None if keypoint_shifts is None else keypoint_shifts[start:start + batch_size]
@@ -390,11 +477,22 @@ class Engine:
                 with self._autocast():
                     result = self.model.render(source.encoding, target, all_scales=False, anchors=anchors)
                 crops = self._to_uint8(result.image)
+                parts = None if source.detail is None else DetailParts.of(result)
                 keypoints = self._keypoints_to_pixels(result.keypoints)
-            for crop, kp in zip(crops, keypoints):
-                full = paste_crop_back(source.image, crop, source.transform) if paste_back else None
-                frames.append(RenderedFrame(crop=crop, full=full, keypoints=kp))
+            details = ([None] * len(crops) if parts is None else
+                       [render_detail(source.detail, parts, i) for i in range(len(crops))])
+            frames += [self._frame(source, crop, kp, detail, paste_back)
+                       for crop, kp, detail in zip(crops, keypoints, details)]
         return frames
+
+    @staticmethod
+    def _frame(source: PreparedSource, crop: np.ndarray, keypoints: np.ndarray, detail: np.ndarray | None,
+               paste_back: bool) -> RenderedFrame:
+        full = None
+        if paste_back:
+            full = (paste_crop_back(source.image, crop, source.transform) if detail is None else
+                    paste_crop_back(source.image, detail, source.detail_transform))
+        return RenderedFrame(crop=crop, full=full, keypoints=keypoints, detail=detail, output_size=source.output_size)
 
     def _keypoints_to_pixels(self, keypoints: torch.Tensor) -> np.ndarray:
         """B×K×3 normalised (grid_sample frame, align_corners=False) → B×K×2 crop pixel centres."""
@@ -404,9 +502,10 @@ class Engine:
         s = self.image_size
         return (keypoints[..., :2].float() + 1.0) * (s / 2.0) - 0.5
 
-    def _render_graphed(self, source: PreparedSource, motion: ModelMotion,
-                        keypoint_shift: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
-        """(crop, keypoints) through the source's CUDA graph, or None when graphs are unavailable."""
+    def _render_graphed(self, source: PreparedSource, motion: ModelMotion, keypoint_shift: np.ndarray | None
+                        ) -> tuple[np.ndarray, np.ndarray, DetailParts | None] | None:
+        """(crop, keypoints, the detail render's parts) through the source's CUDA graph, or None when graphs are
+        unavailable."""
         with self._lock:
             key = id(source.encoding)
             graph = self._graphs.get(key)
@@ -456,10 +555,11 @@ def _mixed_latent(own: np.ndarray, motion: Motion) -> np.ndarray | None:
 
 class _GraphStep:
     """What a CUDA graph captures for one source: a static packed target row (:mod:`.target`) → (uint8 crop,
-    keypoint pixels). Runs anywhere, so tests check it against eager rendering on the CPU."""
+    keypoint pixels, the detail render's parts or None). Runs anywhere, so tests check it against eager rendering
+    on the CPU."""
 
     def __init__(self, engine: Engine, source: PreparedSource, device: torch.device):
-        self.engine, self.encoding = engine, source.encoding
+        self.engine, self.encoding, self.with_detail = engine, source.encoding, source.detail is not None
         self.layout = TargetLayout.of(source.encoding)
         identity = pack_targets(source.motion, [ModelMotion()], self.layout)
         self.row = torch.from_numpy(identity).to(device)  # 1×width: the graph's input, rewritten before each replay
@@ -472,12 +572,13 @@ class _GraphStep:
         # cache=False: capture needs autocast's weight cache off (its casts must be part of the graph).
         return self.engine.expressions.decode_latents(z, cache=False)
 
-    def __call__(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor | None] | None]:
         target = self.target()
         with self.engine._autocast(cache=False):
             result = self.engine.model.render(self.encoding, target, all_scales=False)
         crop = result.image.float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
-        return crop, self.engine._keypoint_pixels(result.keypoints)
+        parts = detail_tensors(result) if self.with_detail else None
+        return crop, self.engine._keypoint_pixels(result.keypoints), parts
 
 
 class _CudaGraphRender:
@@ -501,14 +602,15 @@ class _CudaGraphRender:
             torch.cuda.current_stream(dev).wait_stream(stream)
             self.graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(self.graph):
-                self.crop, self.keypoints = step()
+                self.crop, self.keypoints, self.parts = step()
 
-    def __call__(self, row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, row: np.ndarray) -> tuple[np.ndarray, np.ndarray, DetailParts | None]:
         with torch.inference_mode():
             self.host.copy_(torch.from_numpy(row))
             self.static.copy_(self.host, non_blocking=True)
             self.graph.replay()
-            return self.crop[0].cpu().numpy(), self.keypoints[0].cpu().numpy()
+            parts = None if self.parts is None else DetailParts.from_tensors(self.parts)
+            return self.crop[0].cpu().numpy(), self.keypoints[0].cpu().numpy(), parts
 
 
 def _face_motion(motion, mu: torch.Tensor, i: int) -> FaceMotion:
@@ -519,5 +621,6 @@ def _face_motion(motion, mu: torch.Tensor, i: int) -> FaceMotion:
     )
 
 
-__all__ = ["Engine", "PreparedSource", "RenderedFrame", "FaceMotion", "InvalidMotionError", "resolve_device",
-           "resolve_precision", "cpu_has_fast_bf16", "DEVICES", "PRECISIONS"]
+__all__ = ["Engine", "PreparedSource", "RenderedFrame", "FaceMotion", "InvalidMotionError", "InvalidOutputSizeError",
+           "check_output_size", "resolve_device", "resolve_precision", "cpu_has_fast_bf16", "DEVICES", "PRECISIONS",
+           "DEFAULT_OUTPUT_SIZE", "MAX_OUTPUT_SIZE", "MAX_DETAIL_SIZE"]

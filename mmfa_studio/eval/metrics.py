@@ -102,3 +102,27 @@ def load_identity_embedder() -> IdentityEmbedder | Unavailable:
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def face_hull_mask(shape: tuple[int, ...], landmarks: np.ndarray) -> np.ndarray:
+    """H×W bool: inside the convex hull of a face's landmarks (N×2 pixels)."""
+    import cv2
+
+    mask = np.zeros(shape[:2], np.uint8)
+    hull = cv2.convexHull(np.round(np.asarray(landmarks)[:, :2]).astype(np.int32))
+    cv2.fillConvexPoly(mask, hull, 1)
+    return mask.astype(bool)
+
+
+def laplacian_variance(image: np.ndarray, mask: np.ndarray) -> float:
+    """The variance of the grey image's Laplacian where ``mask`` (H×W bool) holds: its fine detail."""
+    import cv2
+
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return float(cv2.Laplacian(grey, cv2.CV_32F, ksize=1)[mask].var())
+
+
+def detail_kept(output: np.ndarray, source: np.ndarray, mask: np.ndarray) -> float:
+    """How much of the source's fine detail the output keeps inside ``mask``: the ratio of their Laplacian
+    variances (1 = as sharp as the source; a blurred face is far below 1)."""
+    return laplacian_variance(output, mask) / max(laplacian_variance(source, mask), 1e-9)

@@ -15,6 +15,7 @@ from .crop import (
                    crop_face,
                    face_mask,
                    paste_back,
+                   pixel_aligned_box,
                    select_face,
 )
 from .image import ImageError, load_image
@@ -27,7 +28,8 @@ from .types import Face, HeadPose, NoFaceError
 __all__ = [
     "load_image", "ImageError", "create_tracker", "Face", "HeadPose", "FaceTracker", "MediaPipeTracker",
     "FaceAlignmentTracker", "face_alignment_available", "NoFaceError", "crop_face", "crop_at", "crop_box",
-    "box_transform", "CropTransform", "paste_back", "face_mask", "select_face", "OneEuroSmoother", "CropSmoother",
+    "pixel_aligned_box", "box_transform", "CropTransform", "paste_back", "face_mask", "select_face", "OneEuroSmoother",
+    "CropSmoother",
     "expression_measures", "ExpressionMeasures", "head_pose", "head_placement", "HeadPlacement", "euler_from_matrix",
     "rotation_from_euler", "nonrigid_motion", "CROP_SCALE", "CROP_OFFSET",
 ]

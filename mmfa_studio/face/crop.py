@@ -20,6 +20,7 @@ CROP_OFFSET = (0.0, -0.05)
 # Outside the image a crop mirrors it (texture continues, no seam at the edge) and blurs that mirror with these
 # Gaussian sigmas (fractions of the crop side), each reached at twice its sigma beyond the edge.
 OUTSIDE_BORDER = cv2.BORDER_REFLECT_101
+COLOUR_MATCH_SIZE = 256  # paste-back measures the colour offset on the crop shrunk to this side
 OUTSIDE_BLUR = (0.025, 0.08)
 
 
@@ -50,6 +51,13 @@ class CropTransform:
         """N×2 crop pixels → N×2 original pixels."""
         return self._apply(self.inverse, points)
 
+    def resized(self, size: int) -> CropTransform:
+        """The transform of the same crop resized to size × size (pixel centres at integers)."""
+        f = size / self.size
+        matrix = self.matrix * f
+        matrix[:, 2] += 0.5 * f - 0.5
+        return CropTransform(matrix, int(size), self.source_shape)
+
     @property
     def box(self) -> np.ndarray:
         """(cx, cy, side) of the crop square in original pixels."""
@@ -63,6 +71,17 @@ def crop_box(face: Face, scale: float = CROP_SCALE, offset: tuple[float, float] 
     face_side = face.size
     cx, cy = face.centre
     return np.array([cx + offset[0] * face_side, cy + offset[1] * face_side, scale * face_side], dtype=np.float64)
+
+
+def pixel_aligned_box(box: np.ndarray) -> np.ndarray:
+    """The box (cx, cy, side) moved by under half a pixel and resized by under one so that its side is a whole
+    number of pixels and its corner sits on a pixel edge: a crop of it at ``size = side`` copies the photo's
+    pixels exactly, and pasting that crop back copies them back, with no resampling either way (each bilinear
+    resampling at a fractional offset blurs the finest detail)."""
+    cx, cy, side = (float(v) for v in box)
+    n = max(1, round(side))
+    x0, y0 = round(cx - (n - 1) / 2), round(cy - (n - 1) / 2)
+    return np.array([x0 + (n - 1) / 2, y0 + (n - 1) / 2, float(n)], dtype=np.float64)
 
 
 def box_transform(box: np.ndarray, size: int, source_shape: tuple[int, ...]) -> CropTransform:
@@ -201,16 +220,20 @@ def paste_back(original: np.ndarray, crop: np.ndarray, transform: CropTransform,
         return result
     mask = face_mask(size, feather) if mask is None else np.asarray(mask, dtype=np.float32)
     if match_colour:
-        # Measured and applied in crop pixels (cheap at any photo size); the offset is smooth, so warping the
-        # corrected crop is the same as correcting the warped one.
-        m = transform.matrix
+        # Measured on a small copy of the crop (the offset is smooth: 64 px carry it) and applied in crop pixels, so
+        # it costs little at any photo size; warping the corrected crop is the same as correcting the warped one.
+        n = min(size, COLOUR_MATCH_SIZE)
+        small = transform.resized(n)
+        m = small.matrix
         square = m[0, 1] == 0 and m[1, 0] == 0 and abs(m[0, 0] - m[1, 1]) <= 1e-9 * abs(m[0, 0])
         # A crop resized from a non-square region (Engine.prepare_crop) has no (cx, cy, side) box: warp directly.
-        under = (crop_at(original, transform.box, size)[0] if square else
-                 cv2.warpAffine(original, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
-        under = under.astype(np.float32)
-        source = crop.astype(np.float32)
-        crop = np.clip(source + _colour_offset(under, source, mask) + 0.5, 0, 255).astype(np.uint8)
+        under = (crop_at(original, small.box, n)[0] if square else
+                 cv2.warpAffine(original, m, (n, n), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+        shrink = (lambda a: a) if n == size else (lambda a: cv2.resize(a, (n, n), interpolation=cv2.INTER_AREA))
+        offset = _colour_offset(under.astype(np.float32), shrink(crop).astype(np.float32), shrink(mask))
+        if n != size:
+            offset = cv2.resize(offset, (size, size), interpolation=cv2.INTER_LINEAR).reshape(crop.shape)
+        crop = cv2.add(crop, offset, dtype=cv2.CV_8U)  # saturating and rounding
     inv = transform.inverse.copy()
     inv[:, 2] -= (x0, y0)
     roi_w, roi_h = x1 - x0, y1 - y0

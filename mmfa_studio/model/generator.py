@@ -3,7 +3,8 @@
 At each scale the network predicts an RGB image and a blend mask m; the output is
     m · (source image warped by the dense flow) + (1 − m) · RGB,
 so sharp detail comes straight from the full-resolution source and the network only has to fill what the
-warp cannot show (occlusions, mouth interior).
+warp cannot show (occlusions, mouth interior). The blend, the painted image and the flow are kept, so the same
+blend can be made at any larger size from a larger crop of the photo (the engine's detail render).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ class GeneratorOutput:
     pyramid: list[Tensor]  # B×3×(S·2^i)², smallest first; pyramid[-1] is image
     blend: Tensor  # B×1×H×W, weight of the warped source in the final image
     warped_source: Tensor  # B×3×H×W, the source image warped by the flow
+    painted: Tensor  # B×3×H×W, what the network paints where the blend is 0
+    image_flow: Tensor  # B×h×w×2, the flow that warped the source (normalised coordinates)
 
 
 def warp_image(image: Tensor, flow: Tensor) -> Tensor:
@@ -68,5 +71,8 @@ class Generator(nn.Module):
                 src = resized_source(source_image, size)
                 warped = warp_image(src.float(), image_flow.float())
                 blend = torch.sigmoid(out[:, 3:])
-                pyramid.append(blend * warped + (1 - blend) * torch.sigmoid(out[:, :3]))
-        return GeneratorOutput(image=pyramid[-1], pyramid=pyramid, blend=blend, warped_source=warped)
+                painted = torch.sigmoid(out[:, :3])
+                pyramid.append(blend * warped + (1 - blend) * painted)
+        return GeneratorOutput(image=pyramid[-1], pyramid=pyramid, blend=blend, warped_source=warped,
+                               painted=painted, image_flow=image_flow)
+

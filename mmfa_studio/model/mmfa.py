@@ -70,6 +70,7 @@ class RenderResult:
     output: GeneratorOutput
     motion: DenseMotion
     keypoints: Tensor  # driving keypoints x_d, B×K×3
+    region: Tensor | None = None  # B×S×S head region (weight of the render; the source outside), if confined
 
     @property
     def image(self) -> Tensor:
@@ -159,7 +160,7 @@ class MMFA(nn.Module):
             pyramid = [composite(level, region, resized_source(src.image, level.shape[-1]))
                        for level in output.pyramid]
             output = replace(output, image=pyramid[-1], pyramid=pyramid)
-        return RenderResult(output=output, motion=motion, keypoints=kp_d)
+        return RenderResult(output=output, motion=motion, keypoints=kp_d, region=region)
 
     # The three stages of render(), separately callable for benchmarks.
     def estimate_motion(self, source: SourceEncoding, target: TargetMotion,

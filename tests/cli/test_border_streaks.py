@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mmfa_studio.assets import BUNDLED_MODEL
-from mmfa_studio.face import box_transform, create_tracker, crop_box, load_image
+from mmfa_studio.face import box_transform, create_tracker, crop_box, load_image, pixel_aligned_box
 
 from .test_engine_commands import run
 
@@ -30,16 +30,19 @@ def tight_portrait(tmp_path_factory, sample_portrait):
     return path
 
 
+OUTPUT = 512  # reenact's default --output-size
+
+
 def rows_below_the_photo(photo) -> np.ndarray:
-    """Output rows (256 px crop) that lie below the photo's bottom edge, as the engine frames the face."""
+    """Output rows (OUTPUT px crop) that lie below the photo's bottom edge, as the engine frames the face."""
     image = load_image(photo)
     tracker = create_tracker()
     try:
-        transform = box_transform(crop_box(tracker.detect(image)[0]), 256, image.shape)
+        transform = box_transform(pixel_aligned_box(crop_box(tracker.detect(image)[0])), OUTPUT, image.shape)
     finally:
         tracker.close()
     inv = transform.inverse
-    rows = np.arange(256)
+    rows = np.arange(OUTPUT)
     return rows[inv[1, 1] * rows + inv[1, 2] > image.shape[0] - 0.5]
 
 
@@ -55,11 +58,11 @@ def streaks(frame: np.ndarray, rows: np.ndarray) -> int:
 @pytest.mark.skipif(not BUNDLED_MODEL.is_file(), reason=f"no bundled model at {BUNDLED_MODEL}")
 def test_no_output_column_below_a_tight_portrait_repeats_one_colour(capsys, tmp_path, tight_portrait, cli_ntsc_clip):
     rows = rows_below_the_photo(tight_portrait)
-    assert len(rows) >= 24  # the crop reaches well past the photo (~15 % of its side)
+    assert len(rows) >= 0.1 * OUTPUT  # the crop reaches well past the photo (~15 % of its side)
     out = tmp_path / "tight.mp4"
     code, _, _ = run(capsys, "reenact", tight_portrait, cli_ntsc_clip, "-o", out, "--max-frames", 2, "--no-audio",
                      "--precision", "fp32", "--quiet")
     assert code == 0
     frames = iio.imread(out)
-    assert frames.shape[1:] == (256, 256, 3)
+    assert frames.shape[1:] == (OUTPUT, OUTPUT, 3)
     assert [streaks(f, rows) for f in frames] == [0] * len(frames)

@@ -40,11 +40,18 @@ def test_render_writes_the_image_and_a_json_summary(capsys, tmp_path, tiny_check
                           "--precision", "fp32", "--json")
     assert code == 0
     summary = json.loads(stdout)
-    assert summary["output"] == str(out) and (summary["width"], summary["height"]) == (64, 64)
+    assert summary["output"] == str(out) and (summary["width"], summary["height"]) == (512, 512)  # --output-size
     assert summary["motion"]["yaw"] == 15 and summary["motion"]["expression_strength"] == 0.5
     import cv2
 
-    assert cv2.imread(str(out)).shape == (64, 64, 3)
+    assert cv2.imread(str(out)).shape == (512, 512, 3) and summary["output_size"] == 512
+    fast = tmp_path / "fast.png"  # the model's own size: the fast path
+    code, stdout, _ = run(capsys, "render", sample_portrait, "-o", fast, "--output-size", "64",
+                          "--checkpoint", tiny_checkpoint, "--json")
+    assert code == 0 and cv2.imread(str(fast)).shape == (64, 64, 3)
+    code, _, err = run(capsys, "render", sample_portrait, "-o", tmp_path / "bad.png", "--output-size", "100",
+                       "--checkpoint", tiny_checkpoint)
+    assert code == 2 and "output size must be a multiple of 8" in error_line(err)
     full = tmp_path / "full.jpg"
     code, stdout, _ = run(capsys, "render", sample_portrait, "-o", full, "--paste-back",
                           "--checkpoint", tiny_checkpoint, "--expression=0.1,-0.2,0.3,0")

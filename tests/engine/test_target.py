@@ -10,6 +10,7 @@ import torch
 
 from mmfa_studio.engine import ModelMotion, Motion
 from mmfa_studio.engine.core import _GraphStep
+from mmfa_studio.engine.detail import DetailParts, render_detail
 from mmfa_studio.engine.target import TargetLayout, pack_targets
 
 FIELDS = ("yaw", "pitch", "roll", "scale", "translation", "delta")
@@ -59,9 +60,11 @@ def test_a_keypoint_shift_moves_the_keypoints_by_itself_on_both_paths(engine, pr
         eager = engine.render(prepared, motion, keypoint_shift=shift)
         with torch.inference_mode():
             step.row.copy_(torch.from_numpy(pack_targets(prepared.motion, [motion], step.layout, [shift])))
-            crop, keypoints = step()
+            crop, keypoints, parts = step()
         assert np.allclose(keypoints[0].numpy(), eager.keypoints, atol=1e-4)
         assert np.abs(crop[0].numpy().astype(int) - eager.crop.astype(int)).max() <= 1
+        detail = render_detail(prepared.detail, DetailParts.from_tensors(parts))  # the graph keeps its parts
+        assert np.abs(detail.astype(int) - eager.detail.astype(int)).max() <= 1
         if shift is not None:
             plain = engine.render(prepared, motion).keypoints
             assert np.allclose(eager.keypoints - plain, shift * half, atol=1e-3)
