@@ -5,6 +5,8 @@
 * re-render: median ms of ``Engine.render`` (one new motion each call: keypoints → dense motion → warp →
   generator → uint8), at the model's size (256 px for the cpu config), for each precision asked for, beside
   the GFLOP/s it achieves (the render's FLOPs counted once in fp32 by ``mmfa_studio.timing.count_flops``);
+* detail: median ms of a re-render that also renders the face at the photo's resolution (the default output,
+  ``mmfa_studio/engine/detail.py``), alone and pasted back, for photos whose face crop is 512 and 1024 px;
 * preparation: median ms of ``Engine.prepare_source`` (detect + crop + encode) with the cache cleared, plus the
   first call (which also starts the face tracker);
 * reenactment: frames per second of ``Reenactor.process`` on a real clip (tracking + crop + motion encoder +
@@ -113,6 +115,26 @@ def bench_render(engine: Engine, source: PreparedSource, repeats: int, flops: in
     return report
 
 
+def bench_detail(path: Path, device: torch.device, precision: str, repeats: int) -> dict[str, float]:
+    """Re-render ms at the default output size for the sample photo resized so its face crop is 512 and 1024 px."""
+    import cv2
+
+    photo = cv2.cvtColor(cv2.imread(str(SAMPLE_PORTRAIT)), cv2.COLOR_BGR2RGB)
+    report: dict[str, float] = {}
+    with Engine.load(path, device=str(device), precision=precision) as engine:
+        side = engine.prepare_source(photo).transform.box[2]
+        for crop_side in (512, 1024):
+            factor = crop_side / side
+            resized = cv2.resize(photo, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
+            source = engine.prepare_source(resized)
+            report[f"detail{crop_side}_crop_px"] = int(source.detail.shape[0]) if source.detail is not None else 0
+            report[f"detail{crop_side}_render_ms_median"] = time_calls(
+                lambda i, src=source: engine.render(src, edit(i)), repeats).median_ms
+            report[f"detail{crop_side}_paste_back_ms_median"] = time_calls(
+                lambda i, src=source: engine.render(src, edit(i), paste_back=True), max(5, repeats // 3)).median_ms
+    return report
+
+
 def tracker_available() -> bool:
     try:
         import mediapipe  # noqa: F401
@@ -169,12 +191,26 @@ def reenact_fps(engine: Engine, source: PreparedSource, frames: list[np.ndarray]
             "ms_per_frame_p10": 1000 * float(np.percentile(times, 10))}
 
 
+def pipelined_fps(engine: Engine, source: PreparedSource, frames: list[np.ndarray]) -> dict[str, float | int]:
+    """Frames per second of ``Reenactor.process_stream`` (tracking of frame n + 1 beside the render of n)."""
+    with Reenactor(engine, source, fps=30.0) as reenactor:
+        reenactor.process(frames[0])  # starts the tracker; not timed
+        start = time.perf_counter()
+        found = sum(r.face_found for r in reenactor.process_stream(frames[1:]))
+        total = time.perf_counter() - start
+    n = len(frames) - 1
+    return {"frames": n, "faces_found": int(found), "fps": n / total, "ms_per_frame": 1000 * total / n}
+
+
 def bench_reenact(engine: Engine, source: PreparedSource, clip: str, frames: int) -> dict[str, float | str]:
+    """Reenactment as the CLI and the app run it (pipelined), and frame by frame (``process``) beside it."""
     decoded, decode_ms = decode(clip, frames)
     h, w = decoded[0].shape[:2]
-    measured = reenact_fps(engine, source, decoded)
+    measured = pipelined_fps(engine, source, decoded)
+    sequential = reenact_fps(engine, source, decoded)
     return {"reenact_clip": clip, "reenact_frame_size": f"{w}x{h}", "decode_ms_per_frame": decode_ms,
-            **{f"reenact_{k}": v for k, v in measured.items()}}
+            **{f"reenact_{k}": v for k, v in measured.items()},
+            **{f"reenact_sequential_{k}": v for k, v in sequential.items()}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     precisions = (args.precisions or ("fp32,fp16" if device.type == "cuda" else "fp32,bf16")).split(",")
     report: dict[str, object] = {"model": what, "checkpoint": str(path), "device": str(device)}
-    auto = Engine.load(path, device=str(device), precision="auto")
+    auto = Engine.load(path, device=str(device), precision="auto", output_size=None)  # the model's size
     report["auto_precision"] = auto.precision
     report["image_size"] = auto.image_size
     prep, source = bench_prepare(auto, max(5, args.repeats // 3))
@@ -206,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     flops = render_flops(path, device, source)
     report["render_gflop"] = flops / 1e9
     for precision in precisions:
-        engine = auto if precision == auto.precision else Engine.load(path, device=str(device), precision=precision)
+        engine = (auto if precision == auto.precision else
+                  Engine.load(path, device=str(device), precision=precision, output_size=None))
         src = source if engine is auto else engine.prepare_crop(source.crop)
         src.image, src.transform = source.image, source.transform  # same photo for paste-back
         r = bench_render(engine, src, args.repeats, flops)
@@ -215,11 +252,20 @@ def main(argv: list[str] | None = None) -> int:
             f"({r['render_gflops_per_s']:.1f} GFLOP/s; min {r['render_ms_min']:.1f}, p90 {r['render_ms_p90']:.1f}), "
             f"with paste-back {r['render_paste_back_ms_median']:.1f} ms, export batch 4: "
             f"{r['export_ms_per_frame_batch4']:.1f} ms/frame   target ≤ {'3' if device.type == 'cuda' else '60'} ms")
+    if tracker_available():
+        r = bench_detail(path, device, auto.precision, args.repeats)
+        report.update({"detail_precision": auto.precision, **r})
+        say(f"re-render with the face at the photo's resolution [{auto.precision}]: "
+            f"{r['detail512_crop_px']} px crop {r['detail512_render_ms_median']:.1f} ms "
+            f"(pasted back {r['detail512_paste_back_ms_median']:.1f} ms), {r['detail1024_crop_px']} px crop "
+            f"{r['detail1024_render_ms_median']:.1f} ms (pasted back {r['detail1024_paste_back_ms_median']:.1f} ms)   "
+            f"target ≤ 60 ms at 512 px")
     if not args.skip_reenact and tracker_available():
         r = bench_reenact(auto, source, find_clip(args.clip), args.frames)
         report.update(r)
         say(f"reenactment ({r['reenact_clip']}, {r['reenact_frame_size']}, {r['reenact_frames']} frames): "
-            f"{r['reenact_fps']:.1f} fps incl. tracking (decoding {r['decode_ms_per_frame']:.1f} ms/frame apart)   "
+            f"{r['reenact_fps']:.1f} fps incl. tracking, pipelined ({r['reenact_sequential_fps']:.1f} frame by frame; "
+            f"decoding {r['decode_ms_per_frame']:.1f} ms/frame apart)   "
             f"target ≥ 10 fps")
     auto.close()
     emit("engine", report, args.save)

@@ -50,7 +50,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--paste-back", action="store_true", help="send the whole photo with the face pasted back")
     parser.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after sending N frames")
     parser.add_argument("--quiet", action="store_true", help="no status line on stderr")
-    add_engine_options(parser)
+    add_engine_options(parser, output_size=False)  # live: the model's size, for speed
     parser.set_defaults(func=run)
     return parser
 
@@ -94,8 +94,7 @@ def run(args: argparse.Namespace) -> int:
                               f"{sink.device or ''}(Ctrl+C stops)", file=sys.stderr)
                     start = time.perf_counter()
                     try:
-                        for frame in frames:
-                            result = reenactor.process(frame)
+                        for result in reenactor.process_stream(frames):  # tracks frame n + 1 while n renders
                             missing += not result.face_found
                             sink.send(result.frame.full if args.paste_back else result.frame.crop)
                             sent += 1

@@ -8,6 +8,7 @@ changes since its first frame (or --reference-frame) to the source; absolute mod
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -108,13 +109,11 @@ def run(args: argparse.Namespace) -> int:
                 reenactor.set_reference(_frame_at(driving_path, args.reference_frame))
             with VideoExporter(output, frames.fps_fraction, audio_from=driving_path if has_audio else None,
                                progress=not (args.quiet or args.json), total=total, description="reenact") as video:
-                for i, frame in enumerate(frames):
-                    if args.max_frames is not None and i >= args.max_frames:
-                        break
-                    result = reenactor.process(frame)
+                driving = frames if args.max_frames is None else itertools.islice(frames, args.max_frames)
+                for result in reenactor.process_stream(driving):  # tracks frame n + 1 while n renders
                     found += result.face_found
                     missing += not result.face_found
-                    video.write(result.frame.full if args.paste_back else result.frame.crop)
+                    video.write(result.frame.full if args.paste_back else result.frame.output)
                 if found == 0:
                     raise UserError(f"no face found in any frame of {driving_path}")
             note = getattr(frames, "shortfall_note", lambda: None)()

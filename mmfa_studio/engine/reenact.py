@@ -29,13 +29,21 @@ The settings are one :class:`ReenactSettings`:
 * ``smoothing``: None/0 = off, up to 1 = strong; a One-Euro filter per group (angles, scale + translation,
   expression latent, keypoint shifts), causal, so it works live.
 * ``paste_back``: each result's frame also carries the render pasted back into the source photo.
+* ``detail``: each frame is also rendered at the photo's resolution where the engine's output size asks for it
+  (sharp in a large photo; a file's reenactment); off, the model's crop only (a webcam's speed).
+
+:meth:`Reenactor.process` takes one frame; :meth:`Reenactor.process_stream` takes a whole stream and pipelines it:
+a second thread decodes and tracks frame n + 1 (MediaPipe, OpenCV and ffmpeg release the GIL) while this one
+reads and renders frame n with the model, so the tracker no longer waits for the renderer or the other way round.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -78,6 +86,7 @@ class ReenactSettings:
     pose_from: str = "tracker"  # POSE_SOURCES
     expression_from: str = "tracker"  # EXPRESSION_SOURCES
     follow_position: bool = True
+    detail: bool = True  # also render at the photo's resolution (Engine.render's detail); off for live speed
 
     def __post_init__(self) -> None:
         if self.pose_from not in POSE_SOURCES:
@@ -94,6 +103,7 @@ class ReenactSettings:
         object.__setattr__(self, "smoothing", float(smoothing))
         object.__setattr__(self, "paste_back", bool(self.paste_back))
         object.__setattr__(self, "follow_position", bool(self.follow_position))
+        object.__setattr__(self, "detail", bool(self.detail))
 
     def with_changes(self, **changes: Any) -> ReenactSettings:
         """These settings with the given ones changed (``ValueError`` for an unknown name or a bad value)."""
@@ -110,6 +120,14 @@ class ReenactResult:
     driving_expression: np.ndarray | None  # its expression z (Z,)
     face_found: bool
     motion: ModelMotion  # what the source was rendered with (model angles)
+
+
+class _Tracked(NamedTuple):
+    """A tracked driving frame: its face, the crop box (cx, cy, side) and the model's crop of it."""
+
+    face: Face
+    box: np.ndarray
+    crop: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -292,6 +310,11 @@ class Reenactor:
 
     # -- per frame --------------------------------------------------------------------------------------
     def _read(self, frame: np.ndarray, t: float | None = None) -> _Reading | None:
+        return self._read_tracked(self._track(frame, t))
+
+    def _track(self, frame: np.ndarray, t: float | None) -> _Tracked | None:
+        """The tracker's part of reading a frame (no model): its face and the model's crop of it. In frame order
+        (the crop smoother is causal), on the stream's tracking thread when pipelined."""
         faces = self.tracker.detect(frame)
         if not faces:
             return None
@@ -300,6 +323,13 @@ class Reenactor:
         if self._crop_smoother is not None and t is not None:
             box = self._crop_smoother(box, t)  # a steady crop keeps the model's reading steady
         crop, _ = crop_at(frame, box, self.engine.image_size)
+        return _Tracked(face, box, crop)
+
+    def _read_tracked(self, tracked: _Tracked | None) -> _Reading | None:
+        """The model's part of reading a frame: its motion (and anchor expression) from the tracked crop."""
+        if tracked is None:
+            return None
+        face, box, crop = tracked
         motion = self.engine.read_crop_motion(crop)
         if self.engine.anchor_expression is not None:  # the expression is the tracked mesh's, through the anchor VAE
             code = self.engine.expressions.of_face(face)
@@ -314,19 +344,54 @@ class Reenactor:
         ``timestamp`` (seconds) clocks the smoothing; by default frame n is at n / fps. With no face in the
         frame the last result is returned again (``face_found=False``).
         """
+        t = self._next_time(timestamp)
+        return self._render_reading(self._read(frame_rgb, t), t)
+
+    def process_stream(self, frames: Iterable[np.ndarray], timestamps: Iterable[float] | None = None
+                       ) -> Iterator[ReenactResult]:
+        """:meth:`process` for each frame of ``frames`` in order, pipelined: the next frame is taken from
+        ``frames`` (decoded) and tracked on a second thread while this one renders. ``timestamps``: one per
+        frame (seconds), else frame n is at n / fps. Stopping the iteration early is safe."""
+        times = iter(timestamps) if timestamps is not None else None
+
+        def track_next(source: Iterator[np.ndarray]) -> tuple[_Tracked | None, float] | None:
+            frame = next(source, None)
+            if frame is None:
+                return None
+            t = self._next_time(None if times is None else next(times))
+            return self._track(frame, t), t
+
+        source = iter(frames)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmfa-track") as pool:
+            pending: Future = pool.submit(track_next, source)
+            try:
+                while (item := pending.result()) is not None:
+                    pending = pool.submit(track_next, source)  # frame n + 1 while frame n renders
+                    tracked, t = item
+                    yield self._render_reading(self._read_tracked(tracked), t)
+            finally:
+                pending.cancel()
+                if not pending.cancelled():
+                    pending.exception()  # let a running track finish before the tracker may close
+
+    def _next_time(self, timestamp: float | None) -> float:
         t = self._frame_index / self.fps if timestamp is None else float(timestamp)
         self._frame_index += 1
-        reading = self._read(frame_rgb, t)
+        return t
+
+    def _render_reading(self, reading: _Reading | None, t: float) -> ReenactResult:
         if reading is None:
             if self._last is None:
-                rendered = self.engine.render(self.source, ModelMotion(), paste_back=self.paste_back)
+                rendered = self.engine.render(self.source, ModelMotion(), paste_back=self.paste_back,
+                                              detail=self.settings.detail)
                 self._last = ReenactResult(rendered, None, None, False, ModelMotion())
             return ReenactResult(self._last.frame, None, None, False, self._last.motion)
         if self._reference is None:
             self._reference = reading
         motion, shift = self._smooth(self.motion_for(reading), self.keypoint_shift_for(reading), t)
         # A ModelMotion: the driver's turns are model angles, as the model was trained to take them.
-        rendered = self.engine.render(self.source, motion, paste_back=self.paste_back, keypoint_shift=shift)
+        rendered = self.engine.render(self.source, motion, paste_back=self.paste_back, keypoint_shift=shift,
+                                      detail=self.settings.detail)
         driving_pose = reading.face.pose if self._tracker_moves(reading) else reading.motion.pose
         self._last = ReenactResult(rendered, driving_pose, reading.motion.expression, True, motion)
         return self._last

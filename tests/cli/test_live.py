@@ -47,6 +47,9 @@ class _InstantReenactor:
         crop = frame[:64, :64]
         return types.SimpleNamespace(face_found=True, frame=types.SimpleNamespace(crop=crop, full=frame))
 
+    def process_stream(self, frames):
+        return map(self.process, frames)
+
     def __enter__(self):
         return self
 

@@ -216,3 +216,30 @@ def test_settings_are_one_validated_frozen_object(engine, prepared, driving_fram
         with pytest.raises(ValueError, match="mode must be"):
             re.configure(mode="sideways")
         assert re.settings.mode == "absolute"  # a refused change keeps the settings
+
+
+def test_the_pipelined_stream_gives_what_frame_by_frame_gives(engine, prepared, driving_frames):
+    """process_stream tracks frame n + 1 on another thread while n renders: the same results, in order, and
+    stopping the stream early leaves nothing running."""
+    with Reenactor(engine, prepared, smoothing=0.5) as one_by_one:
+        expected = [one_by_one.process(f) for f in driving_frames]
+    with Reenactor(engine, prepared, smoothing=0.5) as streamed:
+        results = list(streamed.process_stream(iter(driving_frames)))
+        assert len(results) == len(driving_frames)
+        for a, b in zip(expected, results):
+            assert a.face_found == b.face_found and a.motion == b.motion
+            assert np.array_equal(a.frame.crop, b.frame.crop)
+        stream = streamed.process_stream(driving_frames)
+        next(stream)
+        stream.close()  # early stop: the tracking thread is joined
+        blank = np.zeros_like(driving_frames[0])
+        assert [r.face_found for r in streamed.process_stream([driving_frames[0], blank])] == [True, False]
+
+
+def test_a_failing_driver_surfaces_from_the_stream(engine, prepared, driving_frames):
+    def frames():
+        yield driving_frames[0]
+        raise OSError("the camera went away")
+
+    with Reenactor(engine, prepared) as re, pytest.raises(OSError, match="went away"):
+        list(re.process_stream(frames()))
