@@ -4,8 +4,9 @@
 
 Measures ``Reenactor.process`` (tracking + render, decoding excluded) on the same decoded frames three times:
 alone, beside a spawned process that spins on one core (pinned to the last core this process may use), and
-alone again. The ratio is the loaded fps over the mean of the two quiet ones (target ≥ 0.4: one competitor takes
-half of a 2-core machine, so a fair share keeps about half the speed). The thread plan in the JSON header is the
+alone again, each with a new Reenactor, whose thread tuner (``runtime.ThreadTuner``) times 2 and 1 torch threads
+and keeps the faster. The ratio is the loaded fps over the mean of the two quiet ones (target ≥ 0.4: one competitor
+takes half of a 2-core machine, so a fair share keeps about half the speed). The thread plan in the JSON header is the
 one measured; ``MMFA_STUDIO_THREADS=1 python -m benchmarks.busy`` measures another.
 """
 

@@ -13,6 +13,9 @@ cores this process may run on (``os.sched_getaffinity``, not the machine's count
 * MediaPipe: not controllable from its Python ``solutions`` API; its graphs run inside the tracker's calls,
   which alternate with the render rather than overlap it.
 
+Beside another busy process no fixed torch figure suits: :class:`ThreadTuner` picks it per frame stream, by
+measured time (reenactment uses it).
+
 ``MMFA_STUDIO_THREADS`` (or ``OMP_NUM_THREADS``) overrides the torch figure. :func:`configure_threads` is called
 once by each entry point (the CLI, the app) before the heavy libraries load, so environment variables reach them
 at start-up; libraries already loaded are set through their own calls.
@@ -26,6 +29,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +83,64 @@ def configure_threads(plan: ThreadPlan | None = None) -> ThreadPlan:
         cv2.setNumThreads(plan.opencv_threads)
     _applied = plan
     return plan
+
+
+class ThreadTuner:
+    """Chooses among a few thread counts online, by the measured time per frame: each candidate runs one window
+    of frames in turn, the fastest is kept, and every ``hold`` windows the others are timed again (the load
+    changes). ``apply`` sets a count; :meth:`record` takes each frame's seconds; :meth:`restore` sets the first
+    candidate back.
+
+    Why: on a 2-core machine beside one process spinning on a core, reenactment with torch's 2 OpenMP threads
+    fell from 8.9 to 3.0 fps (34 %; the thread on the shared core holds up every parallel region), while 1 thread
+    kept 5.7 fps; alone, 2 threads are 1.5× faster than 1. Neither fixed count suits both machines."""
+
+    def __init__(self, candidates: Sequence[int], apply: Callable[[int], None], window: int = 10, hold: int = 12):
+        self.candidates = tuple(dict.fromkeys(max(1, int(c)) for c in candidates))
+        self._apply, self.window, self.hold = apply, max(1, window), max(1, hold)
+        self.seconds_per_frame: dict[int, float] = {}  # each candidate's mean over its latest window
+        self._to_time = list(self.candidates[1:])
+        self.current = self.candidates[0]
+        self._frames, self._total, self._held = 0, 0.0, 0
+
+    @property
+    def active(self) -> bool:
+        return len(self.candidates) > 1
+
+    def record(self, seconds: float) -> None:
+        if not self.active:
+            return
+        self._frames += 1
+        self._total += seconds
+        if self._frames < self.window:
+            return
+        self.seconds_per_frame[self.current] = self._total / self._frames
+        self._frames, self._total = 0, 0.0
+        best = min(self.seconds_per_frame, key=self.seconds_per_frame.__getitem__)
+        if not self._to_time:
+            self._held += 1
+            if self._held >= self.hold:  # time the others again
+                self._held = 0
+                self._to_time = [c for c in self.candidates if c != best]
+        self._set(self._to_time.pop(0) if self._to_time else best)
+
+    def restore(self) -> None:
+        self._set(self.candidates[0])
+
+    def _set(self, count: int) -> None:
+        if count != self.current:
+            self.current = count
+            self._apply(count)
+
+
+def frame_thread_tuner() -> ThreadTuner:
+    """A :class:`ThreadTuner` of torch's intra-op threads for a stream of frames: its present count and half of
+    it; inactive (one candidate) where that is 1 thread or the user set the count (``MMFA_STUDIO_THREADS``)."""
+    import torch
+
+    now = torch.get_num_threads()
+    candidates = [now] if os.environ.get(THREADS_ENV) else [now, max(1, now // 2)]
+    return ThreadTuner(candidates, torch.set_num_threads)
 
 
 def ffmpeg_threads() -> int:

@@ -35,11 +35,14 @@ The settings are one :class:`ReenactSettings`:
 :meth:`Reenactor.process` takes one frame; :meth:`Reenactor.process_stream` takes a whole stream and pipelines it:
 a second thread decodes and tracks frame n + 1 (MediaPipe, OpenCV and ffmpeg release the GIL) while this one
 reads and renders frame n with the model, so the tracker no longer waits for the renderer or the other way round.
+Both time each frame and let :class:`~mmfa_studio.runtime.ThreadTuner` choose torch's thread count, which on a
+busy machine is fewer threads than cores.
 """
 
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, fields, replace
@@ -63,6 +66,7 @@ from mmfa_studio.face import (
 
 from ..model import landmark_motion
 from ..motion import PLACEMENT_FIELDS, POSE_FIELDS, SHIFT_FIELDS, TURN_FIELDS, ModelMotion
+from ..runtime import frame_thread_tuner
 from .core import Engine, FaceMotion, PreparedSource, RenderedFrame
 from .errors import NoFaceFoundError
 
@@ -239,6 +243,7 @@ class Reenactor:
         self._reference: _Reading | None = None
         self._frame_index = 0
         self._last: ReenactResult | None = None
+        self._threads = frame_thread_tuner()  # torch's thread count for this stream, by measured frame time
         self.settings = ReenactSettings()
         self.configure(settings, **changes)
 
@@ -273,6 +278,7 @@ class Reenactor:
         return self._tracker
 
     def close(self) -> None:
+        self._threads.restore()
         if self._tracker is not None and self._own_tracker:
             self._tracker.close()
             self._tracker = None
@@ -344,8 +350,11 @@ class Reenactor:
         ``timestamp`` (seconds) clocks the smoothing; by default frame n is at n / fps. With no face in the
         frame the last result is returned again (``face_found=False``).
         """
+        start = time.perf_counter()
         t = self._next_time(timestamp)
-        return self._render_reading(self._read(frame_rgb, t), t)
+        result = self._render_reading(self._read(frame_rgb, t), t)
+        self._threads.record(time.perf_counter() - start)
+        return result
 
     def process_stream(self, frames: Iterable[np.ndarray], timestamps: Iterable[float] | None = None
                        ) -> Iterator[ReenactResult]:
@@ -365,10 +374,15 @@ class Reenactor:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmfa-track") as pool:
             pending: Future = pool.submit(track_next, source)
             try:
-                while (item := pending.result()) is not None:
+                while True:
+                    start = time.perf_counter()  # the frame's time in here: waiting for its tracking, rendering
+                    if (item := pending.result()) is None:
+                        break
                     pending = pool.submit(track_next, source)  # frame n + 1 while frame n renders
                     tracked, t = item
-                    yield self._render_reading(self._read_tracked(tracked), t)
+                    result = self._render_reading(self._read_tracked(tracked), t)
+                    self._threads.record(time.perf_counter() - start)
+                    yield result
             finally:
                 pending.cancel()
                 if not pending.cancelled():
