@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -39,3 +41,13 @@ def resolve_device(name: str = "auto", local_rank: int = 0, auto_mps: bool = Tru
 
 
 __all__ = ["DEVICES", "DeviceError", "resolve_device"]
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True where the CPU computes bf16 natively (AVX512-BF16 or AMX). Elsewhere bf16 is emulated and slow: the
+    shift-tolerant VGG's forward and backward at 128 px took 92 s under bf16 autocast against 2.9 s in fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags

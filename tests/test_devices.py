@@ -25,3 +25,16 @@ def test_cuda_names_take_the_local_rank_and_are_checked_against_the_gpus(monkeyp
         resolve_device("cuda:2")
     with pytest.raises(DeviceError, match="unknown device 'cuda:x'"):
         resolve_device("cuda:x")
+
+
+def test_amp_auto_uses_bf16_on_a_cpu_only_where_it_is_native(monkeypatch):
+    """Emulated bf16 made the CPU training step 30× slower (the perceptual VGG: 92 s against 2.9 s in fp32)."""
+    import torch
+
+    from mmfa_studio.train import runtime
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: False)
+    assert runtime.resolve_amp("auto", cpu) is None and runtime.resolve_amp("bf16", cpu) is torch.bfloat16
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: True)
+    assert runtime.resolve_amp("auto", cpu) is torch.bfloat16

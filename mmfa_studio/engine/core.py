@@ -47,7 +47,7 @@ from mmfa_studio.face import (
 )
 from mmfa_studio.model import MMFA, ModelConfig, SourceEncoding, TargetMotion
 
-from ..devices import DEVICES, DeviceError
+from ..devices import DEVICES, DeviceError, cpu_has_fast_bf16
 from ..devices import resolve_device as find_device
 from ..motion import SHIFT_FIELDS, TURN_FIELDS, ModelMotion, Motion
 from .anchors import SourceAnchors, render_anchors, source_anchors
@@ -188,15 +188,6 @@ def resolve_device(device: str = "auto") -> torch.device:
         return find_device(device)
     except DeviceError as exc:
         raise ModelLoadError(str(exc)) from None
-
-
-def cpu_has_fast_bf16() -> bool:
-    """True where the CPU computes bf16 natively (AVX512-BF16 or AMX), so bf16 autocast pays off."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

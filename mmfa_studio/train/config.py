@@ -69,7 +69,7 @@ class TrainConfig:
     schedule: Literal["constant", "cosine"] = "constant"  # after warm-up
     image_size: int | None = None  # train at this size instead of model.image_size (feature_size scaled alike)
     progressive: list[tuple[int, int]] = field(default_factory=list)  # [[step, size], …]: switch size at step
-    amp: AmpMode = "auto"  # auto: bf16 where supported (CPU and CUDA), else fp16 on CUDA, else off
+    amp: AmpMode = "auto"  # auto: bf16 where native (CUDA; CPUs with AVX512-BF16 or AMX), else fp16 on CUDA, else off
     channels_last: bool = True  # perceptual network and discriminator (plain convolutions: faster)
     channels_last_generator: bool = False  # the MMFA networks (GroupNorm's backward is slower channels-last on CPU)
     ema_decay: float = 0.999

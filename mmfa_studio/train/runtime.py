@@ -20,6 +20,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from ..devices import cpu_has_fast_bf16
 from ..devices import resolve_device as find_device
 
 
@@ -77,7 +78,7 @@ def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
     # auto
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16
+    return torch.bfloat16 if device.type != "cpu" or cpu_has_fast_bf16() else None  # emulated bf16 is 30× slower
 
 
 @dataclass
