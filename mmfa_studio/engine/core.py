@@ -450,7 +450,8 @@ class Engine:
             graphed = self._render_graphed(source, model_motions[0], shift)
             if graphed is not None:
                 crop, kp, parts = graphed
-                detail = None if parts is None else render_detail(source.detail, parts)
+                # the graph keeps the parts it was captured with: use them only where this source has a detail
+                detail = None if parts is None or source.detail is None else render_detail(source.detail, parts)
                 return [self._frame(source, crop, kp, detail, paste_back)]
         for start in range(0, len(motions), batch_size):
             chunk = model_motions[start:start + batch_size]
@@ -500,7 +501,8 @@ class Engine:
         with self._lock:
             key = id(source.encoding)
             graph = self._graphs.get(key)
-            if graph is None or graph.encoding is not source.encoding:
+            if (graph is None or graph.encoding is not source.encoding
+                    or graph.with_detail != (source.detail is not None)):  # detail on or off: capture again
                 try:
                     graph = _CudaGraphRender(self, source)
                 except Exception:  # noqa: BLE001 - capture is an optimisation: render eagerly instead
@@ -583,6 +585,7 @@ class _CudaGraphRender:
         dev = engine._device
         step = _GraphStep(engine, source, dev)
         self.encoding, self.layout, self.static = step.encoding, step.layout, step.row
+        self.with_detail = step.with_detail
         self.host = torch.zeros_like(self.static, device="cpu").pin_memory()
         with torch.inference_mode():
             stream = torch.cuda.Stream(device=dev)
