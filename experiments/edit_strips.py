@@ -31,7 +31,7 @@ def tile(image: np.ndarray, text: str, size: int = 192) -> np.ndarray:
 
 
 def rows_for(checkpoint: str, sources: list[np.ndarray]) -> list[np.ndarray]:
-    engine = Engine.load(checkpoint, device="cpu", precision="fp32")
+    engine = Engine.load(checkpoint, device="cpu", precision="fp32", output_size=None)  # the model's crops only
     name = Path(checkpoint).stem
     rows = []
     try:
@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=4)
     parser.add_argument("--out", type=Path, default=Path("/tmp/edit_strips.png"))
     args = parser.parse_args()
-    finder = Engine.load(args.checkpoint[0], device="cpu", precision="fp32")
+    finder = Engine.load(args.checkpoint[0], device="cpu", precision="fp32", output_size=None)  # the model's crops only
     sources = []
     for path in list_videos(args.data)[: args.clips]:
         crops = crop_clip(finder, read_spread_frames(path, 1))

@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/following"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    engine = Engine.load(args.checkpoint, device="cpu", precision="fp32")
+    engine = Engine.load(args.checkpoint, device="cpu", precision="fp32", output_size=None)  # the model's crops only
     clips = []
     for path in list_videos(args.data):
         crops = crop_clip(engine, read_spread_frames(path, args.frames))

@@ -25,7 +25,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--frames", type=int, default=16)
     args = parser.parse_args()
-    engine = Engine.load(args.checkpoint, precision="fp32")
+    engine = Engine.load(args.checkpoint, precision="fp32", output_size=None)  # the model's crops only
     errors: dict[str, list[np.ndarray]] = {"tracker": [], "model": []}
     still: list[np.ndarray] = []
 

@@ -42,7 +42,7 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=6)
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    engine = Engine.load(args.checkpoint, precision="fp32")
+    engine = Engine.load(args.checkpoint, precision="fp32", output_size=None)  # the model's crops only
     source = engine.prepare_source(SAMPLE_PORTRAIT)
 
     edits = [("source", None), ("yaw -12", Motion(yaw=-12)), ("yaw +15", Motion(yaw=15)),
