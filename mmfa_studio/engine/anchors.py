@@ -3,7 +3,8 @@ render must put the anchors.
 
 With a checkpoint that has the anchor expression VAE (``model.anchor_latent_dim > 0``, ``mmfa-studio
 fit-expression``), the expression latent users edit is that VAE's: δ = decode(z) moves the source's anchors in
-the canonical frame, by decode(z) − decode(z_src), so a zero edit leaves them exactly where they are; the anchors
+the canonical frame, by decode(z) − decode(z_src) less any whole-face motion that change carries (so an
+expression edit does not turn the head, and a zero edit leaves the anchors exactly where they are); the anchors
 are then posed with the target's rotation, scale and translation like the keypoints (``model/anchors.py``) and
 carried by the dense motion's spline. A driver's tracked non-rigid movement can be added in the image plane.
 """
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 
 from ..face import Face
-from ..face.anchors import FaceAnchors, canonical_anchors, face_anchors
+from ..face.anchors import FaceAnchors, canonical_anchors, face_anchors, without_head_motion
 from ..model import TargetMotion
 from ..model.anchor_expression import AnchorExpressionVAE
 from ..model.anchors import pose_anchors
@@ -72,6 +73,7 @@ def render_anchors(vae: AnchorExpressionVAE, anchors: SourceAnchors, own_motion,
         with torch.inference_mode():
             z = as_tensor(np.stack([latents[i] for i in wanted]))
             change = vae.decode(z) - vae.decode(as_tensor(anchors.code)[None])  # canonical units
+        change = as_tensor(without_head_motion(anchors.face.layout, change.cpu().numpy()))
         points[wanted] += change @ as_tensor(anchors.face.to_points)
     shift = None
     if shifts is not None and any(s is not None for s in shifts):

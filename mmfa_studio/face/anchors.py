@@ -62,6 +62,21 @@ def _similarity(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarr
     return scale, rotation, mu_t - scale * rotation @ mu_s
 
 
+def without_head_motion(layout: np.ndarray, change: np.ndarray) -> np.ndarray:
+    """An expression's change of canonical anchors (…×N×3, added to ``layout`` N×3) less the similarity motion it
+    gives the steady anchors (:func:`steady_anchor_rows`): a decoded latent may carry a little turn, zoom or shift
+    of the whole face, which the tracker would read as head motion; what is left moves only the expression."""
+    layout = np.asarray(layout, dtype=np.float64)
+    change = np.asarray(change, dtype=np.float64)
+    rows = steady_anchor_rows()
+    out = np.empty_like(change)
+    for index in np.ndindex(change.shape[:-2]):
+        edited = layout + change[index]
+        s, rotation, t = _similarity(edited[rows], layout[rows])
+        out[index] = s * edited @ rotation.T + t - layout
+    return out
+
+
 @dataclass(frozen=True)
 class FaceAnchors:
     """A tracked face's anchors, where they lie and how its canonical frame maps onto them.

@@ -15,7 +15,7 @@ no weight, so a model trained without them renders with them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
@@ -41,6 +41,16 @@ class DenseMotion:
     flow: Tensor  # B×S×S×2 (hybrid) or B×D×S×S×3 (volumetric): source sampling coordinates, grid_sample order
     occlusion: Tensor  # B×1×S×S in [0, 1]: 1 = visible in the source
     masks: Tensor  # B×P×S×S (or ×D×S×S): soft assignment to background (0), keypoints and the spline (last)
+    # model.anchor_flow: the spline through the anchors (B×S×S×2) and how much it rules the flow (B×S×S×1), so
+    # that the render can keep it exact after smoothing the rest; None otherwise.
+    anchor_spline: Tensor | None = None
+    anchor_weight: Tensor | None = None
+
+    def with_anchor_spline(self, flow: Tensor) -> Tensor:
+        """``flow`` (B×S×S×2) with the anchors' spline put back where it rules (unchanged without one)."""
+        if self.anchor_spline is None:
+            return flow
+        return flow + self.anchor_weight * (self.anchor_spline.to(flow.dtype) - flow)
 
 
 ANCHOR_REACH = 0.08  # σ of an anchor's neighbourhood for model.anchor_flow (normalised units: 4 % of the crop)
@@ -178,13 +188,15 @@ class DenseMotion2D(nn.Module):
         h = self.hourglass(torch.cat([heat, deformed], dim=1))
         masks = self.mask(h).float().softmax(dim=1)
         flow = (masks.unsqueeze(-1) * motions).sum(dim=1)  # B×S×S×2
-        if anchors is not None and self.cfg.anchor_flow > 0:
-            # Near the anchors (in the driving frame, where the backward flow is sampled) the spline through them
-            # is the flow: the learned mix gave lips and lids only part of their motion.
-            near = gaussian_heatmaps(anchors.driving.to(grid.dtype).expand(b, -1, -1), grid, ANCHOR_REACH ** 2)
-            weight = self.cfg.anchor_flow * near.amax(dim=1).unsqueeze(-1)  # B×S×S×1
-            flow = flow + weight * (motions[:, -1].float() - flow)
-        return DenseMotion(flow=flow, occlusion=torch.sigmoid(self.occlusion(h).float()), masks=masks)
+        occlusion = torch.sigmoid(self.occlusion(h).float())
+        if anchors is None or self.cfg.anchor_flow <= 0:
+            return DenseMotion(flow=flow, occlusion=occlusion, masks=masks)
+        # Near the anchors (in the driving frame, where the backward flow is sampled) the spline through them is
+        # the flow: the learned mix gave lips and lids only part of their motion.
+        near = gaussian_heatmaps(anchors.driving.to(grid.dtype).expand(b, -1, -1), grid, ANCHOR_REACH ** 2)
+        motion = DenseMotion(flow=flow, occlusion=occlusion, masks=masks, anchor_spline=motions[:, -1].float(),
+                             anchor_weight=self.cfg.anchor_flow * near.amax(dim=1).unsqueeze(-1))  # B×S×S×1
+        return replace(motion, flow=motion.with_anchor_spline(flow))
 
 
 class DenseMotion3D(nn.Module):

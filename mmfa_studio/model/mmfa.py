@@ -151,9 +151,13 @@ class MMFA(nn.Module):
             grid = make_coordinate_grid(motion.flow.shape[1:3], motion.flow)
         if self.cfg.head_region_spread > 0:  # move only the head: the body and background stay still
             region = head_region(src.keypoints, kp_d, grid, self.cfg.head_region_spread)  # B×S×S
-            motion = replace(motion, flow=confine_flow(motion.flow, region, grid))
+            spline = None if motion.anchor_spline is None else confine_flow(motion.anchor_spline, region, grid)
+            motion = replace(motion, flow=confine_flow(motion.flow, region, grid), anchor_spline=spline)
         if self.cfg.flow_smoothing > 0:  # no folds where the proposals' masks switch
-            motion = replace(motion, flow=smooth_flow(motion.flow, grid, self.cfg.flow_smoothing))
+            # ... but the anchors' spline, smooth already, stays exact: blurred, it lost a third of the lips' and
+            # lids' motion
+            smoothed = smooth_flow(motion.flow, grid, self.cfg.flow_smoothing)
+            motion = replace(motion, flow=motion.with_anchor_spline(smoothed))
         features, image_flow = self.warp_features(src, motion)
         output = self.generator(features, src.image, image_flow, all_scales=all_scales)
         if region is not None:

@@ -10,6 +10,8 @@ from mmfa_studio.face.anchors import (
     canonical_anchors,
     face_anchors,
     mean_face_anchors,
+    steady_anchor_rows,
+    without_head_motion,
 )
 from mmfa_studio.face.pose import canonical_face, rotation_from_euler
 from mmfa_studio.face.types import Face
@@ -56,3 +58,19 @@ def test_measures_agree_in_numpy_and_torch_and_see_an_open_mouth():
     opened = layout.copy()
     opened[lower_lip, 1] += 0.3
     assert anchor_measures(opened)["mouth_open"] > numpy_values["mouth_open"] + 0.4
+
+
+def test_without_head_motion_keeps_the_expression_and_drops_a_turn_of_the_whole_face():
+    layout = mean_face_anchors()
+    assert np.allclose(without_head_motion(layout, np.zeros((2,) + layout.shape)), 0.0)
+    # a small turn, zoom and shift of the whole face is head motion: nothing is left of it
+    turned = 1.03 * layout @ rotation_from_euler(3.0, -2.0, 1.5).T + np.array([0.02, -0.01, 0.03])
+    assert np.abs(without_head_motion(layout, turned - layout)).max() < 1e-9
+    # the lower lip dropping moves no steady anchor, so it stays as it was, alone or on top of a turn
+    lip = np.zeros_like(layout)
+    lip[np.searchsorted(anchor_indices(), 14), 1] = 0.2
+    assert not np.isin(np.searchsorted(anchor_indices(), 14), steady_anchor_rows())
+    turned_lip = 1.03 * lip @ rotation_from_euler(3.0, -2.0, 1.5).T
+    kept = without_head_motion(layout, np.stack([lip, turned - layout + turned_lip]))
+    assert np.allclose(kept[0], lip, atol=1e-9)
+    assert np.allclose(kept[1], lip, atol=1e-6)
