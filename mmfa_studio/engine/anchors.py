@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..face import Face
-from ..face.anchors import FaceAnchors, canonical_anchors, face_anchors, without_head_motion
+from ..face.anchors import FaceAnchors, canonical_anchors, closing_pairs, face_anchors, without_head_motion
 from ..model import TargetMotion
 from ..model.anchor_expression import AnchorExpressionVAE
 from ..model.anchors import pose_anchors
@@ -85,8 +85,34 @@ def render_anchors(vae: AnchorExpressionVAE, anchors: SourceAnchors, own_motion,
                          own_motion.scale, target.yaw, target.pitch, target.roll, target.translation, target.scale,
                          shift)
     # The source side is where the anchors lie in the source image: the unedited points.
-    return AnchorPoints(source=as_tensor(anchors.face.points[:, :2])[None].expand(batch, -1, -1),
-                        driving=posed.driving)
+    source = as_tensor(anchors.face.points[:, :2])[None].expand(batch, -1, -1)
+    return AnchorPoints(source=source, driving=keep_lids_apart(source, posed.driving))
 
 
-__all__ = ["SourceAnchors", "encode_layout", "face_code", "render_anchors", "source_anchors"]
+def keep_lids_apart(source: torch.Tensor, driving: torch.Tensor) -> torch.Tensor:
+    """``driving`` anchors (B×N×2) with no lid or inner lip taken past its partner (:func:`closing_pairs`):
+    each facing pair keeps at least the pair's least gap across its corners' line, or the source's own gap
+    where that is smaller (a closed mouth stays closed). A narrow eye under a blink made for the average one,
+    or a wide-eyed driver's blink, would otherwise cross the lids and fold the warp."""
+    def across(points, corners):  # B×2: unit normal of the corners' line, and the corner distance
+        axis = points[:, corners[1]] - points[:, corners[0]]
+        width = axis.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+        return torch.stack([-axis[:, 1], axis[:, 0]], dim=-1) / width, width
+
+    driving = driving.clone()
+    for pair in closing_pairs():
+        normal_source, _ = across(source, pair.corners)
+        normal, width = across(driving, pair.corners)
+        gap_source = ((source[:, pair.lower] - source[:, pair.upper]) * normal_source[:, None]).sum(-1)  # B×K
+        # the normal pointing from the upper to the lower side, in both frames (an in-plane turn keeps the side)
+        side = torch.where(gap_source.sum(-1, keepdim=True) < 0, -1.0, 1.0)
+        normal, gap_source = normal * side, gap_source * side
+        gap = ((driving[:, pair.lower] - driving[:, pair.upper]) * normal[:, None]).sum(-1)
+        least = torch.minimum(pair.least_gap * width, gap_source.clamp_min(0))
+        lift = ((least - gap).clamp_min(0) / 2)[..., None] * normal[:, None]  # B×K×2, half to each side
+        driving[:, pair.upper] -= lift
+        driving[:, pair.lower] += lift
+    return driving
+
+
+__all__ = ["SourceAnchors", "encode_layout", "face_code", "keep_lids_apart", "render_anchors", "source_anchors"]

@@ -133,6 +133,28 @@ _EYES = {"left": (362, 263, 386, 374), "right": (33, 133, 159, 145)}  # the pers
 _BROWS = {"left": (296, 334, 293), "right": (66, 105, 63)}  # upper brow points above each eye
 
 
+# Lids and inner lips as facing pairs (upper, lower, left to right) between two corners, with the smallest gap a
+# render may close them to (a fraction of the corner distance): an edit or a driver's movement that takes a lid
+# past the other folds the spline through them, and the render shows the eye mirrored inside out.
+@dataclass(frozen=True)
+class ClosingPairs:
+    upper: np.ndarray  # K rows into anchor_indices()
+    lower: np.ndarray  # K rows
+    corners: np.ndarray  # 2 rows
+    least_gap: float
+
+
+@functools.lru_cache(maxsize=1)
+def closing_pairs() -> tuple[ClosingPairs, ...]:
+    """The eyes' lids and the inner lips as :class:`ClosingPairs` (rows of the anchors)."""
+    groups = (((246, 161, 160, 159, 158, 157, 173), (7, 163, 144, 145, 153, 154, 155), (33, 133), 0.03),
+              ((466, 388, 387, 386, 385, 384, 398), (249, 390, 373, 374, 380, 381, 382), (263, 362), 0.03),
+              ((191, 80, 81, 82, 13, 312, 311, 310, 415), (95, 88, 178, 87, 14, 317, 402, 318, 324), (78, 308),
+               0.01))
+    return tuple(ClosingPairs(_rows(upper), _rows(lower), _rows(corners), gap)
+                 for upper, lower, corners, gap in groups)
+
+
 def _rows(indices: tuple[int, ...]) -> np.ndarray:
     return np.searchsorted(anchor_indices(), np.asarray(indices))
 

@@ -192,9 +192,11 @@ def test_named_controls_edit_the_source_expression(window, qtbot, tmp_path, tiny
     config = replace(tiny_config, anchor_latent_dim=4, anchor_hidden=16)
     save_model(path, MMFA(config), {CONTROLS_KEY: controls.to_json()})
     window.load_model(str(path))
-    qtbot.waitUntil(lambda: window.engine_info.controls != () and window.source_info is not None, timeout=60_000)
-    wait_idle(qtbot, window)
     editor, state = window.editor, window.state
+    # (under load the old source's info can arrive first: wait for the new model's sliders themselves)
+    qtbot.waitUntil(lambda: set(editor.control_sliders) == {"mouth_open", "brows"} and window.source_info is not None
+                    and not editor.controls_box.isHidden(), timeout=60_000)
+    wait_idle(qtbot, window)
     assert not editor.controls_box.isHidden() and set(editor.control_sliders) == {"mouth_open", "brows"}
     assert editor._latent_scroll.isHidden()  # the raw latents fold away behind the named controls
     own = np.asarray(state.source_expression)

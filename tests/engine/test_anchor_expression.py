@@ -65,3 +65,30 @@ def test_reenactment_reads_the_drivers_expression_through_the_anchor_vae(anchor_
     # … and the same frame as its own reference changes (almost) nothing: z = z_src + (z_drv − z_ref) ≈ z_src
     # (the video tracker refines its mesh between the two frames).
     assert np.allclose(results[-1].motion.expression, source.expression, atol=0.05)
+
+
+def test_lids_and_lips_are_never_taken_past_each_other():
+    """A blink made for the average eye crossed a narrow eye's lids and the render showed it inside out: the
+    driving anchors keep each facing pair apart, but never open what the source holds closed."""
+    import torch
+
+    from mmfa_studio.engine.anchors import keep_lids_apart
+    from mmfa_studio.face.anchors import closing_pairs, mean_face_anchors
+
+    source = torch.as_tensor(mean_face_anchors()[:, :2], dtype=torch.float32)[None] * 0.4
+    eye, _, lips = closing_pairs()
+    crossed = source.clone()
+    crossed[:, eye.upper, 1] = source[:, eye.lower, 1] + 0.01  # the upper lid pushed below the lower one
+    kept = keep_lids_apart(source, crossed)
+    axis = source[0, eye.corners[1]] - source[0, eye.corners[0]]
+    width = axis.norm()
+    normal = torch.stack([-axis[1], axis[0]]) / width * torch.sign(axis[0])  # pointing down the face
+    gap = (kept[0, eye.lower] - kept[0, eye.upper]) @ normal  # across the corners' line
+    assert gap.min() >= eye.least_gap * width - 1e-5 and gap.max() < eye.least_gap * width + 1e-5
+    untouched = [i for i in range(source.shape[1]) if i not in set(eye.upper) | set(eye.lower)]
+    assert torch.equal(kept[:, untouched], crossed[:, untouched])
+    # an open pair is left alone, and a mouth the source holds shut is not pried open
+    assert torch.equal(keep_lids_apart(source, source), source)
+    shut = source.clone()
+    shut[:, lips.lower] = shut[:, lips.upper]
+    assert torch.allclose(keep_lids_apart(shut, shut), shut)
