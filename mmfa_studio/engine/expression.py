@@ -28,7 +28,7 @@ from mmfa_studio.face import Face
 from mmfa_studio.model import MMFA
 
 from ..motion import CONTROLS_KEY, INTERPOLATION_MODES, ExpressionControls, interpolate_latents
-from .anchors import face_code
+from .anchors import face_code, follow_change
 from .errors import NoFaceFoundError
 
 # The engine's photo path, so that a photo is read one way: image → (H×W×3 uint8 RGB, the chosen face, a name
@@ -93,6 +93,19 @@ class ExpressionSpace:
         with self._lock:
             code = face_code(self._anchor_vae, face)
         return None if code is None else code.astype(np.float32)
+
+    def relative(self, source_code: np.ndarray, reference: Face, driving: Face) -> np.ndarray | None:
+        """Reenactment's latent (Z,): the source's code ``source_code`` moved by the driving face's expression
+        change since its reference face, so that the source's anchors move as the driver's did
+        (:func:`.anchors.follow_change`). None without the anchor expression or a 3D mesh on both faces."""
+        if self._anchor_vae is None:
+            return None
+        with self._lock:
+            codes = [face_code(self._anchor_vae, f) for f in (reference, driving)]
+            if codes[0] is None or codes[1] is None:
+                return None
+            start = np.asarray(source_code, dtype=np.float32) + codes[1] - codes[0]
+            return follow_change(self._anchor_vae, source_code, reference, driving, start).astype(np.float32)
 
     def with_controls(self, z: np.ndarray, values: dict[str, float]) -> np.ndarray:
         """The latent (Z,) that adds named expression controls (name → value, e.g. ``{"mouth_open": 0.8}``) to

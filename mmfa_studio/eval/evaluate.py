@@ -299,7 +299,7 @@ class Evaluator:
         """The prepared ``source`` driven by each of ``crops`` (tracked as ``faces``), as reenactment drives it."""
         if not crops:
             return []
-        motions = [self._driving_motion(crop, source_face, face) for crop, face in zip(crops, faces)]
+        motions = [self._driving_motion(crop, source, source_face, face) for crop, face in zip(crops, faces)]
         shifts = None
         if self.settings.motion == "tracker":
             if untracked := sum(m.relative is False for m in motions):
@@ -365,16 +365,19 @@ class Evaluator:
         return LargeTurns(len(turned), {k: _mean([r[k] for r in model_rows]) for k in RECON_KEYS},
                           {k: _mean([r[k] for r in base_rows]) for k in RECON_KEYS})
 
-    def _driving_motion(self, crop: np.ndarray, source_face: Face | None, face: Face | None) -> ModelMotion:
-        """The motion that renders the source as ``crop`` (both cropped at the source's box)."""
+    def _driving_motion(self, crop: np.ndarray, source, source_face: Face | None, face: Face | None
+                        ) -> ModelMotion:
+        """The motion that renders the prepared ``source`` as ``crop`` (both cropped at the source's box)."""
         read = self.engine.read_crop_motion(crop)
         if self.engine.anchor_expression is not None and face is not None:  # the mesh's code, as reenactment reads it
             code = self.engine.expressions.of_face(face)
             read = replace(read, expression=code if code is not None else read.expression)
         if self.settings.motion == "tracker" and source_face is not None and face is not None:
             change = tracked_change(source_face, face, self.engine.image_size)
-            if change is not None:  # the expression z = z_src + (z_drv − z_src), as reenactment's
-                return replace(change, expression=read.expression)
+            if change is not None:  # the expression relative to the source, as reenactment's
+                followed = (self.engine.expressions.relative(source.motion.expression, source_face, face)
+                            if source.motion.expression is not None else None)
+                return replace(change, expression=read.expression if followed is None else followed)
         return ModelMotion.clamped(**read.pose_values(), expression=read.expression, relative=False)
 
     def _controls(self, source, source_crop: np.ndarray, notes: list[str]) -> dict[str, float | None]:

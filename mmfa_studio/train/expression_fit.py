@@ -51,14 +51,19 @@ def teacher_frames(root: str) -> TeacherFrames:
 
 
 def fit_vae(frames: TeacherFrames, latent_dim: int = 16, hidden: int = 256, steps: int = 4000, batch: int = 256,
-            lr: float = 1e-3, kl_weight: float = 1e-3, free_nats: float = 0.1, seed: int = 0,
-            log=None) -> AnchorExpressionVAE:
-    """The VAE fitted to ``frames``: offsets reconstructed (in units of their RMS) + KL with free bits."""
+            lr: float = 1e-3, kl_weight: float = 1e-3, free_nats: float = 0.1, mix_identities: float = 0.0,
+            seed: int = 0, log=None) -> AnchorExpressionVAE:
+    """The VAE fitted to ``frames``: offsets reconstructed (in units of their RMS) + KL with free bits.
+
+    ``mix_identities``: the share of each batch whose expression offsets are put on another clip's mean layout
+    (another person's face making the same expression); about a hundred people otherwise teach the encoder who
+    they are, and on a new face it reads part of the expression as identity."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     vae = AnchorExpressionVAE(frames.layouts.shape[1], latent_dim, hidden)
     layouts = torch.as_tensor(frames.layouts, dtype=torch.float32)
     offsets = torch.as_tensor(frames.offsets, dtype=torch.float32)
+    clip_means = layouts - offsets  # each frame's clip mean layout: its person's face at rest
     vae.neutral.copy_(layouts.mean(dim=0))
     vae.scale.copy_(offsets.pow(2).mean().sqrt())
     optimiser = torch.optim.Adam(vae.parameters(), lr=lr)
@@ -66,7 +71,11 @@ def fit_vae(frames: TeacherFrames, latent_dim: int = 16, hidden: int = 256, step
     vae.train()
     for step in range(steps):
         pick = torch.as_tensor(rng.integers(len(layouts), size=batch))
-        code = vae(layouts[pick])
+        faces = layouts[pick]
+        mixed = torch.as_tensor(rng.random(batch) < mix_identities)
+        other = torch.as_tensor(rng.integers(len(layouts), size=batch))
+        faces = torch.where(mixed[:, None, None], clip_means[other] + offsets[pick], faces)
+        code = vae(faces)
         reconstruction = ((code.delta - offsets[pick]) / vae.scale).pow(2).mean()
         kl = (kl_per_dimension(code.mu, code.logvar).mean(0) - free_nats).clamp_min(0).sum()
         loss = reconstruction + kl_weight * kl

@@ -99,14 +99,15 @@ def test_driving_motion_is_read_as_reenactment_reads_it(tiny_checkpoint, sample_
     try:
         face = engine.detect_faces(sample_portrait)[0]
         moved = replace(face, landmarks=face.landmarks[:, :2] + [6.0, -3.0])
-        crop = engine.prepare_source(sample_portrait).crop
+        source = engine.prepare_source(sample_portrait)
+        crop = source.crop
         read = engine.read_crop_motion(crop)
         tracker = Evaluator(engine, EvalSettings(motion="tracker"))
-        m = tracker._driving_motion(crop, face, moved)
+        m = tracker._driving_motion(crop, source, face, moved)
         assert m == replace(tracked_change(face, moved, engine.image_size), expression=tuple(read.expression))
         assert m.relative and (m.tx, m.ty) == pytest.approx((12.0 / 64, -6.0 / 64))
-        for motion in (tracker._driving_motion(crop, face, None),
-                       Evaluator(engine, EvalSettings(motion="model"))._driving_motion(crop, face, moved)):
+        for motion in (tracker._driving_motion(crop, source, face, None),
+                       Evaluator(engine, EvalSettings(motion="model"))._driving_motion(crop, source, face, moved)):
             assert not motion.relative and motion.yaw == pytest.approx(read.yaw, abs=1e-3)
     finally:
         engine.close()
