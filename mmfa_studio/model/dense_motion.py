@@ -100,8 +100,13 @@ def thin_plate_spline(control: Tensor, target: Tensor, grid: Tensor, regularisat
         # coplanar (3D); it changes a well-posed fit by ~1e-6.
         system[:, k:, k:] = -1e-6 * torch.eye(n + 1, device=c.device)
         rhs = torch.cat([v, torch.zeros(b, n + 1, n, device=c.device)], dim=1)
-        # solve_ex: no host sync for error checking (see MMFA.estimate_motion).
-        weights = torch.linalg.solve_ex(system, rhs).result  # B×(K+n+1)×n
+        # solve_ex: no host sync for error checking (see MMFA.estimate_motion). On the CPU one system at a time:
+        # torch 2.13's batched LU there returned garbage pivots inside a long-running process (the engine
+        # benchmark's export batch failed in lu_solve), while each system alone solved.
+        if c.device.type == "cpu" and b > 1:
+            weights = torch.cat([torch.linalg.solve_ex(system[i:i + 1], rhs[i:i + 1]).result for i in range(b)])
+        else:
+            weights = torch.linalg.solve_ex(system, rhs).result  # B×(K+n+1)×n
         points = g.reshape(1, -1, n)
         radial = kernel((points.unsqueeze(2) - c.unsqueeze(1)).pow(2).sum(-1))  # B×P×K
         affine_p = torch.cat([torch.ones_like(points[..., :1]), points], dim=-1).expand(b, -1, -1)
