@@ -40,39 +40,42 @@ def encode_layout(vae: AnchorExpressionVAE, layout: np.ndarray) -> np.ndarray:
     return mu[0].cpu().numpy()
 
 
-def face_code(vae: AnchorExpressionVAE, face: Face) -> np.ndarray | None:
-    """The anchor latent of a tracked face (any image frame: the layout is pose- and size-free); None without a
+def face_layout(face: Face) -> np.ndarray | None:
+    """A tracked face's canonical anchor layout (N×3; any image frame: it is pose- and size-free); None without a
     3D mesh."""
     if face.landmarks_3d is None or len(face.landmarks_3d) < 468:
         return None
-    return encode_layout(vae, canonical_anchors(face.landmarks_3d))
+    return canonical_anchors(face.landmarks_3d)
 
 
-def follow_change(vae: AnchorExpressionVAE, source_code: np.ndarray, reference: Face, driving: Face,
-                  start: np.ndarray, steps: int = 3, stay: float = 1e-4) -> np.ndarray | None:
-    """The latent (Z,) whose decoded change from ``source_code`` is the driver's anchor change since its
-    reference (canonical units, so pose- and size-free); None when either face lacks a 3D mesh.
+def face_code(vae: AnchorExpressionVAE, face: Face) -> np.ndarray | None:
+    """The anchor latent of a tracked face; None without a 3D mesh."""
+    layout = face_layout(face)
+    return None if layout is None else encode_layout(vae, layout)
+
+
+def follow_change(vae: AnchorExpressionVAE, source_code: np.ndarray, change: np.ndarray, start: np.ndarray,
+                  steps: int = 3, stay: float = 1e-4) -> np.ndarray:
+    """The latent (Z,) whose decoded change from ``source_code`` is ``change`` (N×3, canonical units: the
+    driver's anchor change since its reference, so pose- and size-free).
 
     ``start``, the encoder's relative code z_src + (z_drv − z_ref), is refined by ``steps`` Gauss-Newton steps
     on the decoder (``stay`` damps them and keeps the code near ``start``; no change asked, none made). The
     encoder reads one face at a time and cannot tell a new person's features from their expression, so on
     people it was not fitted to its relative code carries only part of the change (the model card has the
     figures)."""
-    layouts = [canonical_anchors(f.landmarks_3d) for f in (reference, driving)
-               if f.landmarks_3d is not None and len(f.landmarks_3d) >= 468]
-    if len(layouts) < 2:
-        return None
     device = vae.scale.device
     as_tensor = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32), device=device)
-    decode = lambda z: vae.decode(z[None])[0].flatten() / vae.scale  # Z → N·3, in the offsets' RMS
-    with torch.inference_mode(False), torch.no_grad():
-        wanted = decode(as_tensor(source_code)) + as_tensor(layouts[1] - layouts[0]).flatten() / vae.scale
+    with torch.inference_mode():
+        own, _ = vae.decode_jacobian(as_tensor(source_code))
+        wanted = (own + as_tensor(change).flatten()) / vae.scale  # in the offsets' RMS
         anchor = as_tensor(start)
         z = anchor.clone()
         eye = torch.eye(len(z), device=device)
         for _ in range(steps):
-            jacobian = torch.func.jacfwd(decode)(z)  # (N·3)×Z
-            miss = decode(z) - wanted
+            decoded, jacobian = vae.decode_jacobian(z)  # (N·3,), (N·3)×Z
+            miss = decoded / vae.scale - wanted
+            jacobian = jacobian / vae.scale
             n = len(miss)
             z = z - torch.linalg.solve(jacobian.T @ jacobian / n + stay * eye,
                                        jacobian.T @ miss / n + stay * (z - anchor))
@@ -146,5 +149,5 @@ def keep_lids_apart(source: torch.Tensor, driving: torch.Tensor) -> torch.Tensor
     return driving
 
 
-__all__ = ["SourceAnchors", "encode_layout", "face_code", "follow_change", "keep_lids_apart", "render_anchors",
+__all__ = ["SourceAnchors", "encode_layout", "face_code", "face_layout", "follow_change", "keep_lids_apart", "render_anchors",
            "source_anchors"]

@@ -16,6 +16,7 @@ Rendering a latent is the engine's (``Motion(expression=z)``); this module only 
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -28,7 +29,7 @@ from mmfa_studio.face import Face
 from mmfa_studio.model import MMFA
 
 from ..motion import CONTROLS_KEY, INTERPOLATION_MODES, ExpressionControls, interpolate_latents
-from .anchors import face_code, follow_change
+from .anchors import encode_layout, face_layout, follow_change
 from .errors import NoFaceFoundError
 
 # The engine's photo path, so that a photo is read one way: image → (H×W×3 uint8 RGB, the chosen face, a name
@@ -61,6 +62,7 @@ class ExpressionSpace:
         self.controls = controls  # named controls (``fit-expression``), or None
         self._find_face = find_face
         self._read_expression = read_expression
+        self._recent_faces: deque[tuple[Face, np.ndarray, np.ndarray, np.ndarray]] = deque(maxlen=4)  # see _read_face
 
     @property
     def latent_dim(self) -> int:
@@ -88,24 +90,36 @@ class ExpressionSpace:
     def of_face(self, face: Face) -> np.ndarray | None:
         """The anchor expression latent (Z,) of a tracked face in any image (None without a 3D mesh, or for a
         model without the anchor expression)."""
-        if self._anchor_vae is None:
-            return None
-        with self._lock:
-            code = face_code(self._anchor_vae, face)
-        return None if code is None else code.astype(np.float32)
+        read = self._read_face(face)
+        return None if read is None else read[1].copy()
 
     def relative(self, source_code: np.ndarray, reference: Face, driving: Face) -> np.ndarray | None:
         """Reenactment's latent (Z,): the source's code ``source_code`` moved by the driving face's expression
         change since its reference face, so that the source's anchors move as the driver's did
         (:func:`.anchors.follow_change`). None without the anchor expression or a 3D mesh on both faces."""
+        ref, drv = self._read_face(reference), self._read_face(driving)
+        if ref is None or drv is None:
+            return None
+        start = np.asarray(source_code, dtype=np.float32) + drv[1] - ref[1]
+        with self._lock:
+            return follow_change(self._anchor_vae, source_code, drv[0] - ref[0], start).astype(np.float32)
+
+    def _read_face(self, face: Face) -> tuple[np.ndarray, np.ndarray] | None:
+        """(canonical anchor layout N×3, its code Z) of a tracked face, or None (no mesh or no anchor VAE).
+        The last few faces are remembered by identity: reenactment reads its reference and each driving face
+        twice a frame."""
         if self._anchor_vae is None:
             return None
         with self._lock:
-            codes = [face_code(self._anchor_vae, f) for f in (reference, driving)]
-            if codes[0] is None or codes[1] is None:
+            for known, mesh, layout, code in self._recent_faces:
+                if known is face and mesh is face.landmarks_3d:  # the same face, its mesh not replaced
+                    return layout, code
+            layout = face_layout(face)
+            if layout is None:
                 return None
-            start = np.asarray(source_code, dtype=np.float32) + codes[1] - codes[0]
-            return follow_change(self._anchor_vae, source_code, reference, driving, start).astype(np.float32)
+            code = encode_layout(self._anchor_vae, layout).astype(np.float32)
+            self._recent_faces.append((face, face.landmarks_3d, layout, code))
+            return layout, code
 
     def with_controls(self, z: np.ndarray, values: dict[str, float]) -> np.ndarray:
         """The latent (Z,) that adds named expression controls (name → value, e.g. ``{"mouth_open": 0.8}``) to

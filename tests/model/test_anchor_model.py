@@ -149,6 +149,17 @@ def test_anchor_vae_decodes_to_its_scale():
     assert vae.decode(torch.zeros(1, 2)).abs().max() < 0.01 * 10
 
 
+def test_decoder_jacobian_is_the_decoders_derivative():
+    torch.manual_seed(0)
+    vae = AnchorExpressionVAE(5, 3, 8)
+    vae.scale.fill_(0.1)
+    z = torch.randn(3)
+    delta, jacobian = vae.decode_jacobian(z)
+    assert torch.allclose(delta, vae.decode(z[None]).flatten(), atol=1e-6)
+    expected = torch.func.jacfwd(lambda v: vae.decode(v[None]).flatten())(z)
+    assert jacobian.shape == (15, 3) and torch.allclose(jacobian, expected, atol=1e-6)
+
+
 def test_controls_add_their_directions():
     controls = ExpressionControls({"mouth_open": [1.0, 0.0], "blink": [0.0, 2.0]}, {"brows": (-1.0, 1.0)})
     assert controls.offset({"mouth_open": 0.5, "blink": 1.0}) == [0.5, 2.0]
