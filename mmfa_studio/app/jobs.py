@@ -122,7 +122,8 @@ class EncodeExpression:
     title: ClassVar[str] = "Cannot read an expression from that photo"
 
     def run(self, context: JobContext) -> ExpressionResult:
-        latent = context.state.require_engine().expressions.encode(self.path)
+        state = context.state
+        latent = state.require_engine().expressions.encode(self.path, source=state.source)
         return ExpressionResult(np.asarray(latent, dtype=np.float64), Path(self.path).name)
 
 

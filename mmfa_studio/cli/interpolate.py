@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         source = prepare(engine, args.source, args.face_index)
         ends = []
         for spec, what in ((args.start, "--from"), (args.end, "--to")):
-            z = resolve_expression(engine, spec, what)
+            z = resolve_expression(engine, spec, what, source=source)
             ends.append(source.expression if z.size == 0 else z)
         ts = np.linspace(0.0, 1.0, args.frames)
         latents = engine.expressions.interpolate(ends[0], ends[1], ts, mode=args.mode)

@@ -120,11 +120,12 @@ def parse_motion(args: argparse.Namespace, expression: np.ndarray | None = None,
         raise UserError(str(exc)) from None
 
 
-def resolve_expression(engine, spec: str, what: str, photos: bool = True) -> np.ndarray:
+def resolve_expression(engine, spec: str, what: str, photos: bool = True, source=None) -> np.ndarray:
     """An expression given as a photo path, a comma list of numbers, 'prior' / 'prior:SEED' or 'source'.
 
     'source' is not resolved here (returns an empty array); callers substitute the source's own z.
-    ``photos=False``: only number lists (and prior/source) are accepted.
+    ``photos=False``: only number lists (and prior/source) are accepted. ``source``: the prepared source a photo's
+    expression is for (its mouth and eyes then open as far as the photo's: ``ExpressionSpace.encode``).
     """
     from mmfa_studio.engine import parse_expression_list
 
@@ -142,7 +143,7 @@ def resolve_expression(engine, spec: str, what: str, photos: bool = True) -> np.
     if photos and (path.exists() or ("," not in text and not _looks_numeric(text))):
         check_input_file(text, f"{what} photo")
         with user_errors():
-            return engine.expressions.encode(path)
+            return engine.expressions.encode(path, source=source)
     try:
         z = np.asarray(parse_expression_list(text), dtype=np.float32)
     except ValueError as exc:
@@ -287,7 +288,7 @@ def run(args: argparse.Namespace) -> int:
         if args.expression is not None:
             z = resolve_expression(engine, args.expression, "--expression", photos=False)
         elif args.expression_from is not None:
-            z = resolve_expression(engine, args.expression_from, "--expression-from")
+            z = resolve_expression(engine, args.expression_from, "--expression-from", source=source)
         elif args.expression_prior is not None:
             z = engine.expressions.sample(args.expression_prior)
         if args.control:

@@ -18,7 +18,14 @@ import numpy as np
 import torch
 
 from ..face import Face
-from ..face.anchors import FaceAnchors, canonical_anchors, closing_pairs, face_anchors, without_head_motion
+from ..face.anchors import (
+    FaceAnchors,
+    anchor_measures,
+    canonical_anchors,
+    closing_pairs,
+    face_anchors,
+    without_head_motion,
+)
 from ..model import TargetMotion
 from ..model.anchor_expression import AnchorExpressionVAE
 from ..model.anchors import pose_anchors
@@ -79,6 +86,42 @@ def follow_change(vae: AnchorExpressionVAE, source_code: np.ndarray, change: np.
             n = len(miss)
             z = z - torch.linalg.solve(jacobian.T @ jacobian / n + stay * eye,
                                        jacobian.T @ miss / n + stay * (z - anchor))
+    return z.cpu().numpy()
+
+
+OPENINGS = ("mouth_open", "eye_open_left", "eye_open_right")  # what a photo's expression is matched on
+
+
+def match_openings(vae: AnchorExpressionVAE, anchors: SourceAnchors, photo_layout: np.ndarray, start: np.ndarray,
+                   steps: int = 4, stay: float = 1e-3) -> np.ndarray:
+    """The latent (Z,) near ``start`` (the encoder's code of a photo) under which the source's anchors open the
+    mouth and each eye as far as the photo's canonical anchors ``photo_layout`` (N×3) do, in the ratios of
+    :func:`~mmfa_studio.face.anchors.anchor_measures` (gap over width, so one person's proportions carry to
+    another's). ``steps`` Gauss-Newton steps; ``stay`` keeps the rest of the code near ``start``.
+
+    Why: the encoder reads one face at a time and takes part of a new person's features for their expression
+    (and part of their expression for features), so its code alone opened a source's mouth to about two thirds
+    of the photo's (the model card has the figures). LivePortrait's eye and lip retargeting conditions on the
+    same two ratios."""
+    device = vae.scale.device
+    as_tensor = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32), device=device)
+    with torch.inference_mode(False), torch.no_grad():
+        measured = anchor_measures(as_tensor(photo_layout))
+        wanted = torch.stack([measured[name] for name in OPENINGS])
+        base = as_tensor(anchors.face.layout) - vae.decode(as_tensor(anchors.code)[None])[0]
+
+        def miss(z: torch.Tensor) -> torch.Tensor:
+            layout = base + vae.decode(z[None])[0]
+            measures = anchor_measures(layout)
+            return torch.stack([measures[name] for name in OPENINGS]) - wanted
+
+        anchor = as_tensor(start)
+        z = anchor.clone()
+        eye = torch.eye(len(z), device=device)
+        for _ in range(steps):
+            jacobian = torch.func.jacfwd(miss)(z).float()  # 3×Z (forward mode through a power gives fp64)
+            z = z - torch.linalg.solve(jacobian.T @ jacobian + stay * eye,
+                                       jacobian.T @ miss(z) + stay * (z - anchor))
     return z.cpu().numpy()
 
 
@@ -149,5 +192,5 @@ def keep_lids_apart(source: torch.Tensor, driving: torch.Tensor) -> torch.Tensor
     return driving
 
 
-__all__ = ["SourceAnchors", "encode_layout", "face_code", "face_layout", "follow_change", "keep_lids_apart", "render_anchors",
-           "source_anchors"]
+__all__ = ["OPENINGS", "SourceAnchors", "encode_layout", "face_code", "face_layout", "follow_change", "keep_lids_apart",
+           "match_openings", "render_anchors", "source_anchors"]

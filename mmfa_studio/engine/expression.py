@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -29,8 +29,11 @@ from mmfa_studio.face import Face
 from mmfa_studio.model import MMFA
 
 from ..motion import CONTROLS_KEY, INTERPOLATION_MODES, ExpressionControls, interpolate_latents
-from .anchors import encode_layout, face_layout, follow_change
+from .anchors import encode_layout, face_layout, follow_change, match_openings
 from .errors import NoFaceFoundError
+
+if TYPE_CHECKING:
+    from .core import PreparedSource
 
 # The engine's photo path, so that a photo is read one way: image → (H×W×3 uint8 RGB, the chosen face, a name
 # for messages); and (photo, face) → the keypoint model's expression μ (Z,) of that face's crop.
@@ -76,15 +79,23 @@ class ExpressionSpace:
         return self._model.cfg.image_size
 
     # -- reading and making latents --------------------------------------------------------------------
-    def encode(self, image: np.ndarray | str | Path, face_index: int | None = None) -> np.ndarray:
+    def encode(self, image: np.ndarray | str | Path, face_index: int | None = None,
+               source: PreparedSource | None = None) -> np.ndarray:
         """The expression latent z = μ (Z,) of the face in a photo (largest face unless ``face_index``);
-        ``NoFaceFoundError`` for no face (or, with the anchor VAE, no 3D mesh)."""
+        ``NoFaceFoundError`` for no face (or, with the anchor VAE, no 3D mesh).
+
+        ``source``: the photo's expression is for this prepared source, and with the anchor VAE the code is then
+        refined so that the source's mouth and eyes open as far as the photo's do (:func:`.anchors.match_openings`)."""
         array, face, name = self._find_face(image, face_index)
         if self._anchor_vae is not None:
-            code = self.of_face(face)
-            if code is None:
+            read = self._read_face(face)
+            if read is None:
                 raise NoFaceFoundError(f"the face in {name} has no 3D mesh to read its expression from")
-            return code
+            layout, code = read
+            if source is None or source.anchors is None:
+                return code.copy()
+            with self._lock:
+                return match_openings(self._anchor_vae, source.anchors, layout, code).astype(np.float32)
         return self._read_expression(array, face)
 
     def of_face(self, face: Face) -> np.ndarray | None:

@@ -334,7 +334,7 @@ class Evaluator:
             return None
         photo = max(tracked)[1]
         try:
-            z = self.engine.expressions.encode(crops[photo])
+            z = self.engine.expressions.encode(crops[photo], source=source)
         except EngineError:
             return None
         # (a photo's code may lie past the latent's editing limit: clamp it, as the app's sliders would)

@@ -133,3 +133,31 @@ def test_reenactment_code_moves_the_anchors_as_the_drivers_moved(anchor_engine, 
     same = anchor_engine.expressions.relative(source.expression, reference, reference)
     assert np.abs(same - source.expression).max() < 1e-3
     assert anchor_engine.expressions.relative(source.expression, reference, replace(driving, landmarks_3d=None)) is None
+
+
+def test_a_photos_code_opens_the_sources_mouth_and_eyes_as_far_as_the_photos(anchor_engine, sample_portrait):
+    """The encoder reads one face at a time, so its code of a photo opens another person's mouth only part of the
+    way: for a source it is refined on the two openings (gap over width) of the photo."""
+    from mmfa_studio.engine.anchors import OPENINGS, match_openings
+    from mmfa_studio.face.anchors import anchor_measures
+
+    vae = anchor_engine.model.anchor_expression
+    source = anchor_engine.prepare_source(sample_portrait)
+    own = torch.as_tensor(source.expression)[None]
+    with torch.no_grad():  # the photo: the source's own face with a change the decoder can make
+        photo = source.anchors.face.layout + (vae.decode(own + 1.5) - vae.decode(own))[0].numpy()
+
+    def openings(z):
+        with torch.no_grad():
+            layout = source.anchors.face.layout + (vae.decode(torch.as_tensor(z, dtype=torch.float32)[None])
+                                                   - vae.decode(own))[0].numpy()
+        return np.array([float(anchor_measures(layout)[name]) for name in OPENINGS])
+
+    wanted = np.array([float(anchor_measures(photo)[name]) for name in OPENINGS])
+    start = source.expression + 0.3  # an encoder that reads a fifth of the change
+    matched = match_openings(vae, source.anchors, photo, start)
+    assert matched.shape == (4,)
+    assert np.abs(openings(matched) - wanted).max() < 0.2 * np.abs(openings(start) - wanted).max()
+    # a photo with the source's own openings asks for nothing
+    same = match_openings(vae, source.anchors, source.anchors.face.layout, source.expression)
+    assert np.abs(same - source.expression).max() < 1e-3
