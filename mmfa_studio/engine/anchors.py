@@ -62,7 +62,7 @@ def face_code(vae: AnchorExpressionVAE, face: Face) -> np.ndarray | None:
 
 
 def follow_change(vae: AnchorExpressionVAE, source_code: np.ndarray, change: np.ndarray, start: np.ndarray,
-                  steps: int = 3, stay: float = 1e-4) -> np.ndarray:
+                  openings: OpeningTargets | None = None, steps: int = 3, stay: float = 1e-4) -> np.ndarray:
     """The latent (Z,) whose decoded change from ``source_code`` is ``change`` (N×3, canonical units: the
     driver's anchor change since its reference, so pose- and size-free).
 
@@ -70,7 +70,8 @@ def follow_change(vae: AnchorExpressionVAE, source_code: np.ndarray, change: np.
     on the decoder (``stay`` damps them and keeps the code near ``start``; no change asked, none made). The
     encoder reads one face at a time and cannot tell a new person's features from their expression, so on
     people it was not fitted to its relative code carries only part of the change (the model card has the
-    figures)."""
+    figures). ``openings``: the mouth and eye openings the source should reach as well
+    (:meth:`OpeningTargets.following`), weighed against the anchors' change."""
     device = vae.scale.device
     as_tensor = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32), device=device)
     with torch.inference_mode():
@@ -79,14 +80,57 @@ def follow_change(vae: AnchorExpressionVAE, source_code: np.ndarray, change: np.
         anchor = as_tensor(start)
         z = anchor.clone()
         eye = torch.eye(len(z), device=device)
+        opened = None if openings is None else openings.on(vae, as_tensor(source_code))
         for _ in range(steps):
             decoded, jacobian = vae.decode_jacobian(z)  # (N·3,), (N·3)×Z
             miss = decoded / vae.scale - wanted
             jacobian = jacobian / vae.scale
             n = len(miss)
-            z = z - torch.linalg.solve(jacobian.T @ jacobian / n + stay * eye,
-                                       jacobian.T @ miss / n + stay * (z - anchor))
+            normal, gradient = jacobian.T @ jacobian / n, jacobian.T @ miss / n
+            if opened is not None:  # the openings' rows, weighted
+                opening_miss, opening_slope = opened(z)
+                weight = torch.as_tensor(openings.weights, dtype=torch.float32, device=device)
+                normal = normal + opening_slope.T @ (weight[:, None] * opening_slope)
+                gradient = gradient + opening_slope.T @ (weight * opening_miss)
+            z = z - torch.linalg.solve(normal + stay * eye, gradient + stay * (z - anchor))
     return z.cpu().numpy()
+
+
+@dataclass(frozen=True)
+class OpeningTargets:
+    """Mouth and eye openings (:data:`OPENINGS`, gap over width) for a source's anchors to reach: its canonical
+    ``layout`` (N×3, at its own code) and the ``wanted`` openings (3,), each pulled with ``weight``."""
+
+    layout: np.ndarray
+    wanted: np.ndarray
+    weights: tuple[float, float, float] = (0.0, 16.0, 16.0)
+
+    @classmethod
+    def following(cls, source: np.ndarray, reference: np.ndarray, driving: np.ndarray) -> OpeningTargets:
+        """The openings that follow a driver (reference → driving layouts) on a source layout: the mouth and a
+        widening eye by the driver's change of their ratio; a closing eye by the driver's factor, so that a
+        driver's blink closes the source's eye however wide either is."""
+        src, ref, drv = (np.array([float(anchor_measures(a)[name]) for name in OPENINGS])
+                         for a in (source, reference, driving))
+        wanted = src + drv - ref
+        closing = (drv[1:] < ref[1:]) & (ref[1:] > 0.05)  # widening stays a change: a squinting reference's
+        wanted[1:] = np.where(closing, src[1:] * drv[1:] / np.maximum(ref[1:], 1e-6), wanted[1:])  # factor bulged
+        return cls(source, np.maximum(wanted, 0.0))
+
+    def on(self, vae: AnchorExpressionVAE, source_code: torch.Tensor, step: float = 1e-2):
+        """A function z (Z,) → (the openings' miss (3,), their slope 3×Z) for a source of code ``source_code``;
+        the slope by finite differences over one batched decode (the measures' own Jacobian cost ~10 ms)."""
+        device = source_code.device
+        base = torch.as_tensor(self.layout, dtype=torch.float32, device=device) - vae.decode(source_code[None])[0]
+        wanted = torch.as_tensor(self.wanted, dtype=torch.float32, device=device)
+        steps = torch.eye(len(source_code), device=device) * step
+
+        def opened(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            measures = anchor_measures(base + vae.decode(torch.cat([z[None], z + steps])))
+            values = torch.stack([measures[name] for name in OPENINGS])  # 3×(1 + Z)
+            return values[:, 0] - wanted, (values[:, 1:] - values[:, :1]) / step
+
+        return opened
 
 
 OPENINGS = ("mouth_open", "eye_open_left", "eye_open_right")  # what a photo's expression is matched on
@@ -192,5 +236,5 @@ def keep_lids_apart(source: torch.Tensor, driving: torch.Tensor) -> torch.Tensor
     return driving
 
 
-__all__ = ["OPENINGS", "SourceAnchors", "encode_layout", "face_code", "face_layout", "follow_change", "keep_lids_apart",
-           "match_openings", "render_anchors", "source_anchors"]
+__all__ = ["OPENINGS", "OpeningTargets", "SourceAnchors", "encode_layout", "face_code", "face_layout", "follow_change",
+           "keep_lids_apart", "match_openings", "render_anchors", "source_anchors"]

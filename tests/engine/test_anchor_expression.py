@@ -161,3 +161,28 @@ def test_a_photos_code_opens_the_sources_mouth_and_eyes_as_far_as_the_photos(anc
     # a photo with the source's own openings asks for nothing
     same = match_openings(vae, source.anchors, source.anchors.face.layout, source.expression)
     assert np.abs(same - source.expression).max() < 1e-3
+
+
+def test_a_drivers_blink_closes_the_sources_eye_in_proportion_and_a_widening_adds():
+    """Openings for reenactment: a driver who halves an eye's opening halves the source's (whatever its size),
+    one who widens it adds the same ratio (a factor from a squinting reference made the eyes bulge)."""
+    from mmfa_studio.engine.anchors import OPENINGS, OpeningTargets
+    from mmfa_studio.face.anchors import anchor_measures, closing_pairs, mean_face_anchors
+
+    def with_eyes(layout, factor):  # both eyes' lids opened by ``factor`` about their middle line
+        out = layout.copy()
+        for pair in closing_pairs()[:2]:
+            middle = (out[pair.upper] + out[pair.lower]) / 2
+            out[pair.upper] = middle + factor * (out[pair.upper] - middle)
+            out[pair.lower] = middle + factor * (out[pair.lower] - middle)
+        return out
+
+    measure = lambda layout: np.array([float(anchor_measures(layout)[name]) for name in OPENINGS])
+    face = mean_face_anchors()
+    reference, source = face, with_eyes(face, 0.6)  # a narrower-eyed source
+    closing = OpeningTargets.following(source, reference, with_eyes(face, 0.5))
+    assert np.allclose(closing.wanted[1:], measure(source)[1:] * 0.5, rtol=0.05)
+    assert np.isclose(closing.wanted[0], measure(source)[0], atol=1e-6)  # the mouth did not move
+    widening = OpeningTargets.following(source, reference, with_eyes(face, 1.5))
+    change = measure(with_eyes(face, 1.5))[1:] - measure(reference)[1:]
+    assert np.allclose(widening.wanted[1:], measure(source)[1:] + change, rtol=0.05)
