@@ -8,7 +8,9 @@ VoxCeleb's pre-cropped evaluation:
   default: the head's turns, shift and zoom since the source and the landmarks' non-rigid movement from the
   face tracker, the expression latent from the motion encoder; see ``engine/reenact.py``) or as in the paper
   (``motion="model"``: the motion encoder's absolute pose, translation, scale and expression): L1, PSNR, SSIM,
-  LPIPS (shift-tolerant VGG16), AKD (mean landmark distance in crop pixels), AED (dlib embedding L2);
+  LPIPS (shift-tolerant VGG16), AKD (mean landmark distance in crop pixels), AED (dlib embedding L2), and L1
+  inside the driving frame's mouth and eyes (``mouth_l1``, ``eyes_l1``: the tracked mesh's regions,
+  ``face/regions.py``), where a whole-crop figure barely sees an expression;
 * pose control — the source rendered at commanded yaw ±10/±20/±30, pitch ±10/±20, roll ±15 (relative to its
   own pose, through the checkpoint's pose calibration as every edit is); the tracker measures the output: median
   |measured change − commanded change| on that axis;
@@ -40,16 +42,27 @@ import numpy as np
 from ..engine import EXPRESSION_LIMIT, Engine, EngineError, ModelMotion, Motion, VideoError, VideoFileSource
 from ..engine.reenact import LandmarkExpression, tracked_change
 from ..face import Face
+from ..face.anchors import MESH_POINTS
 from ..face.crop import crop_at
 from ..face.measures import ExpressionMeasures, expression_measures
-from .metrics import Unavailable, cosine, l1, load_identity_embedder, load_lpips_metric, psnr, ssim, ssim_backend
+from .metrics import (
+    Unavailable,
+    cosine,
+    l1,
+    load_identity_embedder,
+    load_lpips_metric,
+    psnr,
+    region_l1,
+    ssim,
+    ssim_backend,
+)
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}
 POSE_EDITS: tuple[tuple[str, float], ...] = (
     ("yaw", -30), ("yaw", -20), ("yaw", -10), ("yaw", 10), ("yaw", 20), ("yaw", 30),
     ("pitch", -20), ("pitch", -10), ("pitch", 10), ("pitch", 20), ("roll", -15), ("roll", 15),
 )
-RECON_KEYS = ("l1", "psnr", "ssim", "lpips", "akd", "aed")
+RECON_KEYS = ("l1", "psnr", "ssim", "lpips", "akd", "aed", "mouth_l1", "eyes_l1")
 KEYS = RECON_KEYS + ("pose_error_deg", "pose_leak_deg", "expression_leak", "identity_cosine")
 MOTION_READERS = ("tracker", "model")
 LARGE_TURN_DEG = 12.0
@@ -246,6 +259,10 @@ class Evaluator:
             row["akd"] = None
         ok = out_emb is not None and target_embedding is not None
         row["aed"] = float(np.linalg.norm(out_emb - target_embedding)) if ok else None
+        # The mouth and eyes of the target frame: a few percent of the crop, where expressions show.
+        mesh = target_face is not None and len(target_face.landmarks) >= MESH_POINTS
+        row.update(region_l1(output, target, target_face.landmarks) if mesh
+                   else {"mouth_l1": None, "eyes_l1": None})
         return row
 
     # -- one clip -------------------------------------------------------------------------------------

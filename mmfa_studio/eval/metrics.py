@@ -24,6 +24,22 @@ def l1(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean() / 255.0)
 
 
+def region_l1(output: np.ndarray, target: np.ndarray, landmarks: np.ndarray) -> dict[str, float]:
+    """Mean absolute error (in [0, 1] units) inside the target's mouth and eyes (``face.regions``, grown by its
+    margin), keys ``mouth_l1`` and ``eyes_l1``. ``landmarks``: the target's mesh (≥ 468 points, crop pixels)."""
+    import torch
+
+    from ..face.anchors import pixels_to_units
+    from ..face.regions import REGIONS, region_masks
+
+    size = target.shape[0]
+    points = torch.as_tensor(pixels_to_units(landmarks, size), dtype=torch.float32)[None]
+    masks = region_masks(points, size)[0].numpy()  # R×H×W
+    error = np.abs(output.astype(np.float32) - target.astype(np.float32)).mean(axis=2) / 255.0
+    return {f"{name}_l1": float((error * mask).sum() / max(float(mask.sum()), 1.0))
+            for name, mask in zip(REGIONS, masks)}
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean())
     return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)

@@ -65,6 +65,8 @@ def test_evaluate_one_real_clip_end_to_end(shared_data, tiny_checkpoint, tmp_pat
     assert report["pose_calibration"] is None  # the tiny model has none: its pose edits are model angles
     assert 0 < report["l1"] < 1 and report["psnr"] > 0
     assert 0 < report["baseline_copy_source"]["l1"] < report["l1"]  # a random model is worse than copying
+    for region in ("mouth_l1", "eyes_l1"):  # the driver's mouth and eyes, measured by its mesh
+        assert 0 < report["baseline_copy_source"][region] < report[region]
     for key in KEYS:
         assert key in report and (report[key] is not None or key in report["unavailable"] or key in ("akd",))
 
