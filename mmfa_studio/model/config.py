@@ -78,6 +78,9 @@ class ModelConfig:
     # > 0 (hybrid with tps_motion): near the dense face anchors, the flow follows the spline through them by this
     # weight (1 = fully) instead of the learned mix of proposals, which carried only part of their motion.
     anchor_flow: float = 0.0
+    # (hybrid only) the generator also sees where the flow stretches or squeezes the source
+    # (model/flow_stretch.py): what it must paint, e.g. a mouth that opens, a lid that closes.
+    generator_stretch: bool = False
     # Generator: residual blocks at feature_size, then upsampling to image_size; one RGB output per scale.
     generator_res_blocks: int = 3
     generator_channels: tuple[int, ...] = (64, 32, 16)  # at feature_size, ×2, ×4 ...
@@ -100,6 +103,8 @@ class ModelConfig:
         spline = self.variant == "hybrid" and self.tps_motion
         if not 0 <= self.anchor_flow <= 1 or (self.anchor_flow > 0 and not spline):
             raise ValueError("model.anchor_flow must be in [0, 1], and needs the hybrid variant with tps_motion")
+        if self.generator_stretch and self.variant != "hybrid":
+            raise ValueError("model.generator_stretch is for the hybrid variant only")
         if self.anchor_latent_dim < 0 or (self.anchor_latent_dim > 0 and self.variant != "hybrid"):
             raise ValueError("model.anchor_latent_dim must be ≥ 0, and is for the hybrid variant only")
         if self.anchor_latent_dim > 0 and (self.anchor_count < 1 or self.anchor_hidden < 1):
@@ -174,8 +179,9 @@ def _check_bounds(cfg: ModelConfig) -> None:
             raise ValueError(f"model.{name} must be a finite number, not {_show(value)}")
         if not low <= value <= high:
             raise ValueError(f"model.{name} = {value:g} is out of range [{low:g}, {high:g}]")
-    if not isinstance(cfg.tps_motion, bool):
-        raise ValueError(f"model.tps_motion must be true or false, not {_show(cfg.tps_motion)}")
+    for name in ("tps_motion", "generator_stretch"):
+        if not isinstance(getattr(cfg, name), bool):
+            raise ValueError(f"model.{name} must be true or false, not {_show(getattr(cfg, name))}")
     for name, (low, high), kind in (("generator_channels", GENERATOR_CHANNELS, int),
                                     ("discriminator_scales", DISCRIMINATOR_SCALES, float)):
         value = getattr(cfg, name)

@@ -22,6 +22,7 @@ from .config import ModelConfig
 from .dense_motion import AnchorPoints, DenseMotion, DenseMotion2D, DenseMotion3D
 from .expression_vae import ExpressionCode, ExpressionVAE
 from .flow_smoothing import smooth_flow
+from .flow_stretch import log_area_change
 from .generator import Generator, GeneratorOutput, resized_source
 from .head_region import composite, confine_flow, head_region
 from .keypoint_detector import CanonicalKeypointDetector
@@ -97,7 +98,7 @@ class MMFA(nn.Module):
                                             cfg.max_delta)
         if cfg.variant == "hybrid":
             self.dense_motion: nn.Module = DenseMotion2D(cfg)
-            gen_in = cfg.appearance_channels
+            gen_in = cfg.appearance_channels + int(cfg.generator_stretch)
         else:
             self.dense_motion = DenseMotion3D(cfg)
             self.project = nn.Conv2d(cfg.volume_channels * cfg.volume_depth, cfg.generator_channels[0], 1)
@@ -180,7 +181,9 @@ class MMFA(nn.Module):
         return src, kp_d, self.dense_motion(driver, src.keypoints, kp_d, jacobian, anchors)
 
     def warp_features(self, src: SourceEncoding, motion: DenseMotion) -> tuple[Tensor, Tensor]:
-        """Warped, occlusion-masked appearance features (B×C×S×S) and the 2D flow for the image warp."""
+        """The generator's input (B×C×S×S: warped, occlusion-masked appearance features, with
+        ``generator_stretch`` and the flow's log area change as one more channel) and the 2D flow for the
+        image warp."""
         warped = F.grid_sample(src.appearance, motion.flow.to(src.appearance.dtype), align_corners=False,
                                padding_mode="border")
         if self.cfg.variant == "hybrid":
@@ -189,7 +192,10 @@ class MMFA(nn.Module):
             warped = self.project(warped.flatten(1, 2))
             # The 2D image warp takes the depth-averaged (x, y) of the 3D flow.
             image_flow = motion.flow[..., :2].mean(dim=1)
-        return warped * motion.occlusion.to(warped.dtype), image_flow
+        features = warped * motion.occlusion.to(warped.dtype)
+        if self.cfg.generator_stretch:  # one more channel: where the warp stretches or squeezes the source
+            features = torch.cat([features, log_area_change(image_flow).to(features.dtype)], dim=1)
+        return features, image_flow
 
     def forward(self, source_image: Tensor, driving_image: Tensor) -> TrainingForward:
         """Training pass: reconstruct the driving frame from the source frame of the same clip."""

@@ -36,6 +36,10 @@ class LossWeights:
     keypoint_flow: float = 0.0  # the dense flow carries driving keypoints to source keypoints, also under random
     # pose edits of the source (edit_yaw / edit_pitch); 0 = off (and no extra dense-motion pass)
     scale_anchor: float = 0.0  # (batch-mean log s − log train.scale_anchor_target)²; 0 = off
+    # L1 inside the driving frame's mouth and eyes (face/regions.py, from its tracked mesh), each region's mean:
+    # they are a few percent of the crop, and a whole-image loss let the generator leave stretched lips in place
+    # of an open mouth. Needs landmarks (`prepare --landmarks`); 0 = off
+    expression_regions: float = 0.0
 
 
 @dataclass
@@ -167,7 +171,8 @@ class TrainConfig:
     @property
     def uses_landmarks(self) -> bool:
         """Whether training reads the data's tracked landmarks (``prepare --landmarks``)."""
-        return self.landmark_expression or self.anchor_points or self.pair_choice == "motion"
+        return (self.landmark_expression or self.anchor_points or self.pair_choice == "motion"
+                or self.loss.expression_regions > 0)
 
     # -- resolution ------------------------------------------------------------------------------
     def size_at(self, step: int, model: ModelConfig) -> int:

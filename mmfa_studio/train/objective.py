@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ..face.regions import region_l1, region_masks
 from ..model import ModelConfig
 from . import losses as L
 from .config import LossWeights, TrainConfig
@@ -43,6 +44,7 @@ class LossTerms:
     expression: Tensor
     head_pose: Tensor
     scale_anchor: Tensor
+    expression_regions: Tensor | None  # None when its weight is 0
 
     def named(self) -> dict[str, Tensor]:
         """The computed terms by name (logging, TensorBoard)."""
@@ -115,6 +117,8 @@ class Objective:
                     torch.cat([batch.has_pose, batch.has_pose]), self.model_cfg.pose_bins,
                     self.model_cfg.pose_max_degrees),
                 scale_anchor=L.scale_anchor_loss(pose[own_frames, 3], cfg.scale_anchor_target),
+                expression_regions=(region_l1(fake, real, region_masks(batch.driving_landmarks, real.shape[-1]),
+                                              batch.has_landmarks) if w.expression_regions > 0 else None),
             )
 
     @staticmethod

@@ -1,8 +1,9 @@
 """``--init-from`` an inference checkpoint (.safetensors, e.g. a bundled model): its weights fitted to the run's
 architecture where the run changes something that holds weights.
 
-Handled: a learned-depth model moving to the face template (depth head reset), and a model without the
-thin-plate-spline proposal gaining one. Settings that hold no weights (e.g. max_delta) may simply differ.
+Handled: a learned-depth model moving to the face template (depth head reset), a model without the
+thin-plate-spline proposal gaining one, and a generator gaining the flow-stretch input (``generator_stretch``).
+Settings that hold no weights (e.g. max_delta) may simply differ.
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ def fit_to_run(state: dict[str, Tensor], file_cfg: ModelConfig, run_model: MMFA)
         grown = add_tps_proposal(old, run_model.dense_motion, TPS_INIT_LOGIT)
         state.update({prefix + k: v for k, v in grown.items()})
         notes.append(f"thin-plate-spline motion proposal added (mask logit {TPS_INIT_LOGIT:g})")
+    if run_cfg.generator_stretch and not file_cfg.generator_stretch:
+        # The stretch map is the generator's last input channel; zero weights render exactly as the file did.
+        name = "generator.inp.conv.weight"
+        state[name] = torch.cat([state[name], torch.zeros_like(state[name][:, :1])], dim=1)
+        notes.append("flow-stretch input added to the generator (zero weights)")
     return notes
 
 

@@ -544,6 +544,46 @@ def test_a_run_with_landmark_expression_trains_through_the_data_loader(sample_po
     assert Trainer(model, cfg, store, options(tmp_path, max_steps=2)).run() == 2
 
 
+def test_a_run_weighing_the_mouth_and_eyes_trains_through_the_data_loader(sample_portrait, tmp_path):
+    """loss.expression_regions reads the driving frame's mesh through the loader; the term is logged."""
+    store = _tracked_portrait_store(sample_portrait)
+    model, cfg = tiny()
+    cfg = dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, expression_regions=10.0))
+    assert cfg.uses_landmarks
+    lines: list[str] = []
+    trainer = Trainer(model, dataclasses.replace(cfg, log_every=1), store,
+                      options(tmp_path, max_steps=2, log=lines.append))
+    assert trainer.run() == 2
+    assert any("expression_regions" in line for line in lines)
+
+
+def test_init_from_a_model_without_the_stretch_input_renders_as_it_did(blob_store, tmp_path):
+    """generator_stretch added by --init-from: the new input channel starts at zero weight, every other weight
+    is the file's, so the first render is the file's render."""
+    from mmfa_studio.checkpoint import read_info, save_model
+    from mmfa_studio.model import MMFA
+
+    plain_cfg, cfg = tiny()
+    plain_cfg = dataclasses.replace(plain_cfg, tps_motion=True)
+    stretch_cfg = dataclasses.replace(plain_cfg, generator_stretch=True)
+    torch.manual_seed(8)
+    old = MMFA(plain_cfg).eval()
+    path = tmp_path / "plain.safetensors"
+    save_model(path, old, {"step": 3})
+    trainer = Trainer(stretch_cfg, cfg, blob_store, options(tmp_path / "run", max_steps=3, init_from=path))
+    assert trainer.run() == 3  # loaded, nothing trained
+    grown = trainer.ema.eval()
+    weight = grown.generator.inp.conv.weight
+    assert weight[:, -1].abs().max() == 0 and torch.equal(weight[:, :-1], old.generator.inp.conv.weight)
+    assert read_info(tmp_path / "run" / EMA_NAME).config == stretch_cfg
+    image = torch.rand(1, 3, plain_cfg.image_size, plain_cfg.image_size)
+    with torch.no_grad():
+        src_old, src_new = old.encode_source(image), grown.encode_source(image)
+        turned = lambda src: dataclasses.replace(src.own_motion, yaw=src.own_motion.yaw + 20)
+        assert torch.allclose(old.render(src_old, turned(src_old)).image, grown.render(src_new, turned(src_new)).image,
+                              atol=1e-5)
+
+
 def test_anchor_points_join_the_training_render_where_both_frames_are_tracked():
     """train.anchor_points: the mesh anchors of the source and of the driving frame join the render's spline (the
     render changes with where the driving anchors lie), the keypoints keep the source's own δ, and a batch with an
