@@ -383,7 +383,10 @@ class Reenactor:
             frame = next(source, None)
             if frame is None:
                 return None
-            t = self._next_time(None if times is None else next(times))
+            timestamp = None if times is None else next(times, None)
+            if times is not None and timestamp is None:  # (a StopIteration here would surface as a RuntimeError)
+                raise ValueError("process_stream: fewer timestamps than frames")
+            t = self._next_time(timestamp)
             return self._track(frame, t), t
 
         source = iter(frames)

@@ -243,3 +243,10 @@ def test_a_failing_driver_surfaces_from_the_stream(engine, prepared, driving_fra
 
     with Reenactor(engine, prepared) as re, pytest.raises(OSError, match="went away"):
         list(re.process_stream(frames()))
+
+
+def test_a_stream_with_too_few_timestamps_says_so(engine, prepared, driving_frames):
+    with Reenactor(engine, prepared) as re:
+        assert len(list(re.process_stream(driving_frames[:2], timestamps=[0.0, 0.04]))) == 2
+        with pytest.raises(ValueError, match="fewer timestamps than frames"):
+            list(re.process_stream(driving_frames[:3], timestamps=[0.08]))
