@@ -40,6 +40,10 @@ class LossWeights:
     # they are a few percent of the crop, and a whole-image loss let the generator leave stretched lips in place
     # of an open mouth. Needs landmarks (`prepare --landmarks`); 0 = off
     expression_regions: float = 0.0
+    # The same L1 on what the generator paints (before its blend with the warped source): inside an opened mouth
+    # the shipped model's blend kept 97 % of the warp, so its painter got 3 % of the gradient there and never
+    # learned an interior. Trained alone, the painter can offer one for the blend to take. Needs landmarks; 0 = off
+    painted_regions: float = 0.0
 
 
 @dataclass
@@ -172,7 +176,7 @@ class TrainConfig:
     def uses_landmarks(self) -> bool:
         """Whether training reads the data's tracked landmarks (``prepare --landmarks``)."""
         return (self.landmark_expression or self.anchor_points or self.pair_choice == "motion"
-                or self.loss.expression_regions > 0)
+                or self.loss.expression_regions > 0 or self.loss.painted_regions > 0)
 
     # -- resolution ------------------------------------------------------------------------------
     def size_at(self, step: int, model: ModelConfig) -> int:

@@ -45,6 +45,7 @@ class LossTerms:
     head_pose: Tensor
     scale_anchor: Tensor
     expression_regions: Tensor | None  # None when its weight is 0
+    painted_regions: Tensor | None  # None when its weight is 0
 
     def named(self) -> dict[str, Tensor]:
         """The computed terms by name (logging, TensorBoard)."""
@@ -99,6 +100,8 @@ class Objective:
             own_frames = views.rows(View.SOURCE, View.DRIVING)  # the two frames with pose labels
             flows = out.flow_targets
             depth_target = None if self.model_cfg.keypoint_depth == "template" else cfg.depth_target
+            regions = (region_masks(batch.driving_landmarks, real.shape[-1])  # the driving frame's mouth and eyes
+                       if w.expression_regions > 0 or w.painted_regions > 0 else None)
             return LossTerms(
                 perceptual=perceptual, pyramid_l1=pyramid_l1, gan=gan, feature_matching=feature_matching,
                 equivariance=L.equivariance_loss(out.equivariance_keypoints, out.equivariance_warped_keypoints, warp),
@@ -117,8 +120,10 @@ class Objective:
                     torch.cat([batch.has_pose, batch.has_pose]), self.model_cfg.pose_bins,
                     self.model_cfg.pose_max_degrees),
                 scale_anchor=L.scale_anchor_loss(pose[own_frames, 3], cfg.scale_anchor_target),
-                expression_regions=(region_l1(fake, real, region_masks(batch.driving_landmarks, real.shape[-1]),
-                                              batch.has_landmarks) if w.expression_regions > 0 else None),
+                expression_regions=(region_l1(fake, real, regions, batch.has_landmarks)
+                                    if w.expression_regions > 0 else None),
+                painted_regions=(region_l1(out.render.output.painted, real, regions, batch.has_landmarks)
+                                 if w.painted_regions > 0 else None),
             )
 
     @staticmethod
