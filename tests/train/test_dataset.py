@@ -122,9 +122,11 @@ def test_empty_or_missing_prepared_data_is_a_clear_error(tmp_path):
 
 
 def test_train_config_sections_and_validation():
-    for name in ("tiny", "cpu", "cpu-anchors", "vox256"):
+    for name in ("tiny", "cpu", "cpu-anchors", "cpu-paint", "vox256"):
         model, train = load_train_config(name)
         assert train.batch_size >= 1 and train.loss.perceptual == 10.0
+    model, train = load_train_config("cpu-paint")
+    assert model.generator_stretch and train.loss.painted_regions > 0 and train.uses_landmarks
     with pytest.raises(ValueError, match="unknown train config keys: bogus"):
         TrainConfig.from_dict({"bogus": 1})
     with pytest.raises(ValueError, match="unknown train.loss config keys"):
