@@ -15,7 +15,11 @@ from torch.nn import functional as F
 MOUTH_CONTOUR = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146)
 RIGHT_EYE_CONTOUR = (33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7)
 LEFT_EYE_CONTOUR = (263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249)
+INNER_MOUTH_CONTOUR = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
 REGIONS = {"mouth": (MOUTH_CONTOUR,), "eyes": (RIGHT_EYE_CONTOUR, LEFT_EYE_CONTOUR)}
+# Training also weighs the inside of the mouth on its own: open, it is what the warp cannot show (teeth, the dark
+# interior), and within the whole mouth region it was a small share of the loss.
+TRAINING_REGIONS = {**REGIONS, "mouth_inside": (INNER_MOUTH_CONTOUR,)}
 MARGIN = 0.04  # regions grow by this fraction of the image side: the skin around lips and lids moves with them
 
 
@@ -33,11 +37,12 @@ def polygon_mask(polygon: Tensor, size: int) -> Tensor:
     return (crossings % 2).float()
 
 
-def region_masks(landmarks: Tensor, size: int, margin: float = MARGIN) -> Tensor:
-    """B×N×2 mesh landmarks (N ≥ 468, normalised coordinates) → B×R×size×size masks of :data:`REGIONS` (mouth,
-    eyes), grown by ``margin`` of the image side and softened at their edge."""
+def region_masks(landmarks: Tensor, size: int, margin: float = MARGIN,
+                 regions: dict[str, tuple[tuple[int, ...], ...]] = REGIONS) -> Tensor:
+    """B×N×2 mesh landmarks (N ≥ 468, normalised coordinates) → B×R×size×size masks of ``regions`` (name → its
+    contours; :data:`REGIONS`: mouth, eyes), grown by ``margin`` of the image side and softened at their edge."""
     masks = []
-    for contours in REGIONS.values():
+    for contours in regions.values():
         mask = sum(polygon_mask(landmarks[:, list(contour)], size) for contour in contours).clamp(max=1.0)
         masks.append(mask)
     out = torch.stack(masks, dim=1)
@@ -58,5 +63,5 @@ def region_l1(image: Tensor, target: Tensor, masks: Tensor, valid: Tensor | None
     return (per_row * weights).sum() / weights.sum().clamp_min(1.0)
 
 
-__all__ = ["LEFT_EYE_CONTOUR", "MARGIN", "MOUTH_CONTOUR", "REGIONS", "RIGHT_EYE_CONTOUR", "polygon_mask",
-           "region_l1", "region_masks"]
+__all__ = ["INNER_MOUTH_CONTOUR", "LEFT_EYE_CONTOUR", "MARGIN", "MOUTH_CONTOUR", "REGIONS", "RIGHT_EYE_CONTOUR",
+           "TRAINING_REGIONS", "polygon_mask", "region_l1", "region_masks"]

@@ -36,9 +36,9 @@ class LossWeights:
     keypoint_flow: float = 0.0  # the dense flow carries driving keypoints to source keypoints, also under random
     # pose edits of the source (edit_yaw / edit_pitch); 0 = off (and no extra dense-motion pass)
     scale_anchor: float = 0.0  # (batch-mean log s − log train.scale_anchor_target)²; 0 = off
-    # L1 inside the driving frame's mouth and eyes (face/regions.py, from its tracked mesh), each region's mean:
-    # they are a few percent of the crop, and a whole-image loss let the generator leave stretched lips in place
-    # of an open mouth. Needs landmarks (`prepare --landmarks`); 0 = off
+    # L1 inside the driving frame's mouth, its inside and its eyes (face/regions.py, from its tracked mesh), each
+    # region's mean: they are a few percent of the crop, and a whole-image loss let the generator leave stretched
+    # lips in place of an open mouth. Needs landmarks (`prepare --landmarks`); 0 = off
     expression_regions: float = 0.0
     # The same L1 on what the generator paints (before its blend with the warped source): inside an opened mouth
     # the shipped model's blend kept 97 % of the warp, so its painter got 3 % of the gradient there and never

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..face.regions import region_l1, region_masks
+from ..face.regions import TRAINING_REGIONS, region_l1, region_masks
 from ..model import ModelConfig
 from . import losses as L
 from .config import LossWeights, TrainConfig
@@ -100,8 +100,8 @@ class Objective:
             own_frames = views.rows(View.SOURCE, View.DRIVING)  # the two frames with pose labels
             flows = out.flow_targets
             depth_target = None if self.model_cfg.keypoint_depth == "template" else cfg.depth_target
-            regions = (region_masks(batch.driving_landmarks, real.shape[-1])  # the driving frame's mouth and eyes
-                       if w.expression_regions > 0 or w.painted_regions > 0 else None)
+            regions = (region_masks(batch.driving_landmarks, real.shape[-1], regions=TRAINING_REGIONS)
+                       if w.expression_regions > 0 or w.painted_regions > 0 else None)  # the driver's mouth, eyes
             return LossTerms(
                 perceptual=perceptual, pyramid_l1=pyramid_l1, gan=gan, feature_matching=feature_matching,
                 equivariance=L.equivariance_loss(out.equivariance_keypoints, out.equivariance_warped_keypoints, warp),
