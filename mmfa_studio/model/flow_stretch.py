@@ -10,6 +10,8 @@ stretched lips look like lips.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 from torch.nn import functional as F
@@ -33,9 +35,8 @@ def log_area_change(flow: Tensor) -> Tensor:
         d_dx = torch.cat([d_dx[..., :, 1:2], d_dx[..., :, 1:-1], d_dx[..., :, -2:-1]], dim=-1)
         d_dy = torch.cat([d_dy[..., 1:2, :], d_dy[..., 1:-1, :], d_dy[..., -2:-1, :]], dim=-2)
         determinant = d_dx[:, 0] * d_dy[:, 1] - d_dy[:, 0] * d_dx[:, 1]  # B×S×S
-        limit = STRETCH_LIMIT
-        log_det = torch.log(determinant.clamp_min(torch.exp(torch.tensor(-limit)).item()))
-        return log_det.clamp(-limit, limit).unsqueeze(1)
+        log_det = torch.log(determinant.clamp_min(math.exp(-STRETCH_LIMIT)))
+        return log_det.clamp(-STRETCH_LIMIT, STRETCH_LIMIT).unsqueeze(1)
 
 
 __all__ = ["STRETCH_LIMIT", "log_area_change"]
