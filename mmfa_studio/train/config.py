@@ -44,6 +44,9 @@ class LossWeights:
     # the shipped model's blend kept 97 % of the warp, so its painter got 3 % of the gradient there and never
     # learned an interior. Trained alone, the painter can offer one for the blend to take. Needs landmarks; 0 = off
     painted_regions: float = 0.0
+    # L1 of what the generator paints over the whole frame: trained on the regions alone, the painter drifted
+    # elsewhere, and the 1-2 % of it the blend lets through made reconstruction worse (model card); 0 = off
+    painted_l1: float = 0.0
 
 
 @dataclass

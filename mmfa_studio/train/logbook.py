@@ -21,7 +21,7 @@ from .visualize import pair_grid
 # The terms a log line shows, in this order (TensorBoard gets every term).
 LOG_LINE_TERMS = ("total", "perceptual", "gan", "feature_matching", "equivariance", "keypoint_prior", "keypoint_flow",
                   "deformation_prior", "kl", "expression", "head_pose", "scale_anchor", "expression_regions",
-                  "painted_regions", "discriminator")
+                  "painted_regions", "painted_l1", "discriminator")
 
 
 @dataclass

@@ -46,6 +46,7 @@ class LossTerms:
     scale_anchor: Tensor
     expression_regions: Tensor | None  # None when its weight is 0
     painted_regions: Tensor | None  # None when its weight is 0
+    painted_l1: Tensor | None  # None when its weight is 0
 
     def named(self) -> dict[str, Tensor]:
         """The computed terms by name (logging, TensorBoard)."""
@@ -124,6 +125,8 @@ class Objective:
                                     if w.expression_regions > 0 else None),
                 painted_regions=(region_l1(out.render.output.painted, real, regions, batch.has_landmarks)
                                  if w.painted_regions > 0 else None),
+                painted_l1=((out.render.output.painted.float() - real.float()).abs().mean()
+                            if w.painted_l1 > 0 else None),
             )
 
     @staticmethod

@@ -22,7 +22,7 @@ def test_every_loss_term_has_a_weight_of_the_same_name():
     assert [f.name for f in dataclasses.fields(LossTerms)] == [
         "perceptual", "pyramid_l1", "gan", "feature_matching", "equivariance", "equivariance_pose", "keypoint_prior",
         "deformation_prior", "canonical", "kl", "keypoint_flow", "expression", "head_pose", "scale_anchor",
-        "expression_regions", "painted_regions"]
+        "expression_regions", "painted_regions", "painted_l1"]
     assert {f.name for f in dataclasses.fields(LossTerms)} == {f.name for f in dataclasses.fields(LossWeights)}
 
 

@@ -548,13 +548,14 @@ def test_a_run_weighing_the_mouth_and_eyes_trains_through_the_data_loader(sample
     """loss.expression_regions reads the driving frame's mesh through the loader; the term is logged."""
     store = _tracked_portrait_store(sample_portrait)
     model, cfg = tiny()
-    cfg = dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, expression_regions=10.0, painted_regions=5.0))
+    cfg = dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, expression_regions=10.0, painted_regions=5.0,
+                                                                painted_l1=1.0))
     assert cfg.uses_landmarks
     lines: list[str] = []
     trainer = Trainer(model, dataclasses.replace(cfg, log_every=1), store,
                       options(tmp_path, max_steps=2, log=lines.append))
     assert trainer.run() == 2
-    assert any("expression_regions" in line and "painted_regions" in line for line in lines)
+    assert any("expression_regions" in line and "painted_regions" in line and "painted_l1" in line for line in lines)
 
 
 def test_init_from_a_model_without_the_stretch_input_renders_as_it_did(blob_store, tmp_path):
