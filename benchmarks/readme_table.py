@@ -31,9 +31,18 @@ def device_kind(report: Report) -> str:
     return "cuda" if str(first.get("device", "cpu")).startswith("cuda") else "cpu"
 
 
+def saved_at(path: Path) -> tuple[str, float]:
+    """When a result was saved, as a sortable key: the date (and time) in its name (``engine-20261207T173636Z``,
+    ``app-cpu-20261202``), then the file's modification time. A fresh clone gives every file the same time, so
+    the time alone picked an older result at random."""
+    found = re.search(r"(\d{8})(T\d{6}Z?)?", path.stem)
+    stamp = (found.group(1) + (found.group(2) or "T000000")) if found else ""
+    return stamp, path.stat().st_mtime
+
+
 def newest_reports(folder: Path) -> dict[tuple[str, str], Report]:
-    """The newest report of each (benchmark, device kind), by file modification time."""
-    newest: dict[tuple[str, str], tuple[float, Report]] = {}
+    """The newest report of each (benchmark, device kind), by :func:`saved_at`."""
+    newest: dict[tuple[str, str], tuple[tuple[str, float], Report]] = {}
     for path in folder.glob("*.json"):
         try:
             report = json.loads(path.read_text())
@@ -41,9 +50,9 @@ def newest_reports(folder: Path) -> dict[tuple[str, str], Report]:
         except (OSError, ValueError, KeyError, TypeError, IndexError):
             print(f"skipped {path}: not a benchmark result", file=sys.stderr)
             continue
-        mtime = path.stat().st_mtime
-        if key not in newest or mtime > newest[key][0]:
-            newest[key] = (mtime, report)
+        when = saved_at(path)
+        if key not in newest or when > newest[key][0]:
+            newest[key] = (when, report)
     return {key: report for key, (_, report) in newest.items()}
 
 

@@ -120,3 +120,17 @@ def test_a_benchmark_runs_on_the_tiny_config_and_prints_json(name, argv, capsys,
         torch.set_num_threads(before)
     report = json.loads(capsys.readouterr().out)
     assert report["benchmark"] == name and report["machine"]["torch"] and report["results"]
+
+
+def test_the_newest_result_is_told_by_the_date_in_its_name_not_the_files_time(tmp_path):
+    """A fresh clone gives every saved result the same modification time: the date in the name decides."""
+    import os
+
+    machine = {"cpu": "AMD EPYC", "cores_available": 2, "gpu": None, "load_average": {"1min": 0.5},
+               "git_commit": "abc1234"}
+    for name, fps in (("app-cpu-20261202", 10.0), ("app-20261205T175906Z", 27.1), ("app-20261205T090000Z", 5.0)):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"benchmark": "app", "machine": machine, "results": {"device": "cpu", "fps": fps}}))
+        os.utime(path, (1_000_000, 1_000_000))
+    (newest,) = readme_table.newest_reports(tmp_path).values()
+    assert newest["results"]["fps"] == 27.1
