@@ -16,18 +16,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from edit_strips import tile  # this folder's: run as a script, it is on the path
 
 from mmfa_studio.engine import Engine, Reenactor
 from mmfa_studio.eval.evaluate import crop_clip, list_videos, read_spread_frames
 from mmfa_studio.eval.metrics import region_l1
 from mmfa_studio.face.measures import expression_measures
-
-
-def tile(image: np.ndarray, text: str, size: int = 160) -> np.ndarray:
-    small = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
-    band = np.full((20, size, 3), 255, np.uint8)
-    cv2.putText(band, text, (3, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (20, 20, 20), 1, cv2.LINE_AA)
-    return np.concatenate([small, band], axis=0)
 
 
 def main() -> None:
@@ -56,7 +50,7 @@ def main() -> None:
                                                  ("eyes", crops.driving[eyes[0]], eyes[2])]))
     finder.close()
 
-    truth = [tile(crop, f"{clip[:14]} {label}") for clip, _, chosen in picks for label, crop, _ in chosen]
+    truth = [tile(crop, f"{clip[:14]} {label}", 160) for clip, _, chosen in picks for label, crop, _ in chosen]
     rows = [np.concatenate(truth, axis=1)]
     copy = {part: float(np.mean([region_l1(src, crop, face.landmarks)[f"{part}_l1"]
                                  for _, src, chosen in picks for label, crop, face in chosen if label == part]))
@@ -73,7 +67,7 @@ def main() -> None:
                         reenactor.process(src)  # the reference: the source frame itself
                         out = reenactor.process(crop).frame.crop
                     errors[label].append(region_l1(out, crop, face.landmarks)[f"{label}_l1"])
-                    tiles.append(tile(out, Path(checkpoint).parent.name[:20]))
+                    tiles.append(tile(out, Path(checkpoint).parent.name[:20], 160))
         finally:
             engine.close()
         rows.append(np.concatenate(tiles, axis=1))

@@ -81,6 +81,7 @@ def follow_change(vae: AnchorExpressionVAE, source_code: np.ndarray, change: np.
         z = anchor.clone()
         eye = torch.eye(len(z), device=device)
         opened = None if openings is None else openings.on(vae, as_tensor(source_code))
+        weight = None if openings is None else as_tensor(openings.weights)
         for _ in range(steps):
             decoded, jacobian = vae.decode_jacobian(z)  # (N·3,), (N·3)×Z
             miss = decoded / vae.scale - wanted
@@ -89,7 +90,6 @@ def follow_change(vae: AnchorExpressionVAE, source_code: np.ndarray, change: np.
             normal, gradient = jacobian.T @ jacobian / n, jacobian.T @ miss / n
             if opened is not None:  # the openings' rows, weighted
                 opening_miss, opening_slope = opened(z)
-                weight = torch.as_tensor(openings.weights, dtype=torch.float32, device=device)
                 normal = normal + opening_slope.T @ (weight[:, None] * opening_slope)
                 gradient = gradient + opening_slope.T @ (weight * opening_miss)
             z = z - torch.linalg.solve(normal + stay * eye, gradient + stay * (z - anchor))

@@ -29,7 +29,7 @@ from mmfa_studio.face import Face
 from mmfa_studio.model import MMFA
 
 from ..motion import CONTROLS_KEY, INTERPOLATION_MODES, ExpressionControls, interpolate_latents
-from .anchors import OpeningTargets, encode_layout, face_layout, follow_change, match_openings
+from .anchors import OpeningTargets, SourceAnchors, encode_layout, face_layout, follow_change, match_openings
 from .errors import NoFaceFoundError
 
 if TYPE_CHECKING:
@@ -105,19 +105,20 @@ class ExpressionSpace:
         return None if read is None else read[1].copy()
 
     def relative(self, source_code: np.ndarray, reference: Face, driving: Face,
-                 source_layout: np.ndarray | None = None) -> np.ndarray | None:
+                 source_anchors: SourceAnchors | None = None) -> np.ndarray | None:
         """Reenactment's latent (Z,): the source's code ``source_code`` moved by the driving face's expression
         change since its reference face, so that the source's anchors move as the driver's did
         (:func:`.anchors.follow_change`). None without the anchor expression or a 3D mesh on both faces.
 
-        ``source_layout``: the source's canonical anchors (``source.anchors.face.layout``); with them its mouth
-        and eyes also open and close in proportion to the driver's (:meth:`.anchors.OpeningTargets.following`):
-        a driver's blink closes a wider or narrower eye than the driver's own."""
+        ``source_anchors``: the source's (``PreparedSource.anchors``); with them its mouth and eyes also open and
+        close in proportion to the driver's (:meth:`.anchors.OpeningTargets.following`): a driver's blink closes
+        a wider or narrower eye than the driver's own."""
         ref, drv = self._read_face(reference), self._read_face(driving)
         if ref is None or drv is None:
             return None
         start = np.asarray(source_code, dtype=np.float32) + drv[1] - ref[1]
-        openings = None if source_layout is None else OpeningTargets.following(source_layout, ref[0], drv[0])
+        openings = (None if source_anchors is None
+                    else OpeningTargets.following(source_anchors.face.layout, ref[0], drv[0]))
         with self._lock:
             return follow_change(self._anchor_vae, source_code, drv[0] - ref[0], start,
                                  openings).astype(np.float32)

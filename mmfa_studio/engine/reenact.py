@@ -459,9 +459,8 @@ class Reenactor:
                         "scale": (d.scale / r.scale) * (reading.size / max(ref.size, 1.0)),
                         **dict(zip(SHIFT_FIELDS, map(float, shift)))}
             z = src.expression + (reading.expression - ref.expression)
-            layout = None if self.source.anchors is None else self.source.anchors.face.layout
             if src.expression is not None and (followed := self.engine.expressions.relative(
-                    src.expression, ref.face, reading.face, layout)) is not None:
+                    src.expression, ref.face, reading.face, self.source.anchors)) is not None:
                 z = followed  # the anchor latent refined to move the source's anchors as the driver's moved
             relative = True
         # The source's own pose: no change (relative) or its absolute one.

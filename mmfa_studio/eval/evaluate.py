@@ -392,8 +392,8 @@ class Evaluator:
         if self.settings.motion == "tracker" and source_face is not None and face is not None:
             change = tracked_change(source_face, face, self.engine.image_size)
             if change is not None:  # the expression relative to the source, as reenactment's
-                layout = None if source.anchors is None else source.anchors.face.layout
-                followed = (self.engine.expressions.relative(source.motion.expression, source_face, face, layout)
+                followed = (self.engine.expressions.relative(source.motion.expression, source_face, face,
+                                                             source.anchors)
                             if source.motion.expression is not None else None)
                 return replace(change, expression=read.expression if followed is None else followed)
         return ModelMotion.clamped(**read.pose_values(), expression=read.expression, relative=False)

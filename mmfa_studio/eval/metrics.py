@@ -30,14 +30,13 @@ def region_l1(output: np.ndarray, target: np.ndarray, landmarks: np.ndarray) -> 
     import torch
 
     from ..face.anchors import pixels_to_units
-    from ..face.regions import REGIONS, region_masks
+    from ..face.regions import REGIONS, region_errors, region_masks
 
     size = target.shape[0]
     points = torch.as_tensor(pixels_to_units(landmarks, size), dtype=torch.float32)[None]
-    masks = region_masks(points, size)[0].numpy()  # R×H×W
-    error = np.abs(output.astype(np.float32) - target.astype(np.float32)).mean(axis=2) / 255.0
-    return {f"{name}_l1": float((error * mask).sum() / max(float(mask.sum()), 1.0))
-            for name, mask in zip(REGIONS, masks)}
+    as_batch = lambda image: torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
+    errors = region_errors(as_batch(output), as_batch(target), region_masks(points, size))[0]
+    return {f"{name}_l1": float(error) for name, error in zip(REGIONS, errors)}
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

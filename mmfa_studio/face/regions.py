@@ -51,12 +51,16 @@ def region_masks(landmarks: Tensor, size: int, margin: float = MARGIN,
     return F.avg_pool2d(out, 2 * (grow // 2) + 1, stride=1, padding=grow // 2, count_include_pad=False)
 
 
-def region_l1(image: Tensor, target: Tensor, masks: Tensor, valid: Tensor | None = None) -> Tensor:
-    """Mean |image − target| inside each region, averaged over the regions and the valid rows: images B×3×H×W,
-    masks B×R×H×W (at the images' size), ``valid`` B bool (rows without a tracked face count nothing)."""
+def region_errors(image: Tensor, target: Tensor, masks: Tensor) -> Tensor:
+    """B×R mean |image − target| inside each region: images B×3×H×W, masks B×R×H×W (at the images' size)."""
     error = (image.float() - target.float()).abs().mean(dim=1, keepdim=True)  # B×1×H×W
-    per_region = (error * masks).sum(dim=(2, 3)) / masks.sum(dim=(2, 3)).clamp_min(1.0)  # B×R
-    per_row = per_region.mean(dim=1)
+    return (error * masks).sum(dim=(2, 3)) / masks.sum(dim=(2, 3)).clamp_min(1.0)
+
+
+def region_l1(image: Tensor, target: Tensor, masks: Tensor, valid: Tensor | None = None) -> Tensor:
+    """:func:`region_errors` averaged over the regions and the valid rows (``valid`` B bool: rows without a
+    tracked face count nothing)."""
+    per_row = region_errors(image, target, masks).mean(dim=1)
     if valid is None:
         return per_row.mean()
     weights = valid.float()
@@ -64,4 +68,4 @@ def region_l1(image: Tensor, target: Tensor, masks: Tensor, valid: Tensor | None
 
 
 __all__ = ["INNER_MOUTH_CONTOUR", "LEFT_EYE_CONTOUR", "MARGIN", "MOUTH_CONTOUR", "REGIONS", "RIGHT_EYE_CONTOUR",
-           "TRAINING_REGIONS", "polygon_mask", "region_l1", "region_masks"]
+           "TRAINING_REGIONS", "polygon_mask", "region_errors", "region_l1", "region_masks"]
