@@ -5,7 +5,7 @@ import torch
 
 from mmfa_studio.model import MMFA, MultiScaleDiscriminator, TargetMotion
 from mmfa_studio.model.blocks import make_coordinate_grid
-from mmfa_studio.model.dense_motion import add_tps_proposal, sparse_motions, thin_plate_spline
+from mmfa_studio.model.dense_motion import add_tps_proposal, sparse_motions, squared_distances, thin_plate_spline
 
 
 def config_at(tiny_config, variant, size):
@@ -224,3 +224,18 @@ def test_template_depth_reads_the_buffer_at_each_keypoint_plus_a_bounded_residua
     assert torch.allclose(kp[..., 2], 0.5 * kp[..., 0], atol=2e-3)  # bilinear read of a linear map
     with pytest.raises(ValueError, match="keypoint_depth"):
         replace(tiny_config, keypoint_depth="guess")
+
+
+def test_squared_distances_match_the_differences():
+    torch.manual_seed(0)
+    points = torch.rand(2, 7, 2) * 2 - 1
+    grid = make_coordinate_grid((9, 11), torch.zeros(1))
+    direct = (grid[None, None] - points[:, :, None, None]).pow(2).sum(-1)
+    fast = squared_distances(points, grid)
+    assert fast.shape == (2, 7, 9, 11)
+    assert torch.allclose(fast, direct, atol=1e-6)
+    assert (squared_distances(points, points[0]) >= 0).all()  # the exact zeros do not round below zero
+    volume = make_coordinate_grid((3, 4, 5), torch.zeros(1))
+    points3 = torch.rand(1, 4, 3)
+    assert torch.allclose(squared_distances(points3, volume),
+                          (volume[None, None] - points3[:, :, None, None, None]).pow(2).sum(-1), atol=1e-6)
