@@ -63,8 +63,11 @@ def squared_distances(points: Tensor, grid: Tensor) -> Tensor:
     convolutions on the CPU (152 anchors on a 64² grid). Rounding puts an exact zero at about ±1e-7, clamped."""
     with full_precision(points):
         p, g = points.float(), grid.float().reshape(-1, grid.shape[-1])
-        d2 = p.pow(2).sum(-1, keepdim=True) + g.pow(2).sum(-1) - 2 * (p @ g.T)  # B×K×G
-        return d2.clamp_min(0).view(points.shape[:2] + grid.shape[:-1])
+        # [−2p, |p|², 1]·[g, 1, |g|²]ᵀ: the whole sum in one product, no B×K×G temporaries to add
+        p_side = torch.cat([-2 * p, p.pow(2).sum(-1, keepdim=True), torch.ones_like(p[..., :1])], dim=-1)
+        g_side = torch.cat([g, torch.ones_like(g[:, :1]), g.pow(2).sum(-1, keepdim=True)], dim=-1)
+        d2 = p_side @ g_side.T  # B×K×G
+        return d2.clamp_min_(0).view(points.shape[:2] + grid.shape[:-1])
 
 
 def gaussian_heatmaps(keypoints: Tensor, grid: Tensor, variance: float) -> Tensor:
@@ -96,8 +99,8 @@ def thin_plate_spline(control: Tensor, target: Tensor, grid: Tensor, regularisat
         c, v, g = control.float(), target.float(), grid.float()
         b, k, n = c.shape
 
-        def kernel(d2: Tensor) -> Tensor:
-            return d2 * torch.log(d2.clamp_min(1e-12))
+        def kernel(d2: Tensor) -> Tensor:  # in place (d2 is a temporary of the caller's); xlogy(0, 0) = 0
+            return d2.xlogy_(d2)
 
         affine_c = torch.cat([torch.ones_like(c[..., :1]), c], dim=-1)  # B×K×(n+1)
         system = torch.zeros(b, k + n + 1, k + n + 1, device=c.device)
@@ -117,9 +120,10 @@ def thin_plate_spline(control: Tensor, target: Tensor, grid: Tensor, regularisat
         else:
             weights = torch.linalg.solve_ex(system, rhs).result  # B×(K+n+1)×n
         points = g.reshape(1, -1, n)
-        radial = kernel(squared_distances(c, points[0]).transpose(1, 2))  # B×P×K
+        radial = kernel(squared_distances(c, points[0]))  # B×K×P
         affine_p = torch.cat([torch.ones_like(points[..., :1]), points], dim=-1).expand(b, -1, -1)
-        mapped = radial @ weights[:, :k] + affine_p @ weights[:, k:]
+        # (wᵀ·U)ᵀ: the product over K with U as it is laid out (U·w on its transpose was 8× slower on the CPU)
+        mapped = (weights[:, :k].transpose(1, 2) @ radial).transpose(1, 2) + affine_p @ weights[:, k:]
         return mapped.view((b,) + grid.shape)
 
 
