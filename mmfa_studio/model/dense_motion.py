@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .blocks import Hourglass, full_precision, make_coordinate_grid
+from .closing_warp import ClosingRegion
 from .config import ModelConfig
 
 
@@ -34,6 +35,8 @@ class AnchorPoints:
 
     source: Tensor
     driving: Tensor
+    # The eyes' and the mouth's openings among them, for model.closing_warp (model/closing_warp.py).
+    closing: tuple[ClosingRegion, ...] = ()
 
 
 @dataclass
@@ -99,8 +102,10 @@ def thin_plate_spline(control: Tensor, target: Tensor, grid: Tensor, regularisat
         c, v, g = control.float(), target.float(), grid.float()
         b, k, n = c.shape
 
-        def kernel(d2: Tensor) -> Tensor:  # in place (d2 is a temporary of the caller's); xlogy(0, 0) = 0
-            return d2.xlogy_(d2)
+        def kernel(d2: Tensor) -> Tensor:
+            if d2.requires_grad:  # xlogy's slope is −∞ at the control points themselves
+                return d2 * torch.log(d2.clamp_min(1e-12))
+            return d2.xlogy_(d2)  # in place (d2 is a temporary of the caller's); xlogy(0, 0) = 0
 
         affine_c = torch.cat([torch.ones_like(c[..., :1]), c], dim=-1)  # B×K×(n+1)
         system = torch.zeros(b, k + n + 1, k + n + 1, device=c.device)

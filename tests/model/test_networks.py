@@ -239,3 +239,12 @@ def test_squared_distances_match_the_differences():
     points3 = torch.rand(1, 4, 3)
     assert torch.allclose(squared_distances(points3, volume),
                           (volume[None, None] - points3[:, :, None, None, None]).pow(2).sum(-1), atol=1e-6)
+
+
+def test_thin_plate_spline_gradients_are_finite():
+    """Training moves the keypoints through the spline: the kernel's slope at the control points themselves
+    (distance 0) must not be the −∞ of d·log d."""
+    control = (torch.rand(2, 6, 2) * 2 - 1).requires_grad_()
+    mapped = thin_plate_spline(control, control.detach() + 0.01, make_coordinate_grid((8, 8), torch.zeros(1)))
+    mapped.sum().backward()
+    assert torch.isfinite(control.grad).all()
