@@ -44,7 +44,7 @@ def rows_for(checkpoint: str, sources: list[np.ndarray]) -> list[np.ndarray]:
                 if controls is None or control not in controls.directions:
                     tiles.append(tile(np.full_like(crop, 255), f"no {control}"))
                     continue
-                z = engine.expressions.with_controls(source.expression, {control: value})
+                z = engine.expressions.with_controls(source.expression, {control: value}, source)
                 frame = engine.render(source, Motion(expression=tuple(float(v) for v in z))).crop
                 tiles.append(tile(frame, f"{control} {value:+g}"))
             rows.append(np.concatenate(tiles, axis=1))

@@ -86,7 +86,7 @@ def main() -> None:
                 continue
             for control in engine.expressions.controls.directions:
                 value = -1.0 if control == "brows_down" else 1.0
-                z = engine.expressions.with_controls(source.expression, {control: value})
+                z = engine.expressions.with_controls(source.expression, {control: value}, source)
                 out = engine.render(source, Motion(expression=tuple(float(v) for v in z))).crop
                 m1, f1 = measure(engine, out)
                 row = controls.setdefault(control, {"mouth_open": [], "eye_open": [], "turn": [], "identity": []})

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -485,6 +486,11 @@ class ExpressionControls:
             for i, v in enumerate(self.directions[name]):
                 total[i] += float(value) * v
         return total
+
+    def apply(self, z: Sequence[float], values: dict[str, float]) -> list[float]:
+        """The latent ``z`` with the controls' Δz added, each value kept within ±``EXPRESSION_LIMIT`` (where a
+        :class:`Motion` takes it)."""
+        return [min(max(a + b, -EXPRESSION_LIMIT), EXPRESSION_LIMIT) for a, b in zip(z, self.offset(values))]
 
     def range(self, name: str) -> tuple[float, float]:
         return self.ranges.get(name, (-1.0, 1.0) if name == "brows" else (0.0, 1.0))

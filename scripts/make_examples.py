@@ -64,7 +64,7 @@ def main() -> int:
         settings = [(name, 1.0) for name in engine.expressions.controls.directions] + [("brows", -1.0)]
         tiles = [labelled(source.crop, "source")]
         for name, value in settings:
-            z = engine.expressions.with_controls(source.expression, {name: value})
+            z = engine.expressions.with_controls(source.expression, {name: value}, source)
             tiles.append(labelled(engine.render(source, Motion(expression=tuple(map(float, z)))).crop,
                                   f"{name} {value:+g}"))
         save(OUT / "named_controls.png", tiles)

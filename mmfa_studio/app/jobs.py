@@ -92,6 +92,7 @@ class OpenPhoto:
             pose=source.pose,
             expression=np.asarray(source.expression),
             transform=source.output_transform,
+            controls=source.controls,
         )
 
 

@@ -306,7 +306,7 @@ class MainWindow(QMainWindow):
         self._update_enabled()
 
     def _on_source_ready(self, info: SourceInfo) -> None:  # the display shows it; the editor adopts it
-        self.edit.adopt_source_expression(None if info.expression is None else info.expression.ravel())
+        self.edit.adopt_source_expression(None if info.expression is None else info.expression.ravel(), info.controls)
         self.setWindowTitle(f"MMFA Studio — {Path(info.path).name if info.path else 'image'}")
         self._update_enabled()
         self.edit.request_render()

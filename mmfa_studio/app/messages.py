@@ -52,6 +52,7 @@ class SourceInfo:
     pose: HeadPose | None = None
     expression: np.ndarray | None = None
     transform: CropTransform | None = None  # crop pixels ↔ photo pixels
+    controls: ExpressionControls | None = None  # the model's named controls fitted to this face
 
 
 @dataclass(frozen=True)

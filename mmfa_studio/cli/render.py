@@ -184,7 +184,7 @@ def apply_controls(engine, source, z: np.ndarray | None, strength: float, specs:
             raise UserError(f"--control {name}={value:g} is out of range [{low - 1:g}, {high + 1:g}]")
     own = np.asarray(source.expression, dtype=np.float64)
     base = own if z is None else own + strength * (np.asarray(z, dtype=np.float64) - own)
-    return (base + np.asarray(controls.offset(values))).astype(np.float32)
+    return engine.expressions.with_controls(base, values, source)
 
 
 def _looks_numeric(text: str) -> bool:

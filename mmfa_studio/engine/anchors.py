@@ -29,7 +29,9 @@ from ..face.anchors import (
 from ..model import TargetMotion
 from ..model.anchor_expression import AnchorExpressionVAE
 from ..model.anchors import pose_anchors
+from ..model.closing_warp import ClosingRegion
 from ..model.dense_motion import AnchorPoints
+from ..motion import ExpressionControls
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,56 @@ def match_openings(vae: AnchorExpressionVAE, anchors: SourceAnchors, photo_layou
     return z.cpu().numpy()
 
 
+# Controls that open or close: the measures each moves, and how a source's share of the mean face's change is
+# taken — a closing eye by the same factor (a wide eye closes as fully as a narrow one), a mouth by the same rise.
+OPENING_CONTROLS: dict[str, tuple[tuple[str, ...], str]] = {
+    "mouth_open": (("mouth_open",), "rise"),
+    "blink": (("eye_open_left", "eye_open_right"), "factor"),
+    "blink_left": (("eye_open_left",), "factor"),
+    "blink_right": (("eye_open_right",), "factor"),
+}
+CONTROL_STRENGTHS = np.linspace(0.0, 3.0, 61)  # the per-source scales of a control's direction that are tried
+TRUSTED_LATENT = 5.0  # |z| (σ of the prior) beyond which a stronger step is not tried: the decoder never saw it
+
+
+def fitted_controls(vae: AnchorExpressionVAE, anchors: SourceAnchors, controls: ExpressionControls
+                    ) -> ExpressionControls:
+    """``controls`` with each opening control's direction (:data:`OPENING_CONTROLS`) scaled for this source, so
+    that at 1 its anchors make the change the direction makes on the mean face (``fit-expression`` fitted it
+    there, to the training frames' 99th percentile): the eyes close by the same factor, the mouth opens by the same
+    rise of its ratio. The latent is nonlinear in a face's own expression: one step closed the mean face's eyes to
+    0.04 of their width but a wide-eyed child's only from 0.46 to 0.26, and one validation source's not at all.
+    The best of :data:`CONTROL_STRENGTHS` is kept; the other controls are as fitted."""
+    names = [name for name in OPENING_CONTROLS if name in controls.directions]
+    if not names:
+        return controls
+    device = vae.scale.device
+    as_tensor = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32), device=device)
+    code = as_tensor(anchors.code)
+    directions = dict(controls.directions)
+    with torch.inference_mode():
+        base = as_tensor(anchors.face.layout) - vae.decode(code[None])[0]
+        for name in names:
+            measures, kind = OPENING_CONTROLS[name]
+            step = as_tensor(directions[name])
+            # past the fitted step, only as far as the latent stays within TRUSTED_LATENT of the prior's centre
+            far = (code[None] + as_tensor(CONTROL_STRENGTHS)[:, None] * step).abs().amax(-1)
+            allowed = (as_tensor(CONTROL_STRENGTHS) <= 1) | (far <= TRUSTED_LATENT)
+            choices = CONTROL_STRENGTHS[allowed.cpu().numpy()]
+            strengths = as_tensor(choices)
+            mean_face = anchor_measures(vae.neutral + vae.decode(torch.stack([torch.zeros_like(step), step])))
+            tried = anchor_measures(base + vae.decode(code + strengths[:, None] * step))  # each S
+            miss = torch.zeros_like(strengths)
+            for measure in measures:
+                before, after = mean_face[measure]
+                own = tried[measure][0]  # strength 0: the source's own
+                wanted = own * after / before.clamp_min(1e-6) if kind == "factor" else own + after - before
+                miss += (tried[measure] - wanted).pow(2)
+            best = float(choices[int(miss.argmin())])
+            directions[name] = [best * v for v in directions[name]]
+    return ExpressionControls(directions, controls.ranges)
+
+
 def source_anchors(vae: AnchorExpressionVAE, face: Face | None, crop_size: int) -> SourceAnchors | None:
     """:class:`SourceAnchors` of the source face tracked in its model crop; None without one."""
     found = face_anchors(face, crop_size) if face is not None else None
@@ -207,7 +259,8 @@ def render_anchors(vae: AnchorExpressionVAE, anchors: SourceAnchors, own_motion,
                          shift)
     # The source side is where the anchors lie in the source image: the unedited points.
     source = as_tensor(anchors.face.points[:, :2])[None].expand(batch, -1, -1)
-    return AnchorPoints(source=source, driving=keep_lids_apart(source, posed.driving))
+    return AnchorPoints(source=source, driving=keep_lids_apart(source, posed.driving),
+                        closing=ClosingRegion.all_of(closing_pairs(), device))
 
 
 def keep_lids_apart(source: torch.Tensor, driving: torch.Tensor) -> torch.Tensor:
@@ -236,5 +289,6 @@ def keep_lids_apart(source: torch.Tensor, driving: torch.Tensor) -> torch.Tensor
     return driving
 
 
-__all__ = ["OPENINGS", "OpeningTargets", "SourceAnchors", "encode_layout", "face_code", "face_layout", "follow_change",
-           "keep_lids_apart", "match_openings", "render_anchors", "source_anchors"]
+__all__ = ["CONTROL_STRENGTHS", "OPENING_CONTROLS", "OPENINGS", "OpeningTargets", "SourceAnchors", "encode_layout",
+           "face_code", "face_layout", "fitted_controls", "follow_change", "keep_lids_apart", "match_openings",
+           "render_anchors", "source_anchors"]

@@ -49,8 +49,8 @@ from mmfa_studio.model import MMFA, ModelConfig, SourceEncoding, TargetMotion
 
 from ..devices import DEVICES, DeviceError, cpu_has_fast_bf16
 from ..devices import resolve_device as find_device
-from ..motion import SHIFT_FIELDS, TURN_FIELDS, ModelMotion, Motion
-from .anchors import SourceAnchors, render_anchors, source_anchors
+from ..motion import SHIFT_FIELDS, TURN_FIELDS, ExpressionControls, ModelMotion, Motion
+from .anchors import SourceAnchors, fitted_controls, render_anchors, source_anchors
 from .calibration import PoseCalibration
 from .detail import DetailParts, detail_tensors, render_detail
 from .errors import EngineError, ModelLoadError, NoFaceFoundError, SourceImageError
@@ -117,6 +117,8 @@ class PreparedSource:
     name: str = "<image>"
     # With an anchor expression model: the source's tracked mesh anchors and their code (its motion.expression).
     anchors: SourceAnchors | None = field(default=None, repr=False)
+    # The model's named expression controls fitted to this face (``anchors.fitted_controls``), or None without.
+    controls: ExpressionControls | None = field(default=None, repr=False)
     output_size: int | None = None  # the side of the crops shown and exported (None: the model's, S)
     # Above S: the same crop at the photo's resolution (N×N×3 uint8, N ≤ MAX_DETAIL_SIZE) and its transform;
     # None where the photo's face is no larger than the model's crop.
@@ -410,8 +412,12 @@ class Engine:
             anchors = source_anchors(self.anchor_expression, tracked[0] if tracked else None, self.image_size)
             code = anchors.code if anchors is not None else np.zeros(self.latent_dim, dtype=np.float32)
             motion = replace(motion, expression=code.astype(np.float32))
+        controls = self.expressions.controls
+        if controls is not None and anchors is not None:
+            with self._lock:
+                controls = fitted_controls(self.anchor_expression, anchors, controls)
         return PreparedSource(image=image, crop=crop, transform=transform, faces=faces, face_index=index,
-                              motion=motion, encoding=encoding, name=name, anchors=anchors,
+                              motion=motion, encoding=encoding, name=name, anchors=anchors, controls=controls,
                               output_size=self.output_size)
 
     # -- rendering --------------------------------------------------------------------------------------

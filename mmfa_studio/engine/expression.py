@@ -140,13 +140,16 @@ class ExpressionSpace:
             self._recent_faces.append((face, face.landmarks_3d, layout, code))
             return layout, code
 
-    def with_controls(self, z: np.ndarray, values: dict[str, float]) -> np.ndarray:
+    def with_controls(self, z: np.ndarray, values: dict[str, float], source: PreparedSource | None = None
+                      ) -> np.ndarray:
         """The latent (Z,) that adds named expression controls (name → value, e.g. ``{"mouth_open": 0.8}``) to
         ``z`` (Z,), e.g. a source's own ``source.expression``; ValueError for a model without controls or an
-        unknown name."""
-        if self.controls is None:
+        unknown name. ``source``: the controls fitted to that face (``PreparedSource.controls``), so that
+        ``blink=1`` closes its eyes however wide they are."""
+        controls = source.controls if source is not None and source.controls is not None else self.controls
+        if controls is None:
             raise ValueError("this model has no named expression controls (see `mmfa-studio fit-expression`)")
-        return (np.asarray(z, dtype=np.float64) + np.asarray(self.controls.offset(values))).astype(np.float32)
+        return np.asarray(controls.apply(np.asarray(z, dtype=np.float64).tolist(), values), dtype=np.float32)
 
     def sample(self, seed: int | None = None) -> np.ndarray:
         """A latent drawn from the VAE prior N(0, I), (Z,); the same seed gives the same latent."""

@@ -81,6 +81,9 @@ class ModelConfig:
     # (hybrid only) the generator also sees where the flow stretches or squeezes the source
     # (model/flow_stretch.py): what it must paint, e.g. a mouth that opens, a lid that closes.
     generator_stretch: bool = False
+    # (hybrid with anchors) around the eyes and the mouth the image is warped by a triangle mesh through the
+    # anchors, at the image's resolution (model/closing_warp.py): the spline cannot close a lid over the eye.
+    closing_warp: bool = False
     # Generator: residual blocks at feature_size, then upsampling to image_size; one RGB output per scale.
     generator_res_blocks: int = 3
     generator_channels: tuple[int, ...] = (64, 32, 16)  # at feature_size, ×2, ×4 ...
@@ -105,6 +108,8 @@ class ModelConfig:
             raise ValueError("model.anchor_flow must be in [0, 1], and needs the hybrid variant with tps_motion")
         if self.generator_stretch and self.variant != "hybrid":
             raise ValueError("model.generator_stretch is for the hybrid variant only")
+        if self.closing_warp and self.variant != "hybrid":
+            raise ValueError("model.closing_warp is for the hybrid variant only")
         if self.anchor_latent_dim < 0 or (self.anchor_latent_dim > 0 and self.variant != "hybrid"):
             raise ValueError("model.anchor_latent_dim must be ≥ 0, and is for the hybrid variant only")
         if self.anchor_latent_dim > 0 and (self.anchor_count < 1 or self.anchor_hidden < 1):
@@ -179,7 +184,7 @@ def _check_bounds(cfg: ModelConfig) -> None:
             raise ValueError(f"model.{name} must be a finite number, not {_show(value)}")
         if not low <= value <= high:
             raise ValueError(f"model.{name} = {value:g} is out of range [{low:g}, {high:g}]")
-    for name in ("tps_motion", "generator_stretch"):
+    for name in ("tps_motion", "generator_stretch", "closing_warp"):
         if not isinstance(getattr(cfg, name), bool):
             raise ValueError(f"model.{name} must be true or false, not {_show(getattr(cfg, name))}")
     for name, (low, high), kind in (("generator_channels", GENERATOR_CHANNELS, int),

@@ -18,6 +18,7 @@ from torch.nn import functional as F
 from .anchor_expression import AnchorExpressionVAE
 from .appearance import AppearanceEncoder
 from .blocks import full_precision, make_coordinate_grid
+from .closing_warp import closing_flow
 from .config import ModelConfig
 from .dense_motion import AnchorPoints, DenseMotion, DenseMotion2D, DenseMotion3D
 from .expression_vae import ExpressionCode, ExpressionVAE
@@ -160,6 +161,8 @@ class MMFA(nn.Module):
             smoothed = smooth_flow(motion.flow, grid, self.cfg.flow_smoothing)
             motion = replace(motion, flow=motion.with_anchor_spline(smoothed))
         features, image_flow = self.warp_features(src, motion)
+        if self.cfg.closing_warp and anchors is not None and anchors.closing:
+            image_flow = self.closed_image_flow(image_flow, anchors)
         output = self.generator(features, src.image, image_flow, all_scales=all_scales)
         if region is not None:
             pyramid = [composite(level, region, resized_source(src.image, level.shape[-1]))
@@ -196,6 +199,17 @@ class MMFA(nn.Module):
         if self.cfg.generator_stretch:  # one more channel: where the warp stretches or squeezes the source
             features = torch.cat([features, log_area_change(image_flow).to(features.dtype)], dim=1)
         return features, image_flow
+
+    def closed_image_flow(self, image_flow: Tensor, anchors: AnchorPoints) -> Tensor:
+        """The image warp's flow (B×S×S×2, S = feature_size) at the image's size with the eyes and the mouth
+        mapped by the anchors' mesh (``closing_warp``): B×H×H×2."""
+        size = self.cfg.image_size
+        with full_precision(image_flow):
+            flow = F.interpolate(image_flow.float().permute(0, 3, 1, 2), size=(size, size), mode="bilinear",
+                                 align_corners=False).permute(0, 2, 3, 1)
+            b = flow.shape[0]
+            return closing_flow(flow, anchors.source.float().expand(b, -1, -1),
+                                anchors.driving.float().expand(b, -1, -1), anchors.closing)
 
     def forward(self, source_image: Tensor, driving_image: Tensor) -> TrainingForward:
         """Training pass: reconstruct the driving frame from the source frame of the same clip."""

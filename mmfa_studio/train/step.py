@@ -16,8 +16,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..face.anchors import anchor_indices
+from ..face.anchors import anchor_indices, closing_pairs
 from ..model import MMFA
+from ..model.closing_warp import ClosingRegion
 from ..model.dense_motion import AnchorPoints
 from ..model.expression_vae import ExpressionCode
 from ..model.keypoints import rotation_matrix
@@ -96,7 +97,8 @@ class TrackedChange:
         if self.driving_landmarks is None or not bool(self.has_landmarks.all()):
             return None
         rows = torch.as_tensor(anchor_indices(), device=self.landmarks.device)
-        return AnchorPoints(source=self.landmarks[:, rows].float(), driving=self.driving_landmarks[:, rows].float())
+        return AnchorPoints(source=self.landmarks[:, rows].float(), driving=self.driving_landmarks[:, rows].float(),
+                            closing=ClosingRegion.all_of(closing_pairs(), self.landmarks.device))
 
 
 class View(IntEnum):

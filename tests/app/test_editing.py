@@ -202,7 +202,11 @@ def test_named_controls_edit_the_source_expression(window, qtbot, tmp_path, tiny
     own = np.asarray(state.source_expression)
     editor.control_sliders["mouth_open"].slider.setValue(0.5)
     editor.control_sliders["brows"].slider.setValue(-1.0)
-    assert np.allclose(state.motion.expression, own + [0.5, -0.5, 0.0, 0.0], atol=1e-6)
+    # the controls fitted to this face (the openings scaled for it: engine.anchors.fitted_controls), brows as given
+    fitted = window.source_info.controls
+    assert fitted is not None and fitted.directions["brows"] == controls.directions["brows"]
+    assert np.allclose(state.motion.expression, fitted.apply(own, {"mouth_open": 0.5, "brows": -1.0}), atol=1e-6)
+    assert np.allclose(state.motion.expression[1], own[1] - 0.5, atol=1e-6)
     editor.source_button.click()
     assert state.motion.expression is None and editor.control_sliders["mouth_open"].value() == 0.0
     wait_idle(qtbot, window)

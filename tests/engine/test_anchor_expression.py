@@ -186,3 +186,54 @@ def test_a_drivers_blink_closes_the_sources_eye_in_proportion_and_a_widening_add
     widening = OpeningTargets.following(source, reference, with_eyes(face, 1.5))
     change = measure(with_eyes(face, 1.5))[1:] - measure(reference)[1:]
     assert np.allclose(widening.wanted[1:], measure(source)[1:] + change, rtol=0.05)
+
+
+class _LidVAE:
+    """A stand-in anchor VAE whose latent's first value drops both eyes' upper lids by 0.1 canonical units."""
+
+    def __init__(self):
+        from mmfa_studio.face.anchors import closing_pairs, mean_face_anchors
+
+        self.neutral = torch.as_tensor(mean_face_anchors(), dtype=torch.float32)
+        self.scale = torch.ones(())
+        self.drop = torch.zeros_like(self.neutral)
+        for eye in closing_pairs()[:2]:
+            self.drop[eye.upper, 1] = 0.1  # y points down
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return z[..., :1, None] * self.drop
+
+
+def test_a_blink_closes_a_wide_eye_as_fully_as_the_mean_faces():
+    """Fitted to a face whose eyes open 1.5× as wide as the mean face's, ``blink`` steps 1.5× as far, so the eyes
+    close by the mean face's factor; the controls that open nothing stay as they were."""
+    from mmfa_studio.engine.anchors import SourceAnchors, fitted_controls
+    from mmfa_studio.face.anchors import FaceAnchors, anchor_measures, closing_pairs
+
+    vae = _LidVAE()
+    wide = vae.neutral.clone()
+    for eye in closing_pairs()[:2]:
+        middle = (wide[eye.upper] + wide[eye.lower]) / 2
+        wide[eye.upper] = middle + 1.5 * (wide[eye.upper] - middle)
+        wide[eye.lower] = middle + 1.5 * (wide[eye.lower] - middle)
+    layout = wide.numpy()
+    anchors = SourceAnchors(FaceAnchors(layout, layout, np.eye(3)), np.zeros(2, dtype=np.float32))
+    controls = ExpressionControls({"blink": [1.0, 0.0], "brows": [0.0, 1.0]})
+    fitted = fitted_controls(vae, anchors, controls)
+    assert fitted.directions["brows"] == [0.0, 1.0]
+    assert fitted.directions["blink"][0] == pytest.approx(1.5, abs=0.05)
+    closed = lambda layout, z: float(anchor_measures(layout + vae.decode(torch.tensor([z, 0.0])))["eye_open_left"])
+    mean_factor = closed(vae.neutral, 1.0) / closed(vae.neutral, 0.0)
+    assert closed(wide, fitted.directions["blink"][0]) / closed(wide, 0.0) == pytest.approx(mean_factor, abs=0.03)
+
+
+def test_sources_carry_their_fitted_controls(anchor_engine, sample_portrait):
+    from mmfa_studio.engine.anchors import CONTROL_STRENGTHS
+
+    source = anchor_engine.prepare_source(sample_portrait)
+    fitted, fitted_for_all = source.controls, anchor_engine.expressions.controls
+    assert fitted is not None and fitted.directions["brows"] == fitted_for_all.directions["brows"]
+    strength = fitted.directions["mouth_open"][0] / fitted_for_all.directions["mouth_open"][0]
+    assert np.isclose(CONTROL_STRENGTHS, strength).any()
+    z = anchor_engine.expressions.with_controls(source.expression, {"mouth_open": 1.0}, source)
+    assert np.allclose(z - source.expression, fitted.directions["mouth_open"], atol=1e-6)

@@ -168,3 +168,11 @@ def test_controls_add_their_directions():
     assert again.directions == controls.directions
     with pytest.raises(ValueError, match="unknown expression control"):
         controls.offset({"grin": 1.0})
+
+
+def test_applied_controls_stay_within_the_latent_limit():
+    from mmfa_studio.motion import EXPRESSION_LIMIT
+
+    controls = ExpressionControls({"mouth_open": [4.0, -4.0]})
+    assert controls.apply([1.0, 2.0], {"mouth_open": 0.5}) == [3.0, 0.0]
+    assert controls.apply([9.0, -9.0], {"mouth_open": 1.0}) == [EXPRESSION_LIMIT, -EXPRESSION_LIMIT]

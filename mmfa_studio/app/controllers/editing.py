@@ -44,6 +44,7 @@ class EditController(QObject):
         self._render_seq = 0
         self._editor: EditorPanel | None = None
         self._controls: ExpressionControls | None = None  # the loaded model's named expression controls
+        self._source_controls: ExpressionControls | None = None  # the same, fitted to the source's face
         self.state.changed.connect(self.request_render)
 
     def bind_editor(self, editor: EditorPanel) -> None:
@@ -111,6 +112,7 @@ class EditController(QObject):
             names = list(info.controls.directions) if info.controls is not None else []
             self._editor.set_controls([(name, *info.controls.range(name)) for name in names])
         self._controls = info.controls
+        self._source_controls = None  # fitted for the last model; the source prepared again brings its own
         motion = self.state.motion if self.state.motion is not None else Motion()
         if motion.expression is not None and len(motion.expression) != info.latent_dim:
             motion = replace(motion, expression=None)
@@ -126,7 +128,10 @@ class EditController(QObject):
         self.state.set_motion(motion)
         self._sync_editor()  # also when the motion stayed: the sliders were rebuilt
 
-    def adopt_source_expression(self, expression: Sequence[float] | None) -> None:
+    def adopt_source_expression(self, expression: Sequence[float] | None,
+                                controls: ExpressionControls | None = None) -> None:
+        """A new source's own expression, and the model's named controls fitted to its face (None: as fitted)."""
+        self._source_controls = controls
         self.state.set_source_expression(None if expression is None else list(expression))
 
     # ---------------------------------------------------------------- edits
@@ -151,9 +156,10 @@ class EditController(QObject):
     def edit_controls(self, values: dict[str, float]) -> None:
         """Named controls, on top of the source's own expression: z = z_src + Σ value · direction."""
         own = self.state.source_expression
-        if not self.state.ready or own is None or self._controls is None:
+        controls = self._source_controls or self._controls
+        if not self.state.ready or own is None or controls is None:
             return
-        z = [a + b for a, b in zip(own, self._controls.offset(values))]
+        z = controls.apply(own, values)
         self.push_motion(self.state.with_expression(z), "Change the named controls", "controls")
 
     def _reset_controls(self) -> None:
