@@ -171,13 +171,15 @@ def match_openings(vae: AnchorExpressionVAE, anchors: SourceAnchors, photo_layou
     return z.cpu().numpy()
 
 
-# Controls that open or close: the measures each moves, and how a source's share of the mean face's change is
-# taken — a closing eye by the same factor (a wide eye closes as fully as a narrow one), a mouth by the same rise.
-OPENING_CONTROLS: dict[str, tuple[tuple[str, ...], str]] = {
-    "mouth_open": (("mouth_open",), "rise"),
-    "blink": (("eye_open_left", "eye_open_right"), "factor"),
-    "blink_left": (("eye_open_left",), "factor"),
-    "blink_right": (("eye_open_right",), "factor"),
+# Controls that open or close: the measures each moves, how a source's share of the mean face's change is taken —
+# a closing eye by the same factor (a wide eye closes as fully as a narrow one), a mouth by the same rise — and
+# the control whose change on the mean face is the one to make. A wink closes its eye as far as a blink does: the
+# training frames hold few one-eyed blinks, and their 99th percentile closed the mean face's eye only to 0.14.
+OPENING_CONTROLS: dict[str, tuple[tuple[str, ...], str, str]] = {
+    "mouth_open": (("mouth_open",), "rise", "mouth_open"),
+    "blink": (("eye_open_left", "eye_open_right"), "factor", "blink"),
+    "blink_left": (("eye_open_left",), "factor", "blink"),
+    "blink_right": (("eye_open_right",), "factor", "blink"),
 }
 CONTROL_STRENGTHS = np.linspace(0.0, 3.0, 61)  # the per-source scales of a control's direction that are tried
 TRUSTED_LATENT = 5.0  # |z| (σ of the prior) beyond which a stronger step is not tried: the decoder never saw it
@@ -186,11 +188,11 @@ TRUSTED_LATENT = 5.0  # |z| (σ of the prior) beyond which a stronger step is no
 def fitted_controls(vae: AnchorExpressionVAE, anchors: SourceAnchors, controls: ExpressionControls
                     ) -> ExpressionControls:
     """``controls`` with each opening control's direction (:data:`OPENING_CONTROLS`) scaled for this source, so
-    that at 1 its anchors make the change the direction makes on the mean face (``fit-expression`` fitted it
-    there, to the training frames' 99th percentile): the eyes close by the same factor, the mouth opens by the same
-    rise of its ratio. The latent is nonlinear in a face's own expression: one step closed the mean face's eyes to
-    0.04 of their width but a wide-eyed child's only from 0.46 to 0.26, and one validation source's not at all.
-    The best of :data:`CONTROL_STRENGTHS` is kept; the other controls are as fitted."""
+    that at 1 its anchors make the change its reference control makes on the mean face (``fit-expression`` fitted
+    them there, to the training frames' 99th percentile): the eyes close by the same factor as a blink's, the mouth
+    opens by the same rise of its ratio. The latent is nonlinear in a face's own expression: one step closed the
+    mean face's eyes to 0.04 of their width but a wide-eyed child's only from 0.46 to 0.26, and one validation
+    source's not at all. The best of :data:`CONTROL_STRENGTHS` is kept; the other controls are as fitted."""
     names = [name for name in OPENING_CONTROLS if name in controls.directions]
     if not names:
         return controls
@@ -201,14 +203,16 @@ def fitted_controls(vae: AnchorExpressionVAE, anchors: SourceAnchors, controls: 
     with torch.inference_mode():
         base = as_tensor(anchors.face.layout) - vae.decode(code[None])[0]
         for name in names:
-            measures, kind = OPENING_CONTROLS[name]
+            measures, kind, reference = OPENING_CONTROLS[name]
             step = as_tensor(directions[name])
+            reference_step = as_tensor(controls.directions.get(reference, directions[name]))
             # past the fitted step, only as far as the latent stays within TRUSTED_LATENT of the prior's centre
             far = (code[None] + as_tensor(CONTROL_STRENGTHS)[:, None] * step).abs().amax(-1)
             allowed = (as_tensor(CONTROL_STRENGTHS) <= 1) | (far <= TRUSTED_LATENT)
             choices = CONTROL_STRENGTHS[allowed.cpu().numpy()]
             strengths = as_tensor(choices)
-            mean_face = anchor_measures(vae.neutral + vae.decode(torch.stack([torch.zeros_like(step), step])))
+            mean_face = anchor_measures(vae.neutral + vae.decode(torch.stack([torch.zeros_like(step),
+                                                                             reference_step])))
             tried = anchor_measures(base + vae.decode(code + strengths[:, None] * step))  # each S
             miss = torch.zeros_like(strengths)
             for measure in measures:
