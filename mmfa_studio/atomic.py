@@ -67,9 +67,12 @@ def unwind_on_signals() -> Iterator[None]:
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path in the target's folder (same suffix); on success it replaces ``target``.
 
-    The parent folder must exist and be writable; otherwise an ``OSError`` names it.
+    The parent folder must exist and be writable; otherwise an ``OSError`` names it. A symbolic link is written
+    through: the file it points to is replaced and the link stays (the bundled model's package path is one).
     """
     target = Path(target)
+    if target.is_symlink():
+        target = target.resolve()
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
         raise FileNotFoundError(f"folder {parent} does not exist")

@@ -48,3 +48,14 @@ def test_data_is_synced_before_the_rename(tmp_path, monkeypatch):
     atomic.write_text_atomic(tmp_path / "note.txt", "kept")
     assert (tmp_path / "note.txt").read_text() == "kept"
     assert events[:2] == ["fsync", "replace"]
+
+
+def test_a_link_is_written_through(tmp_path):
+    real = tmp_path / "models" / "model.bin"
+    real.parent.mkdir()
+    real.write_bytes(b"old")
+    link = tmp_path / "link.bin"
+    link.symlink_to(real)
+    with atomic_path(link) as tmp:
+        tmp.write_bytes(b"new")
+    assert link.is_symlink() and real.read_bytes() == b"new"
