@@ -171,15 +171,31 @@ def match_openings(vae: AnchorExpressionVAE, anchors: SourceAnchors, photo_layou
     return z.cpu().numpy()
 
 
-# Controls that open or close: the measures each moves, how a source's share of the mean face's change is taken —
-# a closing eye by the same factor (a wide eye closes as fully as a narrow one), a mouth by the same rise — and
-# the control whose change on the mean face is the one to make. A wink closes its eye as far as a blink does: the
-# training frames hold few one-eyed blinks, and their 99th percentile closed the mean face's eye only to 0.14.
-OPENING_CONTROLS: dict[str, tuple[tuple[str, ...], str, str]] = {
-    "mouth_open": (("mouth_open",), "rise", "mouth_open"),
-    "blink": (("eye_open_left", "eye_open_right"), "factor", "blink"),
-    "blink_left": (("eye_open_left",), "factor", "blink"),
-    "blink_right": (("eye_open_right",), "factor", "blink"),
+@dataclass(frozen=True)
+class OpeningControl:
+    """How an opening control is fitted to a face: the ``moved`` measures must change as the ``reference``
+    control changes them on the mean face — ``kind`` "factor" (a closing eye closes by the same factor, so a wide
+    eye closes as fully as a narrow one) or "rise" (a mouth opens by the same rise of its ratio) — while the
+    ``held`` measures stay; ``helpers`` are other controls' steps that may be added (sign: which way)."""
+
+    moved: tuple[str, ...]
+    kind: str
+    reference: str
+    held: tuple[str, ...] = ()
+    helpers: tuple[tuple[str, float], ...] = ()
+
+
+# A wink closes its eye as far as a blink does (the training frames hold few one-eyed blinks: their 99th percentile
+# closed the mean face's eye only to 0.14 of its width), and a blink closes both eyes alike (one step closed one
+# eye of a held-out portrait and left the other half open).
+OPENING_CONTROLS: dict[str, OpeningControl] = {
+    "mouth_open": OpeningControl(("mouth_open",), "rise", "mouth_open"),
+    "blink": OpeningControl(("eye_open_left", "eye_open_right"), "factor", "blink",
+                            helpers=(("blink_left", 1.0), ("blink_right", 1.0))),
+    "blink_left": OpeningControl(("eye_open_left",), "factor", "blink", held=("eye_open_right",),
+                                 helpers=(("blink", 1.0), ("blink_right", -1.0))),
+    "blink_right": OpeningControl(("eye_open_right",), "factor", "blink", held=("eye_open_left",),
+                                  helpers=(("blink", 1.0), ("blink_left", -1.0))),
 }
 CONTROL_STRENGTHS = np.linspace(0.0, 3.0, 61)  # the per-source scales of a control's direction that are tried
 TRUSTED_LATENT = 5.0  # |z| (σ of the prior) beyond which a stronger step is not tried: the decoder never saw it
@@ -187,42 +203,50 @@ TRUSTED_LATENT = 5.0  # |z| (σ of the prior) beyond which a stronger step is no
 
 def fitted_controls(vae: AnchorExpressionVAE, anchors: SourceAnchors, controls: ExpressionControls
                     ) -> ExpressionControls:
-    """``controls`` with each opening control's direction (:data:`OPENING_CONTROLS`) scaled for this source, so
-    that at 1 its anchors make the change its reference control makes on the mean face (``fit-expression`` fitted
-    them there, to the training frames' 99th percentile): the eyes close by the same factor as a blink's, the mouth
-    opens by the same rise of its ratio. The latent is nonlinear in a face's own expression: one step closed the
-    mean face's eyes to 0.04 of their width but a wide-eyed child's only from 0.46 to 0.26, and one validation
-    source's not at all. The best of :data:`CONTROL_STRENGTHS` is kept; the other controls are as fitted."""
+    """``controls`` with each opening control (:data:`OPENING_CONTROLS`) fitted to this source, so that at 1 its
+    anchors make the change its reference control makes on the mean face (``fit-expression`` fitted them there,
+    to the training frames' 99th percentile): the eyes close by a blink's factor, the mouth opens by the same rise
+    of its ratio. The latent is nonlinear in a face's own expression: one step closed the mean face's eyes to 0.04
+    of their width but a wide-eyed child's only from 0.46 to 0.26, and one validation source's not at all.
+
+    The control's own step is scaled by the best of :data:`CONTROL_STRENGTHS`, then each helper's step added by the
+    best of them (one pass, each choice keeping the latent within :data:`TRUSTED_LATENT` past the fitted step);
+    the other controls are as fitted."""
     names = [name for name in OPENING_CONTROLS if name in controls.directions]
     if not names:
         return controls
     device = vae.scale.device
     as_tensor = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32), device=device)
     code = as_tensor(anchors.code)
-    directions = dict(controls.directions)
+    strengths = as_tensor(CONTROL_STRENGTHS)
+    fitted = dict(controls.directions)
     with torch.inference_mode():
         base = as_tensor(anchors.face.layout) - vae.decode(code[None])[0]
+        own = anchor_measures(base + vae.decode(code[None]))
         for name in names:
-            measures, kind, reference = OPENING_CONTROLS[name]
-            step = as_tensor(directions[name])
-            reference_step = as_tensor(controls.directions.get(reference, directions[name]))
-            # past the fitted step, only as far as the latent stays within TRUSTED_LATENT of the prior's centre
-            far = (code[None] + as_tensor(CONTROL_STRENGTHS)[:, None] * step).abs().amax(-1)
-            allowed = (as_tensor(CONTROL_STRENGTHS) <= 1) | (far <= TRUSTED_LATENT)
-            choices = CONTROL_STRENGTHS[allowed.cpu().numpy()]
-            strengths = as_tensor(choices)
-            mean_face = anchor_measures(vae.neutral + vae.decode(torch.stack([torch.zeros_like(step),
-                                                                             reference_step])))
-            tried = anchor_measures(base + vae.decode(code + strengths[:, None] * step))  # each S
-            miss = torch.zeros_like(strengths)
-            for measure in measures:
-                before, after = mean_face[measure]
-                own = tried[measure][0]  # strength 0: the source's own
-                wanted = own * after / before.clamp_min(1e-6) if kind == "factor" else own + after - before
-                miss += (tried[measure] - wanted).pow(2)
-            best = float(choices[int(miss.argmin())])
-            directions[name] = [best * v for v in directions[name]]
-    return ExpressionControls(directions, controls.ranges)
+            spec = OPENING_CONTROLS[name]
+            reference = as_tensor(controls.directions.get(spec.reference, controls.directions[name]))
+            mean_face = anchor_measures(vae.neutral + vae.decode(torch.stack([torch.zeros_like(reference),
+                                                                             reference])))  # (before, after) each
+            wanted = {m: own[m][0] * mean_face[m][1] / mean_face[m][0].clamp_min(1e-6) if spec.kind == "factor"
+                      else own[m][0] + mean_face[m][1] - mean_face[m][0] for m in spec.moved}
+            wanted.update({m: own[m][0] for m in spec.held})
+            miss = lambda steps, wanted=wanted: sum(  # S×Z latent steps → S
+                (value - anchor_measures(base + vae.decode(code + steps))[m]).pow(2) for m, value in wanted.items())
+            step = torch.zeros_like(code)
+            for helper, sign in ((name, 1.0),) + spec.helpers:
+                if helper not in controls.directions:
+                    continue
+                direction = sign * as_tensor(controls.directions[helper])
+                steps = step + strengths[:, None] * direction  # S×Z
+                trusted = (code + steps).abs().amax(-1) <= TRUSTED_LATENT
+                allowed = trusted | ((strengths <= 1) & torch.tensor(helper == name, device=device))
+                if not bool(allowed.any()):
+                    continue
+                scores = miss(steps).masked_fill(~allowed, float("inf"))
+                step = steps[int(scores.argmin())]
+            fitted[name] = step.tolist()
+    return ExpressionControls(fitted, controls.ranges)
 
 
 def source_anchors(vae: AnchorExpressionVAE, face: Face | None, crop_size: int) -> SourceAnchors | None:
@@ -293,6 +317,6 @@ def keep_lids_apart(source: torch.Tensor, driving: torch.Tensor) -> torch.Tensor
     return driving
 
 
-__all__ = ["CONTROL_STRENGTHS", "OPENING_CONTROLS", "OPENINGS", "OpeningTargets", "SourceAnchors", "encode_layout",
-           "face_code", "face_layout", "fitted_controls", "follow_change", "keep_lids_apart", "match_openings",
-           "render_anchors", "source_anchors"]
+__all__ = ["CONTROL_STRENGTHS", "OPENING_CONTROLS", "OPENINGS", "OpeningControl", "OpeningTargets", "SourceAnchors",
+           "encode_layout", "face_code", "face_layout", "fitted_controls", "follow_change", "keep_lids_apart",
+           "match_openings", "render_anchors", "source_anchors"]
