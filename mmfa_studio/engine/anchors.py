@@ -287,8 +287,9 @@ def render_anchors(vae: AnchorExpressionVAE, anchors: SourceAnchors, own_motion,
                          shift)
     # The source side is where the anchors lie in the source image: the unedited points.
     source = as_tensor(anchors.face.points[:, :2])[None].expand(batch, -1, -1)
-    return AnchorPoints(source=source, driving=keep_lids_apart(source, posed.driving),
-                        closing=ClosingRegion.all_of(closing_pairs(), device))
+    # the openings' mesh only where an expression moves them: a pose alone moves them rigidly, as the spline does
+    closing = ClosingRegion.all_of(closing_pairs(), device) if wanted or shift is not None else ()
+    return AnchorPoints(source=source, driving=keep_lids_apart(source, posed.driving), closing=closing)
 
 
 def keep_lids_apart(source: torch.Tensor, driving: torch.Tensor) -> torch.Tensor:

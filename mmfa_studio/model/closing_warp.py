@@ -29,6 +29,10 @@ from .blocks import full_precision
 OUTER_WIDTH = 1.5  # the outer ring's width, in opening widths (corner to corner)
 OUTER_HEIGHT = 1.0  # its height
 OUTER_MARGIN = 0.15  # the least room between an opened lip or lid and the outer ring, in opening widths
+# An opening whose anchors moved, to within this many pixels, only as the image-plane turn, zoom and shift that
+# fits them best keeps the flow: the spline follows such a move as closely as the mesh (a zero or small edit then
+# costs nothing here, and switching at a pixel moves no lid by more than a fraction of one).
+RESHAPED_PX = 1.0
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,20 @@ def outer_ring(driving_ring: Tensor, source_ring: Tensor, k: int) -> Tensor:
     return centre_d[:, None] + offset
 
 
+def similarity_misfit(source: Tensor, driving: Tensor) -> Tensor:
+    """B: the largest distance (normalised units) of ``driving`` points (B×M×2) from the similarity (turn in the
+    image plane, zoom, shift) of ``source`` (B×M×2) that fits them best."""
+    x, y = source[..., 0], source[..., 1]
+    one, zero = torch.ones_like(x), torch.zeros_like(x)
+    # x' = a·x − b·y + u, y' = b·x + a·y + v: linear in (a, b, u, v)
+    rows = torch.cat([torch.stack([x, -y, one, zero], -1), torch.stack([y, x, zero, one], -1)], dim=1)  # B×2M×4
+    target = torch.cat([driving[..., 0], driving[..., 1]], dim=1)[..., None]  # B×2M×1
+    normal = rows.transpose(1, 2) @ rows + 1e-9 * torch.eye(4, device=rows.device)
+    fitted = rows @ torch.linalg.solve(normal, rows.transpose(1, 2) @ target)
+    m = source.shape[1]
+    return (fitted - target)[..., 0].view(-1, 2, m).norm(dim=1).amax(dim=-1)
+
+
 def closing_flow(flow: Tensor, source: Tensor, driving: Tensor, regions: tuple[ClosingRegion, ...]) -> Tensor:
     """``flow`` (B×H×W×2, backward, normalised coordinates) with each region replaced by its mesh's map.
 
@@ -117,6 +135,9 @@ def closing_flow(flow: Tensor, source: Tensor, driving: Tensor, regions: tuple[C
             k = len(region.upper)
             ring = region.ring
             inner_d, inner_s = driving[:, ring].float(), source[:, ring].float()
+            reshaped = (similarity_misfit(inner_s, inner_d) * (h / 2) > RESHAPED_PX).tolist()  # B, one read
+            if not any(reshaped):
+                continue
             outer_d = outer_ring(inner_d, inner_s, k)
             # the outer ring's source points are where the flow takes them: the mesh meets the map it replaces
             outer_s = F.grid_sample(out.permute(0, 3, 1, 2), outer_d[:, None], align_corners=False,
@@ -124,7 +145,8 @@ def closing_flow(flow: Tensor, source: Tensor, driving: Tensor, regions: tuple[C
             vertices_d, vertices_s = torch.cat([inner_d, outer_d], 1), torch.cat([inner_s, outer_s], 1)
             triangles = mesh_triangles(k).to(out.device)
             for i in range(b):
-                _map_triangles(out[i], vertices_d[i], vertices_s[i], triangles, h, w)
+                if reshaped[i]:
+                    _map_triangles(out[i], vertices_d[i], vertices_s[i], triangles, h, w)
         return out.to(flow.dtype)
 
 
@@ -159,4 +181,4 @@ def _map_triangles(flow: Tensor, vertices_d: Tensor, vertices_s: Tensor, triangl
     window.copy_(torch.where(inside, mapped.view(window.shape), window))
 
 
-__all__ = ["ClosingRegion", "closing_flow", "mesh_triangles", "outer_ring"]
+__all__ = ["ClosingRegion", "similarity_misfit", "closing_flow", "mesh_triangles", "outer_ring"]

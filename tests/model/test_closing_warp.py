@@ -105,3 +105,13 @@ def test_model_renders_with_the_closing_warp(tiny_config):
     assert plain.output.image_flow.shape[1] == cfg.feature_size  # no regions given: the flow as it was
     assert torch.allclose(still.image, plain.image, atol=1e-3)
     assert not torch.allclose(closed.image, plain.image, atol=1e-3)
+
+
+def test_similarity_misfit_tells_a_reshaped_opening_from_a_moved_one():
+    from mmfa_studio.model.closing_warp import similarity_misfit
+
+    ring = eye(0.35)[:, REGION.ring]
+    turn = torch.tensor([[0.96, -0.28], [0.28, 0.96]])
+    moved = 1.2 * ring @ turn.T + torch.tensor([0.05, -0.1])
+    assert similarity_misfit(ring, moved).item() < 1e-5
+    assert similarity_misfit(ring, eye(0.05)[:, REGION.ring]).item() > 0.01
