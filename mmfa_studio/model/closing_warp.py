@@ -139,8 +139,9 @@ def closing_flow(flow: Tensor, source: Tensor, driving: Tensor, regions: tuple[C
             if not any(reshaped):
                 continue
             outer_d = outer_ring(inner_d, inner_s, k)
-            # the outer ring's source points are where the flow takes them: the mesh meets the map it replaces
-            outer_s = F.grid_sample(out.permute(0, 3, 1, 2), outer_d[:, None], align_corners=False,
+            # the outer ring's source points are where the flow takes them: the mesh meets the map it replaces (read
+            # from the flow as given, so that the writes into ``out`` below keep training's backward intact)
+            outer_s = F.grid_sample(flow.float().permute(0, 3, 1, 2), outer_d[:, None], align_corners=False,
                                     padding_mode="border")[:, :, 0].transpose(1, 2)  # B×M×2
             vertices_d, vertices_s = torch.cat([inner_d, outer_d], 1), torch.cat([inner_s, outer_s], 1)
             triangles = mesh_triangles(k).to(out.device)

@@ -115,3 +115,9 @@ def test_similarity_misfit_tells_a_reshaped_opening_from_a_moved_one():
     moved = 1.2 * ring @ turn.T + torch.tensor([0.05, -0.1])
     assert similarity_misfit(ring, moved).item() < 1e-5
     assert similarity_misfit(ring, eye(0.05)[:, REGION.ring]).item() > 0.01
+
+
+def test_training_backpropagates_through_the_closing_warp():
+    flow = identity_flow().requires_grad_()
+    closing_flow(flow, eye(0.35), eye(0.03), (REGION,)).sum().backward()
+    assert torch.isfinite(flow.grad).all() and flow.grad.abs().sum() > 0
