@@ -1,17 +1,17 @@
 """Closing warp: around each eye and the mouth, the backward flow is a piecewise-affine map through the anchors.
 
 A lid that closes must hide the eye: the band between the closed lids is thinner than a pixel, and the lid's
-skin, stretched, covers the rest. The thin-plate spline through the anchors cannot fold that sharply. Fitted with
-its usual regularisation it missed the lids by about 2 px and left a slit of iris (the tracker read blink renders
-at an eye opening of 0.13, where the training frames' closed eyes read 0.01–0.04); fitted exactly it overshot by
-a third of the eye's height above and below. A triangle mesh maps each triangle affinely: exact at the anchors,
-no overshoot, no fold while the lids keep apart (``engine.anchors.keep_lids_apart``).
+skin, stretched, covers the rest. The thin-plate spline through the anchors cannot fold that sharply: regularised,
+it misses the lids and leaves a slit of iris; exact, it overshoots far above and below them. A triangle mesh maps
+each triangle affinely: exact at the anchors, no overshoot, no fold while the lids keep apart
+(``engine.anchors.keep_lids_apart``). The model card has the measurements.
 
 Each region's mesh has two rings: the opening's own (the corners and the facing upper and lower anchors) and an
 ellipse around it, 1.5 openings wide and one tall, set by the corners in the driving frame. The inner ring's
 triangles map the opening, the band between the rings maps the lids and lips; the outer ring takes its source
 points from the flow itself, so the mesh meets the rest of the map where it ends. Evaluated at the image's
-resolution, since a closed lid's band is far below a pixel of the 64² flow.
+resolution, since a closed lid's band is far below a pixel of the 64² flow, and only for an opening that an
+expression reshaped.
 """
 
 from __future__ import annotations
