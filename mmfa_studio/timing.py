@@ -23,7 +23,8 @@ from .model import MMFA, ModelConfig, load_model_config
 
 STAGES = ("source_encoding", "keypoint_composition", "dense_motion", "warping", "generator", "total_rerender")
 # Fields that only the hybrid variant takes (ModelConfig refuses them on a volumetric model).
-HYBRID_ONLY = {"head_region_spread": 0.0, "flow_smoothing": 0.0, "anchor_flow": 0.0, "anchor_latent_dim": 0}
+HYBRID_ONLY = {"head_region_spread": 0.0, "flow_smoothing": 0.0, "anchor_flow": 0.0, "anchor_latent_dim": 0,
+               "generator_stretch": False, "closing_warp": False}
 
 
 @dataclass(frozen=True)

@@ -125,12 +125,15 @@ def similarity_misfit(source: Tensor, driving: Tensor) -> Tensor:
 def closing_flow(flow: Tensor, source: Tensor, driving: Tensor, regions: tuple[ClosingRegion, ...]) -> Tensor:
     """``flow`` (B×H×W×2, backward, normalised coordinates) with each region replaced by its mesh's map.
 
-    source, driving: B×N×2 anchors (normalised). Pixels outside every region's outer ring keep ``flow``."""
+    source, driving: B×N×2 anchors (normalised). Pixels outside every region's outer ring keep ``flow``. The mesh's
+    map is a constant to training: a degenerate triangle (a tracked driving lid crossing its partner) has an
+    infinite slope, and its gradient, though multiplied by zero, turned the dense motion's weights to NaN."""
     if not regions:
         return flow
-    with full_precision(flow):
-        out = flow.float().clone()
-        b, h, w, _ = out.shape
+    with full_precision(flow), torch.no_grad():
+        b, h, w, _ = flow.shape
+        mapped = flow.detach().float().clone()
+        replaced = torch.zeros(b, h, w, 1, dtype=torch.bool, device=flow.device)
         for region in regions:
             k = len(region.upper)
             ring = region.ring
@@ -139,22 +142,28 @@ def closing_flow(flow: Tensor, source: Tensor, driving: Tensor, regions: tuple[C
             if not any(reshaped):
                 continue
             outer_d = outer_ring(inner_d, inner_s, k)
-            # the outer ring's source points are where the flow takes them: the mesh meets the map it replaces (read
-            # from the flow as given, so that the writes into ``out`` below keep training's backward intact)
-            outer_s = F.grid_sample(flow.float().permute(0, 3, 1, 2), outer_d[:, None], align_corners=False,
-                                    padding_mode="border")[:, :, 0].transpose(1, 2)  # B×M×2
+            # the outer ring's source points are where the flow takes them: the mesh meets the map it replaces
+            outer_s = F.grid_sample(flow.detach().float().permute(0, 3, 1, 2), outer_d[:, None],
+                                    align_corners=False, padding_mode="border")[:, :, 0].transpose(1, 2)  # B×M×2
             vertices_d, vertices_s = torch.cat([inner_d, outer_d], 1), torch.cat([inner_s, outer_s], 1)
-            triangles = mesh_triangles(k).to(out.device)
+            triangles = mesh_triangles(k).to(flow.device)
             for i in range(b):
                 if reshaped[i]:
-                    _map_triangles(out[i], vertices_d[i], vertices_s[i], triangles, h, w)
-        return out.to(flow.dtype)
+                    _map_triangles(mapped[i], replaced[i], vertices_d[i], vertices_s[i], triangles, h, w)
+    if not bool(replaced.any()):
+        return flow
+    with full_precision(flow):
+        return torch.where(replaced, mapped, flow.float()).to(flow.dtype)
 
 
-def _map_triangles(flow: Tensor, vertices_d: Tensor, vertices_s: Tensor, triangles: Tensor, h: int, w: int) -> None:
-    """Write into ``flow`` (H×W×2) the piecewise-affine map of the triangles (driving → source vertices, V×2)."""
+def _map_triangles(flow: Tensor, replaced: Tensor, vertices_d: Tensor, vertices_s: Tensor, triangles: Tensor,
+                   h: int, w: int) -> None:
+    """Write into ``flow`` (H×W×2) the piecewise-affine map of the triangles (driving → source vertices, V×2), and
+    mark in ``replaced`` (H×W×1) the pixels it covers."""
     # the pixels of the mesh's bounding box (pixel centres, normalised as grid_sample's align_corners=False)
     (lx, ly), (hx, hy) = torch.stack([vertices_d.amin(0), vertices_d.amax(0)]).tolist()  # one read to the host
+    if not all(math.isfinite(v) for v in (lx, ly, hx, hy)):
+        return
     to_px = lambda v, n: (v + 1) * n / 2 - 0.5
     x0, x1 = max(0, math.floor(to_px(lx, w))), min(w - 1, math.ceil(to_px(hx, w)))
     y0, y1 = max(0, math.floor(to_px(ly, h))), min(h - 1, math.ceil(to_px(hy, h)))
@@ -171,15 +180,17 @@ def _map_triangles(flow: Tensor, vertices_d: Tensor, vertices_s: Tensor, triangl
     to_weights, info = torch.linalg.inv_ex(frame)
     flat = (frame[:, 0, 1] - frame[:, 0, 0]) * (frame[:, 1, 2] - frame[:, 1, 0]) \
         - (frame[:, 1, 1] - frame[:, 1, 0]) * (frame[:, 0, 2] - frame[:, 0, 0])
-    usable = (info == 0) & (flat.abs() > 1e-12)
+    usable = (info == 0) & (flat.abs() > 1e-12) & torch.isfinite(to_weights).flatten(1).all(1)
+    to_weights = torch.where(usable[:, None, None], to_weights, torch.zeros_like(to_weights))
     weights = (homogeneous @ to_weights.reshape(-1, 3).T).view(len(points), -1, 3)  # P×T×3
     score = weights.amin(-1).masked_fill(~usable, -1.0)  # ≥ 0 inside a triangle
     best, index = score.max(dim=1)  # P
     to_source = vertices_s[triangles].transpose(1, 2) @ to_weights  # T×2×3
-    mapped = (to_source[index] @ homogeneous[:, :, None])[..., 0]  # P×2
+    values = (to_source[index] @ homogeneous[:, :, None])[..., 0]  # P×2
     window = flow[y0:y1 + 1, x0:x1 + 1]
-    inside = (best >= -1e-4).view(window.shape[:2] + (1,))
-    window.copy_(torch.where(inside, mapped.view(window.shape), window))
+    inside = ((best >= -1e-4) & torch.isfinite(values).all(-1)).view(window.shape[:2] + (1,))
+    window.copy_(torch.where(inside, values.view(window.shape), window))
+    replaced[y0:y1 + 1, x0:x1 + 1] |= inside
 
 
 __all__ = ["ClosingRegion", "similarity_misfit", "closing_flow", "mesh_triangles", "outer_ring"]

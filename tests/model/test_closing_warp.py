@@ -121,3 +121,18 @@ def test_training_backpropagates_through_the_closing_warp():
     flow = identity_flow().requires_grad_()
     closing_flow(flow, eye(0.35), eye(0.03), (REGION,)).sum().backward()
     assert torch.isfinite(flow.grad).all() and flow.grad.abs().sum() > 0
+
+
+def test_crossed_or_collapsed_lids_give_a_finite_map_and_gradient():
+    """A tracked driving frame (training) can cross a lid past its partner or collapse an opening to a line: the
+    map stays finite (grid_sample crashed on NaN coordinates) and so does the gradient (it had NaN'd the dense
+    motion's weights)."""
+    source = eye(0.35)
+    crossed = eye(-0.2)  # the upper lid below the lower one
+    collapsed = eye(0.0)
+    for driving in (crossed, collapsed):
+        flow = identity_flow().requires_grad_()
+        out = closing_flow(flow, source, driving, (REGION,))
+        assert torch.isfinite(out).all()
+        out.sum().backward()
+        assert torch.isfinite(flow.grad).all()
