@@ -11,6 +11,7 @@ carried by the dense motion's spline. A driver's tracked non-rigid movement can 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -222,7 +223,7 @@ def fitted_controls(vae: AnchorExpressionVAE, anchors: SourceAnchors, controls: 
     fitted = dict(controls.directions)
     with torch.inference_mode():
         base = as_tensor(anchors.face.layout) - vae.decode(code[None])[0]
-        own = anchor_measures(base + vae.decode(code[None]))
+        own = anchor_measures(as_tensor(anchors.face.layout)[None])  # the face as it is (base + decode(code))
         for name in names:
             spec = OPENING_CONTROLS[name]
             reference = as_tensor(controls.directions.get(spec.reference, controls.directions[name]))
@@ -231,8 +232,10 @@ def fitted_controls(vae: AnchorExpressionVAE, anchors: SourceAnchors, controls: 
             wanted = {m: own[m][0] * mean_face[m][1] / mean_face[m][0].clamp_min(1e-6) if spec.kind == "factor"
                       else own[m][0] + mean_face[m][1] - mean_face[m][0] for m in spec.moved}
             wanted.update({m: own[m][0] for m in spec.held})
-            miss = lambda steps, wanted=wanted: sum(  # S×Z latent steps → S
-                (value - anchor_measures(base + vae.decode(code + steps))[m]).pow(2) for m, value in wanted.items())
+            def miss(steps: torch.Tensor, wanted=wanted) -> torch.Tensor:  # S×Z latent steps → S
+                tried = anchor_measures(base + vae.decode(code + steps))  # one decode for every measure
+                return sum((tried[m] - value).pow(2) for m, value in wanted.items())
+
             step = torch.zeros_like(code)
             for helper, sign in ((name, 1.0),) + spec.helpers:
                 if helper not in controls.directions:
@@ -288,8 +291,15 @@ def render_anchors(vae: AnchorExpressionVAE, anchors: SourceAnchors, own_motion,
     # The source side is where the anchors lie in the source image: the unedited points.
     source = as_tensor(anchors.face.points[:, :2])[None].expand(batch, -1, -1)
     # the openings' mesh only where an expression moves them: a pose alone moves them rigidly, as the spline does
-    closing = ClosingRegion.all_of(closing_pairs(), device) if wanted or shift is not None else ()
+    closing = closing_regions(str(device)) if wanted or shift is not None else ()
     return AnchorPoints(source=source, driving=keep_lids_apart(source, posed.driving), closing=closing)
+
+
+@functools.lru_cache(maxsize=4)
+def closing_regions(device: str) -> tuple[ClosingRegion, ...]:
+    """The eyes' and the mouth's openings as the model's :class:`ClosingRegion` index tensors on ``device``, made
+    once (every render with an expression asks)."""
+    return ClosingRegion.all_of(closing_pairs(), device)
 
 
 def keep_lids_apart(source: torch.Tensor, driving: torch.Tensor) -> torch.Tensor:
@@ -319,5 +329,5 @@ def keep_lids_apart(source: torch.Tensor, driving: torch.Tensor) -> torch.Tensor
 
 
 __all__ = ["CONTROL_STRENGTHS", "OPENING_CONTROLS", "OPENINGS", "OpeningControl", "OpeningTargets", "SourceAnchors",
-           "encode_layout", "face_code", "face_layout", "fitted_controls", "follow_change", "keep_lids_apart",
-           "match_openings", "render_anchors", "source_anchors"]
+           "closing_regions", "encode_layout", "face_code", "face_layout", "fitted_controls", "follow_change",
+           "keep_lids_apart", "match_openings", "render_anchors", "source_anchors"]

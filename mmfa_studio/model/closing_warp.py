@@ -16,6 +16,7 @@ expression reshaped.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -61,10 +62,11 @@ class ClosingRegion:
         return torch.cat([self.corners[:1], self.upper, self.corners[1:], self.lower.flip(0)])
 
 
+@functools.lru_cache(maxsize=8)
 def mesh_triangles(k: int) -> Tensor:
     """T×3 vertex indices of a region's mesh: the inner ring (M = 2K + 2 vertices, :attr:`ClosingRegion.ring`
     order) then the outer ring (M more, the same order). Inside the opening a strip between facing anchors; between
-    the rings a band of quads, each split in two."""
+    the rings a band of quads, each split in two. Cached (every render asks): do not modify it."""
     m = 2 * k + 2
     upper = lambda i: 1 + i
     lower = lambda i: m - 1 - i
