@@ -25,6 +25,7 @@ from ..face.anchors import (
     canonical_anchors,
     closing_pairs,
     face_anchors,
+    with_eye_openings,
     without_head_motion,
 )
 from ..model import TargetMotion
@@ -261,24 +262,33 @@ def source_anchors(vae: AnchorExpressionVAE, face: Face | None, crop_size: int) 
 
 
 def render_anchors(vae: AnchorExpressionVAE, anchors: SourceAnchors, own_motion, target: TargetMotion,
-                   latents: Sequence[np.ndarray | None], shifts: Sequence[np.ndarray | None] | None = None
-                   ) -> AnchorPoints:
+                   latents: Sequence[np.ndarray | None], shifts: Sequence[np.ndarray | None] | None = None,
+                   eye_openings: Sequence[np.ndarray | None] | None = None) -> AnchorPoints:
     """Where the B renders of ``target`` put the source's anchors.
 
     ``own_motion``: the source encoding's HeadMotion; ``latents``: per render the anchor latent to show (None:
-    the source's own expression); ``shifts``: per render an N×2 image-plane movement (normalised units) or None.
+    the source's own expression); ``shifts``: per render an N×2 image-plane movement (normalised units) or None;
+    ``eye_openings``: per render the eyes' openings (left, right; NaN: as the latent leaves it) or None, reached
+    by moving the lids after the latent (:func:`~mmfa_studio.face.anchors.with_eye_openings`).
     """
     device = target.yaw.device
     as_tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=device)
     batch = target.yaw.shape[0]
     points = as_tensor(anchors.face.points)[None].expand(batch, -1, -1).clone()  # B×N×3
     wanted = [i for i, z in enumerate(latents) if z is not None]
+    change = np.zeros((batch, *anchors.face.layout.shape))  # canonical units
     if wanted:
         with torch.inference_mode():
             z = as_tensor(np.stack([latents[i] for i in wanted]))
-            change = vae.decode(z) - vae.decode(as_tensor(anchors.code)[None])  # canonical units
-        change = as_tensor(without_head_motion(anchors.face.layout, change.cpu().numpy()))
-        points[wanted] += change @ as_tensor(anchors.face.to_points)
+            decoded = vae.decode(z) - vae.decode(as_tensor(anchors.code)[None])
+        change[wanted] = without_head_motion(anchors.face.layout, decoded.cpu().numpy())
+    reopened = [i for i, o in enumerate(eye_openings or ()) if o is not None]
+    for i in reopened:
+        layout = anchors.face.layout + change[i]
+        change[i] = with_eye_openings(layout, eye_openings[i]) - anchors.face.layout
+    moved = sorted(set(wanted) | set(reopened))
+    if moved:
+        points[moved] += as_tensor(change[moved]) @ as_tensor(anchors.face.to_points)
     shift = None
     if shifts is not None and any(s is not None for s in shifts):
         shift = torch.zeros(batch, points.shape[1], 2, device=device)
@@ -291,7 +301,7 @@ def render_anchors(vae: AnchorExpressionVAE, anchors: SourceAnchors, own_motion,
     # The source side is where the anchors lie in the source image: the unedited points.
     source = as_tensor(anchors.face.points[:, :2])[None].expand(batch, -1, -1)
     # the openings' mesh only where an expression moves them: a pose alone moves them rigidly, as the spline does
-    closing = closing_regions(str(device)) if wanted or shift is not None else ()
+    closing = closing_regions(str(device)) if moved or shift is not None else ()
     return AnchorPoints(source=source, driving=keep_lids_apart(source, posed.driving), closing=closing)
 
 

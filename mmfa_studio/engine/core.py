@@ -422,25 +422,32 @@ class Engine:
 
     # -- rendering --------------------------------------------------------------------------------------
     def render(self, source: PreparedSource, motion: Motion, paste_back: bool = False,
-               keypoint_shift: np.ndarray | None = None, detail: bool = True) -> RenderedFrame:
+               keypoint_shift: np.ndarray | None = None, detail: bool = True,
+               eye_openings: np.ndarray | None = None) -> RenderedFrame:
         """Render ``source`` under ``motion``; ``InvalidMotionError`` (a ValueError) for out-of-range values.
 
         A :class:`Motion`'s relative turns are the user's degrees, mapped through :attr:`pose_calibration` so the
         face turns that far; a :class:`ModelMotion`'s are model angles, taken as they are (reenactment's
         tracked turns). ``keypoint_shift``: K×2, moves each posed keypoint in the image plane (normalised units,
         crop width = 2) on top of the motion — a driving face's non-rigid movement (``LandmarkExpression``).
-        ``detail=False`` skips the render at the photo's resolution (live video: the model's crop is enough)."""
+        ``detail=False`` skips the render at the photo's resolution (live video: the model's crop is enough).
+        ``eye_openings``: (left, right) the eyes' openings (gap over width, as the tracker's anchors measure them;
+        NaN: as the motion leaves it) that the lids are moved to after the expression latent, for a source with
+        anchors (reenactment's: a driver's blink closes the portrait's eyes by the driver's factor)."""
         shifts = None if keypoint_shift is None else [keypoint_shift]
-        return self.render_batch(source, [motion], paste_back=paste_back, keypoint_shifts=shifts, detail=detail)[0]
+        openings = None if eye_openings is None else [eye_openings]
+        return self.render_batch(source, [motion], paste_back=paste_back, keypoint_shifts=shifts, detail=detail,
+                                 eye_openings=openings)[0]
 
     def render_batch(self, source: PreparedSource, motions: Sequence[Motion], paste_back: bool = False,
                      batch_size: int = 8, keypoint_shifts: Sequence[np.ndarray | None] | None = None,
-                     anchor_shifts: Sequence[np.ndarray | None] | None = None, detail: bool = True
-                     ) -> list[RenderedFrame]:
-        """Render many motions (for export), ``batch_size`` at a time through the model; ``keypoint_shifts``:
-        one K×2 shift or None per motion; motions as in :meth:`render`."""
-        if keypoint_shifts is not None and len(keypoint_shifts) != len(motions):
-            raise ValueError(f"{len(keypoint_shifts)} keypoint shifts for {len(motions)} motions")
+                     anchor_shifts: Sequence[np.ndarray | None] | None = None, detail: bool = True,
+                     eye_openings: Sequence[np.ndarray | None] | None = None) -> list[RenderedFrame]:
+        """Render many motions (for export), ``batch_size`` at a time through the model; ``keypoint_shifts`` and
+        ``eye_openings``: one each or None per motion, as in :meth:`render`."""
+        for name, given in (("keypoint shifts", keypoint_shifts), ("eye openings", eye_openings)):
+            if given is not None and len(given) != len(motions):
+                raise ValueError(f"{len(given)} {name} for {len(motions)} motions")
         for i, motion in enumerate(motions):
             try:
                 motion.validate(self.latent_dim)
@@ -463,6 +470,7 @@ class Engine:
             chunk = model_motions[start:start + batch_size]
             shifts = None if keypoint_shifts is None else keypoint_shifts[start:start + batch_size]
             moved = None if anchor_shifts is None else anchor_shifts[start:start + batch_size]
+            openings = None if eye_openings is None else eye_openings[start:start + batch_size]
             with self._lock, torch.inference_mode():
                 anchors = None
                 if source.anchors is not None:  # the anchors carry the expression; the keypoints keep the source's
@@ -471,7 +479,7 @@ class Engine:
                 target = self.target_motion(source, chunk, shifts)
                 if source.anchors is not None:
                     anchors = render_anchors(self.anchor_expression, source.anchors, source.encoding.motion, target,
-                                             latents, moved)
+                                             latents, moved, openings)
                 with self._autocast():
                     result = self.model.render(source.encoding, target, all_scales=False, anchors=anchors)
                 crops = self._to_uint8(result.image)

@@ -123,6 +123,19 @@ class ExpressionSpace:
             return follow_change(self._anchor_vae, source_code, drv[0] - ref[0], start,
                                  openings).astype(np.float32)
 
+    def following_eyes(self, source_anchors: SourceAnchors | None, reference: Face, driving: Face
+                       ) -> np.ndarray | None:
+        """The eye openings (left, right: gap over width) that a source's anchors should show when driven by the
+        driving face's change since its reference face (:meth:`.anchors.OpeningTargets.following`: a closing eye
+        by the driver's factor, a widening one by its change); None without the anchor expression, the source's
+        anchors or a 3D mesh on both faces. :meth:`~.core.Engine.render`'s ``eye_openings`` takes them: the
+        latent alone closed another person's eyes by about half the driver's blink (the model card's figures)."""
+        ref, drv = self._read_face(reference), self._read_face(driving)
+        if ref is None or drv is None or source_anchors is None:
+            return None
+        wanted = OpeningTargets.following(source_anchors.face.layout, ref[0], drv[0]).wanted
+        return wanted[1:].astype(np.float64)  # OPENINGS: mouth, left eye, right eye
+
     def _read_face(self, face: Face) -> tuple[np.ndarray, np.ndarray] | None:
         """(canonical anchor layout N×3, its code Z) of a tracked face, or None (no mesh or no anchor VAE).
         The last few faces are remembered by identity: reenactment reads its reference and each driving face

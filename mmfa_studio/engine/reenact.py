@@ -21,7 +21,9 @@ The settings are one :class:`ReenactSettings`:
   uses the model's reading.
 * ``expression_from`` (relative mode): "tracker" (default): the expression latent's change from the model, and
   the driving landmarks' non-rigid movement (mouth, eyes, brows) moves the source's keypoints
-  (:class:`LandmarkExpression`), since the bundled model's expression latent carries almost nothing;
+  (:class:`LandmarkExpression`), since the bundled model's expression latent carries almost nothing; with an
+  anchor model, the source's lids are then moved to the eye openings the driver's change asks for
+  (:meth:`~.expression.ExpressionSpace.following_eyes`), which the latent alone reached only in part;
   "model": the latent alone, as in the paper.
 * ``transfer``: "both", "pose" (the source keeps its expression) or "expression" (the source keeps its pose).
 * ``follow_position`` (default True): the source's head moves across the frame and zooms as the driver's does.
@@ -271,8 +273,10 @@ class Reenactor:
         if smoothing > 0:
             cutoff, _ = _smoother_settings(smoothing)
             # beta lets fast moves through with little lag; scaled to each group's units per second.
+            # The eyes' openings (ratios, a blink ~3/s) get a fast one: a blink lasts a tenth of a second.
             self._smoothers = [OneEuroSmoother(cutoff, beta=0.02), OneEuroSmoother(cutoff, beta=1.0),
-                               OneEuroSmoother(cutoff, beta=0.5), OneEuroSmoother(cutoff, beta=1.0)]
+                               OneEuroSmoother(cutoff, beta=0.5), OneEuroSmoother(cutoff, beta=1.0),
+                               OneEuroSmoother(cutoff, beta=2.0)]
         else:
             self._smoothers = []
         self._crop_smoother = CropSmoother() if smoothing > 0 else None
@@ -421,10 +425,11 @@ class Reenactor:
             return ReenactResult(self._last.frame, None, None, False, self._last.motion)
         if self._reference is None:
             self._reference = reading
-        motion, shift = self._smooth(self.motion_for(reading), self.keypoint_shift_for(reading), t)
+        motion, shift, eyes = self._smooth(self.motion_for(reading), self.keypoint_shift_for(reading),
+                                           self.eye_openings_for(reading), t)
         # A ModelMotion: the driver's turns are model angles, as the model was trained to take them.
         rendered = self.engine.render(self.source, motion, paste_back=self.paste_back, keypoint_shift=shift,
-                                      detail=self.settings.detail)
+                                      detail=self.settings.detail, eye_openings=eyes)
         driving_pose = reading.face.pose if self._tracker_moves(reading) else reading.motion.pose
         self._last = ReenactResult(rendered, driving_pose, reading.expression, True, motion)
         return self._last
@@ -482,17 +487,29 @@ class Reenactor:
         expression = self.landmark_expression
         return None if expression is None else expression.keypoint_shift(ref.face, reading.face)
 
+    def eye_openings_for(self, reading: _Reading) -> np.ndarray | None:
+        """The source's eye openings (left, right) for the driving face's change since the reference (before
+        smoothing; :meth:`~.expression.ExpressionSpace.following_eyes`); None unless relative mode transfers the
+        expression from the tracker to a source with anchors."""
+        ref = self._reference
+        if (self.mode != "relative" or self.transfer == "pose" or self.expression_from != "tracker"
+                or ref is None):
+            return None
+        return self.engine.expressions.following_eyes(self.source.anchors, ref.face, reading.face)
+
     @functools.cached_property
     def landmark_expression(self) -> LandmarkExpression | None:
         """The source's :class:`LandmarkExpression` (None without a tracked source face), built on first use."""
         return LandmarkExpression.for_source(self.engine, self.source)
 
-    def _smooth(self, motion: ModelMotion, shift: np.ndarray | None,
-                t: float) -> tuple[ModelMotion, np.ndarray | None]:
+    def _smooth(self, motion: ModelMotion, shift: np.ndarray | None, eyes: np.ndarray | None,
+                t: float) -> tuple[ModelMotion, np.ndarray | None, np.ndarray | None]:
         if not self._smoothers:
-            return motion, shift
+            return motion, shift, eyes
         if shift is not None:
             shift = self._smoothers[3](shift, t)
+        if eyes is not None:
+            eyes = self._smoothers[4](eyes, t)
         angles = self._smoothers[0](np.array(motion.turn), t)
         # Scale is smoothed in log space so that shrinking and growing behave alike.
         place = self._smoothers[1](np.array([np.log(motion.scale), *motion.shift]), t)
@@ -500,7 +517,7 @@ class Reenactor:
         if expression is not None:
             expression = tuple(float(v) for v in self._smoothers[2](np.asarray(expression), t))
         return replace(motion, **dict(zip(TURN_FIELDS, map(float, angles))), scale=float(np.exp(place[0])),
-                       **dict(zip(SHIFT_FIELDS, map(float, place[1:]))), expression=expression), shift
+                       **dict(zip(SHIFT_FIELDS, map(float, place[1:]))), expression=expression), shift, eyes
 
 
 __all__ = ["LandmarkExpression", "Reenactor", "ReenactResult", "ReenactSettings", "MODES", "POSE_SOURCES",

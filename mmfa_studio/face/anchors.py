@@ -155,6 +155,34 @@ def closing_pairs() -> tuple[ClosingPairs, ...]:
                  for upper, lower, corners, gap in groups)
 
 
+# closing_pairs()' row of each eye, and where between its lids an eye's change of opening pivots (0: at the upper
+# lid, 1: at the lower): a blink is mostly the upper lid coming down.
+_EYE_PAIRS = {"eye_open_left": 1, "eye_open_right": 0}
+_LID_PIVOT = 0.8
+MAX_REOPENING = 2.0  # the most an eye's opening is scaled up: a driver's startle, not a lid torn off the eyeball
+
+
+def with_eye_openings(layout: np.ndarray, wanted) -> np.ndarray:
+    """``layout`` (N×3 canonical anchors) with each eye's lids moved together or apart, about a line near the lower
+    lid, so that its opening (:func:`anchor_measures`' ``eye_open_left`` and ``eye_open_right``, gap over width) is
+    ``wanted`` (left, right; NaN: as it is). Only the lids move (the corners stay), every lid pair by the same
+    factor; an eye shut in ``layout`` stays shut (a closed lid has no gap to scale)."""
+    out = np.array(layout, dtype=np.float64, copy=True)
+    measured = anchor_measures(out)
+    pairs = closing_pairs()
+    for name, value in zip(("eye_open_left", "eye_open_right"), np.asarray(wanted, dtype=np.float64)):
+        current = float(measured[name])
+        if not np.isfinite(value) or current < 1e-3:
+            continue
+        factor = float(np.clip(value / current, 0.0, MAX_REOPENING))
+        pair = pairs[_EYE_PAIRS[name]]
+        upper, lower = out[pair.upper], out[pair.lower]
+        pivot = upper + _LID_PIVOT * (lower - upper)
+        out[pair.upper] = pivot + factor * (upper - pivot)
+        out[pair.lower] = pivot + factor * (lower - pivot)
+    return out
+
+
 def _rows(indices: tuple[int, ...]) -> np.ndarray:
     return np.searchsorted(anchor_indices(), np.asarray(indices))
 

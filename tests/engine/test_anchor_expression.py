@@ -237,3 +237,70 @@ def test_sources_carry_their_fitted_controls(anchor_engine, sample_portrait):
     assert np.isclose(CONTROL_STRENGTHS, strength).any()
     z = anchor_engine.expressions.with_controls(source.expression, {"mouth_open": 1.0}, source)
     assert np.allclose(z - source.expression, fitted.directions["mouth_open"], atol=1e-6)
+
+
+def test_eye_openings_close_the_sources_lids_in_the_render(anchor_engine, sample_portrait):
+    """``render(eye_openings=…)`` moves the lids after the latent: the source's own openings change nothing, shut
+    eyes change the eyes and not the mouth; a batch takes one per motion."""
+    from mmfa_studio.face.anchors import anchor_measures, closing_pairs
+
+    source = anchor_engine.prepare_source(sample_portrait)
+    own = anchor_measures(source.anchors.face.layout)
+    plain = anchor_engine.render(source, Motion()).crop.astype(int)
+    same = anchor_engine.render(source, Motion(), eye_openings=np.array(
+        [float(own["eye_open_left"]), float(own["eye_open_right"])])).crop.astype(int)
+    assert np.abs(same - plain).max() <= 1
+    shut = anchor_engine.render(source, Motion(), eye_openings=np.array([0.02, 0.02])).crop.astype(int)
+    size = anchor_engine.image_size
+
+    def change_around(rows):  # mean |difference| in the box around some anchors, grown by 3 px
+        xy = (source.anchors.face.points[rows, :2] + 1.0) * size / 2 - 0.5
+        (x0, y0), (x1, y1) = np.floor(xy.min(0)).astype(int) - 3, np.ceil(xy.max(0)).astype(int) + 3
+        return np.abs(shut - plain)[max(y0, 0):y1, max(x0, 0):x1].mean()
+
+    right_eye, left_eye, mouth = closing_pairs()
+    for eye in (right_eye, left_eye):
+        assert change_around(np.r_[eye.upper, eye.lower]) > 1.0
+    assert change_around(np.r_[mouth.upper, mouth.lower]) < 0.25 * change_around(np.r_[left_eye.upper, left_eye.lower])
+    batch = anchor_engine.render_batch(source, [Motion(), Motion()], eye_openings=[None, np.array([0.02, 0.02])])
+    assert np.abs(batch[0].crop.astype(int) - plain).max() <= 1
+    assert np.abs(batch[1].crop.astype(int) - shut).max() <= 1
+    with pytest.raises(ValueError, match="eye openings"):
+        anchor_engine.render_batch(source, [Motion()], eye_openings=[None, None])
+
+
+def test_reenactment_closes_the_sources_eyes_by_the_drivers_factor(anchor_engine, sample_portrait, monkeypatch):
+    """A driver whose lids close to half their opening asks the source's eyes for half of theirs, and
+    reenactment renders with those openings (the driver's own reference frame asks for the source's own)."""
+    from mmfa_studio.engine import Reenactor
+    from mmfa_studio.face import Face, load_image
+    from mmfa_studio.face.anchors import anchor_indices, anchor_measures, canonical_anchors, with_eye_openings
+    from mmfa_studio.face.pose import canonical_face
+
+    source = anchor_engine.prepare_source(sample_portrait)
+    own = anchor_measures(source.anchors.face.layout)
+    own = np.array([float(own["eye_open_left"]), float(own["eye_open_right"])])
+    mesh = canonical_face().points[:468] * 100.0 + 300.0
+    reference = Face(np.zeros(4), mesh[:, :2], 1.0, landmarks_3d=mesh)
+    layout = canonical_anchors(mesh)
+    ref_eyes = anchor_measures(layout)
+    halved = with_eye_openings(layout, [0.5 * float(ref_eyes[f"eye_open_{side}"]) for side in ("left", "right")])
+    blinking = mesh.copy()
+    blinking[anchor_indices()] = (halved - layout.mean(0)) * 100.0 + mesh[anchor_indices()].mean(0)
+    driving = Face(np.zeros(4), blinking[:, :2], 1.0, landmarks_3d=blinking)
+    wanted = anchor_engine.expressions.following_eyes(source.anchors, reference, driving)
+    assert wanted is not None and np.allclose(wanted, 0.5 * own, rtol=0.03)
+    assert np.allclose(anchor_engine.expressions.following_eyes(source.anchors, reference, reference), own, rtol=0.03)
+    assert anchor_engine.expressions.following_eyes(None, reference, driving) is None
+
+    asked = []
+    render = anchor_engine.render
+    monkeypatch.setattr(anchor_engine, "render", lambda *a, **k: asked.append(k.get("eye_openings")) or render(*a, **k))
+    frame = load_image(sample_portrait)
+    with Reenactor(anchor_engine, source, smoothing=0.0) as reenactor:
+        reenactor.process(frame)
+        reenactor.process(frame)
+    with Reenactor(anchor_engine, source, smoothing=0.0, mode="absolute") as reenactor:
+        reenactor.process(frame)
+    assert asked[0] is not None and np.allclose(asked[1], own, rtol=0.1)  # the reference itself: the source's own
+    assert asked[2] is None  # absolute mode takes the driver's code as it is

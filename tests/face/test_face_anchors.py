@@ -1,6 +1,7 @@
 """The face mesh's dense anchors: which points, their canonical layout, where they lie in a crop, their measures."""
 
 import numpy as np
+import pytest
 import torch
 
 from mmfa_studio.face.anchors import (
@@ -8,9 +9,11 @@ from mmfa_studio.face.anchors import (
     anchor_indices,
     anchor_measures,
     canonical_anchors,
+    closing_pairs,
     face_anchors,
     mean_face_anchors,
     steady_anchor_rows,
+    with_eye_openings,
     without_head_motion,
 )
 from mmfa_studio.face.pose import canonical_face, rotation_from_euler
@@ -74,3 +77,25 @@ def test_without_head_motion_keeps_the_expression_and_drops_a_turn_of_the_whole_
     kept = without_head_motion(layout, np.stack([lip, turned - layout + turned_lip]))
     assert np.allclose(kept[0], lip, atol=1e-9)
     assert np.allclose(kept[1], lip, atol=1e-6)
+
+
+def test_eye_openings_move_only_the_lids_to_the_asked_ratio():
+    """A blink mostly lowers the upper lid; each eye reaches the asked gap over width, NaN leaves an eye as it
+    is, the corners and everything else stay, and a shut eye cannot be scaled open."""
+    face = mean_face_anchors()
+    before = anchor_measures(face)
+    out = with_eye_openings(face, (0.05, np.nan))
+    after = anchor_measures(out)
+    assert float(after["eye_open_left"]) == pytest.approx(0.05, abs=1e-6)
+    assert float(after["eye_open_right"]) == pytest.approx(float(before["eye_open_right"]), abs=1e-9)
+    left = closing_pairs()[1]
+    moved = np.flatnonzero(np.abs(out - face).max(axis=1) > 1e-9)
+    assert set(moved) <= set(left.upper) | set(left.lower)
+    upper = np.abs(out[left.upper] - face[left.upper]).sum()
+    lower = np.abs(out[left.lower] - face[left.lower]).sum()
+    assert upper > 3 * lower > 0
+    wider = anchor_measures(with_eye_openings(face, (1.0, 0.4)))
+    assert float(wider["eye_open_left"]) == pytest.approx(2.0 * float(before["eye_open_left"]), rel=1e-6)  # at most 2×
+    assert float(wider["eye_open_right"]) == pytest.approx(0.4, abs=1e-6)
+    shut = with_eye_openings(face, (0.0, np.nan))
+    assert np.allclose(with_eye_openings(shut, (0.3, np.nan)), shut)
