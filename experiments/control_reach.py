@@ -23,28 +23,11 @@ import numpy as np
 
 from mmfa_studio.engine import Engine, Motion
 from mmfa_studio.eval.metrics import Unavailable, cosine, load_identity_embedder
-from mmfa_studio.face.measures import expression_measures
+from mmfa_studio.face.measures import control_measures, expression_measures
 
 CONTROLS = (("mouth_open", 1.0), ("smile", 1.0), ("blink", 1.0), ("blink_left", 1.0), ("blink_right", 1.0),
             ("brows", 1.0), ("brows", -1.0))
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-
-
-def eye_ratio(points: np.ndarray, corners: tuple[int, int], lids: tuple[int, int]) -> float:
-    width = np.linalg.norm(points[corners[0]] - points[corners[1]])
-    return float(np.linalg.norm(points[lids[0]] - points[lids[1]]) / max(width, 1e-6))
-
-
-def measures(face) -> dict[str, float]:
-    """The tracked face's openings, mouth width and brow height (the last two in inter-ocular distances)."""
-    p = np.asarray(face.landmarks, dtype=np.float64)[:, :2]
-    ocular = np.linalg.norm(p[33] - p[263])
-    brows = np.mean([p[i, 1] for i in (66, 105, 63, 296, 334, 293)])
-    eyes = np.mean([p[i, 1] for i in (33, 133, 263, 362)])
-    return {"mouth_open": expression_measures(face).mouth_open,
-            "eye_left": eye_ratio(p, (362, 263), (386, 374)), "eye_right": eye_ratio(p, (33, 133), (159, 145)),
-            "mouth_width": float(np.linalg.norm(p[61] - p[291]) / ocular),
-            "brow_height": float((eyes - brows) / ocular)}
 
 
 def pick_portraits(engine: Engine, folder: Path, count: int) -> list[tuple[str, np.ndarray]]:
@@ -77,7 +60,7 @@ def reach(checkpoint: str | None, portraits: list[tuple[str, np.ndarray]]) -> tu
             found = engine.tracker.detect(zero)
             if not found:
                 continue
-            m0, pose0 = measures(found[0]), found[0].pose.as_array()
+            m0, pose0 = control_measures(found[0]).as_dict(), found[0].pose.as_array()
             tiles = [crop, zero]
             for control, value in CONTROLS:
                 z = engine.expressions.with_controls(source.expression, {control: value}, source)
@@ -86,9 +69,9 @@ def reach(checkpoint: str | None, portraits: list[tuple[str, np.ndarray]]) -> tu
                 faces = engine.tracker.detect(out)
                 if not faces:
                     continue
-                m1 = measures(faces[0])
+                m1 = control_measures(faces[0]).as_dict()
                 row = rows.setdefault(f"{control} {value:+g}", {})
-                for key in ("mouth_open", "eye_left", "eye_right"):
+                for key in ("mouth_open", "eye_open_left", "eye_open_right"):
                     row.setdefault(key, []).append(m1[key])
                 row.setdefault("mouth_width_change", []).append(m1["mouth_width"] / m0["mouth_width"] - 1)
                 row.setdefault("brow_height_change", []).append(m1["brow_height"] - m0["brow_height"])

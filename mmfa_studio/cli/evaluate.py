@@ -88,6 +88,11 @@ def run(args) -> int:
               f"{_fmt(copy['lpips'])}), AED {_fmt(turns['aed'])} (copy {_fmt(copy['aed'])})")
     else:
         print("large turns: no frame turned ≥ 12° from the most frontal one")
+    if report["named_controls"]:
+        print("named controls on the clips' sources (median change against the zero edit; mouth width relative):")
+        for key, row in report["named_controls"].items():
+            print(f"  {key:<14}" + ", ".join(f"{m} {v:+.3f}" for m, v in row["change"].items())
+                  + f"; turn {row['turn_deg']:.2f}°, identity {_fmt(row['identity_cosine'])} ({row['clips']} clips)")
     for key, reason in report["unavailable"].items():
         print(f"{key}: null — {reason}")
     if args.json:

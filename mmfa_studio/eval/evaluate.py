@@ -23,6 +23,10 @@ VoxCeleb's pre-cropped evaluation:
 * expression from a photo — the clip's frame whose mouth opening differs most from the source's is the photo; the
   source rendered with that photo's expression latent (its pose kept) against the photo's mouth and eye opening:
   median relative error over the clips, beside the source's own (copying);
+* named controls (a model with them) — on each clip's source, each control at the ends of its range (1, and −1
+  for ``brows``), fitted to that face as the app applies it: the change of the controls' measures against the
+  zero edit (``face/measures.py``'s :class:`ControlMeasures`; the mouth's width relative), the head's turn it
+  causes (the largest |Δ| of yaw, pitch and roll) and the identity cosine to the source;
 * large turns — the one pose figure with ground truth: among 48 frames spread over the clip, source = the most
   frontal, driving = those turned ≥ 12° of yaw or pitch from it, each rendered with its tracked motion and
   compared with the real frame (the reconstruction metrics, beside copying the frontal frame).
@@ -34,7 +38,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +48,7 @@ from ..engine.reenact import LandmarkExpression, tracked_change
 from ..face import Face
 from ..face.anchors import MESH_POINTS
 from ..face.crop import crop_at
-from ..face.measures import ExpressionMeasures, expression_measures
+from ..face.measures import ControlMeasures, ExpressionMeasures, control_measures, expression_measures
 from .metrics import (
     Unavailable,
     cosine,
@@ -139,6 +143,29 @@ class FromPhoto:
 
 
 @dataclass
+class ControlReach:
+    """One named control set to one value on one clip's source: the control measures of the zero edit and of the
+    control's render, the head's turn between them (degrees) and the render's identity cosine to the source."""
+
+    zero: ControlMeasures
+    edited: ControlMeasures
+    turn_deg: float
+    identity: float | None
+
+    def change(self) -> dict[str, float]:
+        """Each measure's change; the mouth's width as a fraction of the zero edit's (a smile's +10 %)."""
+        zero, edited = self.zero.as_dict(), self.edited.as_dict()
+        change = {k: edited[k] - zero[k] for k in zero}
+        change["mouth_width"] = edited["mouth_width"] / max(zero["mouth_width"], 1e-6) - 1.0
+        return change
+
+
+def control_settings(controls) -> list[tuple[str, float]]:
+    """(name, value) of each named control at the ends of its range that are not 0 (1; −1 too for ``brows``)."""
+    return [(name, value) for name in controls.directions for value in reversed(controls.range(name)) if value != 0]
+
+
+@dataclass
 class ClipResult:
     clip: str
     frames: int
@@ -149,6 +176,7 @@ class ClipResult:
     eyes: Following = field(default_factory=Following)
     large_turns: LargeTurns = field(default_factory=LargeTurns)
     from_photo: FromPhoto | None = None
+    named_controls: dict[str, ControlReach] = field(default_factory=dict)  # "blink=1" → its reach
 
 
 def list_videos(folder: Path) -> list[Path]:
@@ -296,6 +324,7 @@ class Evaluator:
         result.from_photo = self._from_photo(source, source_measured[0], driving, [face for face, _ in targets])
         if s.controls:
             model.update(self._controls(source, source_crop, notes))
+            result.named_controls = self._named_controls(source, source_crop)
         else:
             model.update({k: None for k in KEYS if k not in RECON_KEYS})
         if s.large_turn_frames > 0:
@@ -317,14 +346,17 @@ class Evaluator:
         if not crops:
             return []
         motions = [self._driving_motion(crop, source, source_face, face) for crop, face in zip(crops, faces)]
-        shifts = None
+        shifts = eyes = None
         if self.settings.motion == "tracker":
             if untracked := sum(m.relative is False for m in motions):
                 notes.append(f"{untracked} of {len(motions)} driving frames read by the model alone (no tracked face)")
             expression = LandmarkExpression.for_source(self.engine, source, face=source_face) if source_face else None
             if expression is not None:
                 shifts = [expression.keypoint_shift(source_face, face) if face is not None else None for face in faces]
-        return [r.crop for r in self.engine.render_batch(source, motions, keypoint_shifts=shifts)]
+            if source_face is not None:
+                eyes = [None if face is None else self.engine.expressions.following_eyes(source.anchors, source_face,
+                                                                                       face) for face in faces]
+        return [r.crop for r in self.engine.render_batch(source, motions, keypoint_shifts=shifts, eye_openings=eyes)]
 
     @staticmethod
     def _follow(result: ClipResult, source_face: Face | None, drivers: Sequence[Face | None],
@@ -435,6 +467,53 @@ class Evaluator:
                     expression_leak=_median(expr_leaks), identity_cosine=_mean(cosines))
 
 
+    def _named_controls(self, source, source_crop: np.ndarray) -> dict[str, ControlReach]:
+        """Each named control (:func:`control_settings`) on ``source``, fitted to it as the app applies it, against
+        the zero edit; {} for a model without named controls or when the tracker loses a render's face."""
+        controls = self.engine.expressions.controls
+        if controls is None or source.expression is None:
+            return {}
+        settings = control_settings(controls)
+        latents = [self.engine.expressions.with_controls(source.expression, {name: value}, source)
+                   for name, value in settings]
+        frames = self.engine.render_batch(source, [Motion()] + [Motion(expression=tuple(map(float, z)))
+                                                                for z in latents])
+        zero = self._face(frames[0].crop)
+        if zero is None or zero.pose is None or len(zero.landmarks) < MESH_POINTS:
+            return {}
+        src_emb = self._descriptor(source_crop)
+        reach = {}
+        for (name, value), frame in zip(settings, frames[1:]):
+            face = self._face(frame.crop)
+            if face is None or face.pose is None or len(face.landmarks) < MESH_POINTS:
+                continue
+            emb = self._descriptor(frame.crop) if src_emb is not None else None
+            reach[f"{name}={value:g}"] = ControlReach(
+                control_measures(zero), control_measures(face),
+                float(np.abs(face.pose.as_array() - zero.pose.as_array()).max()),
+                None if emb is None else cosine(src_emb, emb))
+        return reach
+
+
+def _controls_summary(clips: Sequence[dict[str, ControlReach]]) -> dict:
+    """Per control setting over the clips: the median measures at zero and edited, the median change, the median
+    head turn and the mean identity."""
+    summary = {}
+    names = [f.name for f in fields(ControlMeasures)]
+    for key in dict.fromkeys(k for clip in clips for k in clip):
+        rows = [clip[key] for clip in clips if key in clip]
+        median = lambda values: float(np.median(values))
+        summary[key] = {
+            "clips": len(rows),
+            "zero": {m: median([getattr(r.zero, m) for r in rows]) for m in names},
+            "edited": {m: median([getattr(r.edited, m) for r in rows]) for m in names},
+            "change": {m: median([r.change()[m] for r in rows]) for m in names},
+            "turn_deg": median([r.turn_deg for r in rows]),
+            "identity_cosine": _mean([r.identity for r in rows]),
+        }
+    return summary
+
+
 def _over_clips(rows: Sequence[tuple[dict[str, float | None], int]], key: str, median: bool = False) -> float | None:
     """The frame-weighted mean (or the median) of ``key`` over (metrics, frames) rows that have it."""
     vals = [(row[key], n) for row, n in rows if row.get(key) is not None]
@@ -465,12 +544,15 @@ def summarise(results: list[ClipResult], unavailable: dict[str, str]) -> dict:
     errors = lambda which: {f"{of}_relative_error": _median([p.errors(of)[which] for p in photos])
                             for of in ("mouth_open", "eye_open")}
     report["expression_from_photo"] = {"clips": len(photos), **errors("output"), "baseline_copy_source": errors("copy")}
+    report["named_controls"] = _controls_summary([r.named_controls for r in used])
     report["per_clip"] = [
         {"clip": r.clip, "frames": r.frames, **r.model, "baseline": r.baseline, "notes": r.notes,
          "expression_following": {"mouth": r.mouth.figures(), "eyes": r.eyes.figures()},
          "large_turn": {"frames": r.large_turns.frames, **r.large_turns.model, "baseline": r.large_turns.baseline},
          "expression_from_photo": None if r.from_photo is None else {
-             part: getattr(r.from_photo, part).as_dict() for part in ("photo", "output", "source")}}
+             part: getattr(r.from_photo, part).as_dict() for part in ("photo", "output", "source")},
+         "named_controls": {key: {"change": reach.change(), "turn_deg": reach.turn_deg,
+                                  "identity_cosine": reach.identity} for key, reach in r.named_controls.items()}}
         for r in results
     ]
     return report

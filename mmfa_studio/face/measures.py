@@ -41,3 +41,43 @@ def expression_measures(face: Face) -> ExpressionMeasures:
         raise ValueError(f"expression measures need 468/478 or 68 landmarks, got {len(pts)}")
     eye = float(np.mean([_ratio(pts, *e) for e in scheme["eyes"]]))
     return ExpressionMeasures(eye_open=eye, mouth_open=_ratio(pts, *scheme["mouth"]))
+
+
+# The mesh's points that the named controls' measures read (all among the expression anchors): the eyes'
+# corners for their height and the inter-ocular distance, the mouth's outer corners, the upper brow points.
+_OUTER_EYE_CORNERS = (33, 263)
+_EYE_CORNERS = (33, 133, 263, 362)
+_MOUTH_CORNERS = (61, 291)
+_BROW_POINTS = (66, 105, 63, 296, 334, 293)
+
+
+@dataclass
+class ControlMeasures:
+    """What the named expression controls move, read from a tracked mesh: each eye's opening (lid gap / eye
+    width; ``left`` is the person's left), the mouth's opening (inner-lip gap / mouth width), the mouth's width and
+    the brows' height above the eyes' corners (both in inter-ocular distances; y points down, so raised brows are
+    larger)."""
+
+    mouth_open: float
+    eye_open_left: float
+    eye_open_right: float
+    mouth_width: float
+    brow_height: float
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def control_measures(face: Face) -> ControlMeasures:
+    """:class:`ControlMeasures` of a face with the 468/478-point mesh (ValueError otherwise)."""
+    pts = np.asarray(face.landmarks, dtype=np.float64)[:, :2]
+    if len(pts) < 468:
+        raise ValueError(f"control measures need the 468/478-point mesh, got {len(pts)} landmarks")
+    ocular = max(float(np.linalg.norm(pts[_OUTER_EYE_CORNERS[0]] - pts[_OUTER_EYE_CORNERS[1]])), 1e-6)
+    right, left = _MESH["eyes"]
+    brows = pts[list(_BROW_POINTS), 1].mean()
+    eyes = pts[list(_EYE_CORNERS), 1].mean()
+    return ControlMeasures(mouth_open=_ratio(pts, *_MESH["mouth"]), eye_open_left=_ratio(pts, *left),
+                           eye_open_right=_ratio(pts, *right),
+                           mouth_width=float(np.linalg.norm(pts[_MOUTH_CORNERS[0]] - pts[_MOUTH_CORNERS[1]]) / ocular),
+                           brow_height=float((eyes - brows) / ocular))
