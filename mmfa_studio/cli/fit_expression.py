@@ -21,6 +21,9 @@ def register(sub) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="where to write the checkpoint (may be --checkpoint)")
     p.add_argument("--latent-dim", type=int, default=16, help="size of the expression latent (default 16)")
     p.add_argument("--steps", type=int, default=3000, help="optimisation steps (default 3000)")
+    p.add_argument("--closed-lids", type=float, default=0.0, metavar="SHARE",
+                   help="share of each batch whose lids are closed synthetically, mostly one eye (default 0): "
+                        "teaches the latent winks the training clips hardly hold")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the fit's summary as JSON")
     # --out may be --checkpoint (in place, as calibrate), never the checkpoint it copies from
@@ -62,10 +65,13 @@ def run(args) -> int:
         except (OSError, ValueError) as exc:
             raise UserError(str(exc)) from None
         log = (lambda line: print(line, file=sys.stderr)) if not args.json else None
-        vae = fit_vae(frames, latent_dim=args.latent_dim, steps=args.steps, seed=args.seed, log=log)
+        if not 0.0 <= args.closed_lids <= 1.0:
+            raise UserError(f"--closed-lids must be in [0, 1], not {args.closed_lids:g}")
+        vae = fit_vae(frames, latent_dim=args.latent_dim, steps=args.steps, closed_lids=args.closed_lids,
+                      seed=args.seed, log=log)
         controls_json = fit_controls(vae, frames).to_json()
         summary = {"frames": int(len(frames.layouts)), "clips": int(len(set(frames.clips.tolist()))),
-                   "latent_dim": args.latent_dim, "steps": args.steps}
+                   "latent_dim": args.latent_dim, "steps": args.steps, "closed_lids": args.closed_lids}
     config = dataclasses.replace(model.cfg, anchor_latent_dim=vae.latent_dim, anchor_count=vae.anchors,
                                  anchor_hidden=vae.decoder[0].out_features)
     fitted = MMFA(config)

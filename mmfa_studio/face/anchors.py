@@ -162,25 +162,35 @@ _LID_PIVOT = 0.8
 MAX_REOPENING = 2.0  # the most an eye's opening is scaled up: a driver's startle, not a lid torn off the eyeball
 
 
-def with_eye_openings(layout: np.ndarray, wanted) -> np.ndarray:
-    """``layout`` (N×3 canonical anchors) with each eye's lids moved together or apart, about a line near the lower
-    lid, so that its opening (:func:`anchor_measures`' ``eye_open_left`` and ``eye_open_right``, gap over width) is
-    ``wanted`` (left, right; NaN: as it is). Only the lids move (the corners stay), every lid pair by the same
-    factor; an eye shut in ``layout`` stays shut (a closed lid has no gap to scale)."""
-    out = np.array(layout, dtype=np.float64, copy=True)
-    measured = anchor_measures(out)
+def scale_lids(layouts, factors):
+    """``layouts`` (…×N×3 canonical anchors; a NumPy array or a torch tensor) with each eye's lids moved together
+    (factor < 1) or apart about a line near the lower lid, every lid pair's gap scaled by that eye's factor in
+    ``factors`` (…×2: the person's left eye, then the right); the corners and every other anchor stay."""
+    out = layouts * 1.0  # a copy, in either library
     pairs = closing_pairs()
-    for name, value in zip(("eye_open_left", "eye_open_right"), np.asarray(wanted, dtype=np.float64)):
-        current = float(measured[name])
-        if not np.isfinite(value) or current < 1e-3:
-            continue
-        factor = float(np.clip(value / current, 0.0, MAX_REOPENING))
+    for column, name in enumerate(("eye_open_left", "eye_open_right")):
         pair = pairs[_EYE_PAIRS[name]]
-        upper, lower = out[pair.upper], out[pair.lower]
+        factor = factors[..., column, None, None]
+        upper, lower = out[..., pair.upper, :], out[..., pair.lower, :]
         pivot = upper + _LID_PIVOT * (lower - upper)
-        out[pair.upper] = pivot + factor * (upper - pivot)
-        out[pair.lower] = pivot + factor * (lower - pivot)
+        out[..., pair.upper, :] = pivot + factor * (upper - pivot)
+        out[..., pair.lower, :] = pivot + factor * (lower - pivot)
     return out
+
+
+def with_eye_openings(layout: np.ndarray, wanted) -> np.ndarray:
+    """``layout`` (N×3 canonical anchors) with each eye's lids moved (:func:`scale_lids`) so that its opening
+    (:func:`anchor_measures`' ``eye_open_left`` and ``eye_open_right``, gap over width) is ``wanted`` (left, right;
+    NaN: as it is), scaled up at most :data:`MAX_REOPENING` times; an eye shut in ``layout`` stays shut (a closed
+    lid has no gap to scale)."""
+    layout = np.asarray(layout, dtype=np.float64)
+    measured = anchor_measures(layout)
+    current = np.array([float(measured["eye_open_left"]), float(measured["eye_open_right"])])
+    wanted = np.asarray(wanted, dtype=np.float64)
+    usable = np.isfinite(wanted) & (current >= 1e-3)
+    factors = np.where(usable, np.clip(np.where(usable, wanted, 0.0) / np.maximum(current, 1e-3), 0.0, MAX_REOPENING),
+                       1.0)
+    return scale_lids(layout, factors)
 
 
 def _rows(indices: tuple[int, ...]) -> np.ndarray:

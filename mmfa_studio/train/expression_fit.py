@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..face.anchors import anchor_measures, canonical_anchors, steady_anchor_rows
+from ..face.anchors import anchor_measures, canonical_anchors, scale_lids, steady_anchor_rows
 from ..model.anchor_expression import AnchorExpressionVAE
 from ..model.expression_vae import kl_per_dimension
 from ..motion import ExpressionControls
@@ -52,12 +52,15 @@ def teacher_frames(root: str) -> TeacherFrames:
 
 def fit_vae(frames: TeacherFrames, latent_dim: int = 16, hidden: int = 256, steps: int = 4000, batch: int = 256,
             lr: float = 1e-3, kl_weight: float = 1e-3, free_nats: float = 0.1, mix_identities: float = 0.0,
-            seed: int = 0, log=None) -> AnchorExpressionVAE:
+            closed_lids: float = 0.0, seed: int = 0, log=None) -> AnchorExpressionVAE:
     """The VAE fitted to ``frames``: offsets reconstructed (in units of their RMS) + KL with free bits.
 
     ``mix_identities``: the share of each batch whose expression offsets are put on another clip's mean layout
     (another person's face making the same expression); about a hundred people otherwise teach the encoder who
-    they are, and on a new face it reads part of the expression as identity."""
+    they are, and on a new face it reads part of the expression as identity. ``closed_lids``: the share of each
+    batch whose lids are closed by a random factor (:func:`~mmfa_studio.face.anchors.scale_lids`), one eye in
+    :data:`WINKS` of them, both in the rest: the training clips hold few winks, and a latent fitted to them shut
+    one eye only by half-shutting the other."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     vae = AnchorExpressionVAE(frames.layouts.shape[1], latent_dim, hidden)
@@ -75,8 +78,18 @@ def fit_vae(frames: TeacherFrames, latent_dim: int = 16, hidden: int = 256, step
         mixed = torch.as_tensor(rng.random(batch) < mix_identities)
         other = torch.as_tensor(rng.integers(len(layouts), size=batch))
         faces = torch.where(mixed[:, None, None], clip_means[other] + offsets[pick], faces)
+        targets = faces - clip_means[torch.where(mixed, other, pick)]
+        if closed_lids > 0:
+            closing = torch.as_tensor(rng.random(batch) < closed_lids)
+            factors = torch.as_tensor(rng.random((batch, 1)), dtype=torch.float32).expand(-1, 2).clone()
+            one_eye = torch.as_tensor(rng.random(batch) < WINKS)
+            kept = torch.as_tensor(rng.integers(2, size=batch))  # the eye a wink keeps open
+            factors[one_eye, kept[one_eye]] = 1.0
+            factors[~closing] = 1.0
+            closed = scale_lids(faces, factors)
+            targets, faces = targets + closed - faces, closed
         code = vae(faces)
-        reconstruction = ((code.delta - offsets[pick]) / vae.scale).pow(2).mean()
+        reconstruction = ((code.delta - targets) / vae.scale).pow(2).mean()
         kl = (kl_per_dimension(code.mu, code.logvar).mean(0) - free_nats).clamp_min(0).sum()
         loss = reconstruction + kl_weight * kl
         optimiser.zero_grad(set_to_none=True)
@@ -87,6 +100,9 @@ def fit_vae(frames: TeacherFrames, latent_dim: int = 16, hidden: int = 256, step
             log(f"step {step}: reconstruction {reconstruction.item():.4f} (of the offsets' variance), "
                 f"KL {kl.item():.2f}")
     return vae.eval()
+
+
+WINKS = 0.7  # the share of fit_vae's closed lids that close one eye only
 
 
 MEASURES = ("mouth_open", "mouth_width", "eye_open_left", "eye_open_right", "brow_height")

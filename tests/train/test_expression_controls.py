@@ -44,3 +44,32 @@ def test_a_control_avoids_the_latent_that_moves_the_pose_anchors():
     assert loose[0] > 0.5 * loose[1]  # without the cost, both dimensions share the work
     rows = steady_anchor_rows()
     assert len(rows) and not np.isin(anchor_indices()[rows], LOWER_LIP).any()
+
+
+def test_closed_lids_teach_the_vae_a_wink_its_frames_never_show():
+    """Frames whose mouth opens and closes but whose eyes never shut: fitted with ``closed_lids`` the VAE gives back
+    a face with one eye shut (the other open) from its latent; fitted without, it opens the shut eye."""
+    from mmfa_studio.face.anchors import anchor_measures, scale_lids
+    from mmfa_studio.train.expression_fit import fit_vae
+
+    rng = np.random.default_rng(0)
+    face = mean_face_anchors()
+    lip = np.searchsorted(anchor_indices(), LOWER_LIP)
+    layouts = np.repeat(face[None], 96, axis=0)
+    layouts[:, lip, 1] += rng.uniform(0.0, 0.3, size=(96, 1))  # mouths opening by different amounts
+    frames = TeacherFrames(layouts, layouts - layouts.mean(0), np.zeros(96, dtype=int))
+    wink = scale_lids(torch.as_tensor(face, dtype=torch.float32)[None], torch.tensor([[0.1, 1.0]]))
+    own = anchor_measures(face)
+
+    def reconstructed(closed_lids):
+        vae = fit_vae(frames, latent_dim=4, hidden=64, steps=1500, batch=64, closed_lids=closed_lids, seed=0)
+        with torch.no_grad():
+            mu, _ = vae.encode(wink)
+            out = anchor_measures(vae.neutral + vae.decode(mu)[0])  # the frames' mean face and the decoded code
+        return float(out["eye_open_left"]) / float(own["eye_open_left"]), \
+            float(out["eye_open_right"]) / float(own["eye_open_right"])
+
+    left, right = reconstructed(0.5)
+    assert left < 0.6 and right > 0.8
+    untaught_left, _ = reconstructed(0.0)
+    assert untaught_left > 0.8
