@@ -43,6 +43,8 @@ def run(args) -> int:
 
     if not 1 <= args.latent_dim <= 256 or not 1 <= args.steps <= 1_000_000:
         raise UserError("--latent-dim must be 1…256 and --steps 1…1000000")
+    if not 0.0 <= args.closed_lids <= 1.0:
+        raise UserError(f"--closed-lids must be in [0, 1], not {args.closed_lids:g}")
     if (args.data is None) == (args.expression_from is None):
         raise UserError("give either --data (to fit) or --expression-from (to copy)")
     check_writable(args.out, "--out")
@@ -65,8 +67,6 @@ def run(args) -> int:
         except (OSError, ValueError) as exc:
             raise UserError(str(exc)) from None
         log = (lambda line: print(line, file=sys.stderr)) if not args.json else None
-        if not 0.0 <= args.closed_lids <= 1.0:
-            raise UserError(f"--closed-lids must be in [0, 1], not {args.closed_lids:g}")
         vae = fit_vae(frames, latent_dim=args.latent_dim, steps=args.steps, closed_lids=args.closed_lids,
                       seed=args.seed, log=log)
         controls_json = fit_controls(vae, frames).to_json()

@@ -48,6 +48,7 @@ def test_expression_from_copies_the_expression_space_onto_another_renderer(fitte
     (["--data", "DATA", "--expression-from", "DONOR"], "either --data"),
     (["--expression-from", "PLAIN"], "has no anchor expression"),
     (["--expression-from", "OUT"], "would be overwritten"),
+    (["--data", "DATA", "--closed-lids", "1.5"], "--closed-lids must be in [0, 1]"),
 ])
 def test_bad_sources_are_one_line_errors(extra, message, fitted, tiny_checkpoint, tmp_path, capsys):
     out = tmp_path / "out.safetensors"
