@@ -22,11 +22,10 @@ import cv2
 import numpy as np
 
 from mmfa_studio.engine import Engine, Motion
+from mmfa_studio.eval.evaluate import control_settings
 from mmfa_studio.eval.metrics import Unavailable, cosine, load_identity_embedder
 from mmfa_studio.face.measures import control_measures, expression_measures
 
-CONTROLS = (("mouth_open", 1.0), ("smile", 1.0), ("blink", 1.0), ("blink_left", 1.0), ("blink_right", 1.0),
-            ("brows", 1.0), ("brows", -1.0))
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
@@ -62,7 +61,7 @@ def reach(checkpoint: str | None, portraits: list[tuple[str, np.ndarray]]) -> tu
                 continue
             m0, pose0 = control_measures(found[0]).as_dict(), found[0].pose.as_array()
             tiles = [crop, zero]
-            for control, value in CONTROLS:
+            for control, value in control_settings(engine.expressions.controls):
                 z = engine.expressions.with_controls(source.expression, {control: value}, source)
                 out = engine.render(source, Motion(expression=tuple(float(v) for v in z))).crop
                 tiles.append(out)

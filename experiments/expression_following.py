@@ -4,8 +4,8 @@
   first frame (cross) — through ``Reenactor`` (relative mode, as the app and ``reenact`` run it); per driving
   frame the output's mouth- and eye-opening change since the first output against the driver's change since
   its first frame: Pearson r and gain (regression slope);
-* controls (with a model that has them): each named control at 1 on every source, its measured change, the
-  head turn it causes and the identity cosine (dlib).
+* controls (with a model that has them): ``evaluate``'s named controls on every source (each control at its
+  range's ends: the change of its measures, the head turn it causes and the identity cosine).
 
     python experiments/expression_following.py VAL --checkpoint CKPT --frames 24 --out /tmp/following
 """
@@ -19,9 +19,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mmfa_studio.engine import Engine, Motion, Reenactor
-from mmfa_studio.eval.evaluate import Following, crop_clip, list_videos, read_spread_frames
-from mmfa_studio.eval.metrics import Unavailable, cosine, load_identity_embedder
+from mmfa_studio.engine import Engine, Reenactor
+from mmfa_studio.eval.evaluate import (
+    Evaluator,
+    Following,
+    controls_summary,
+    crop_clip,
+    list_videos,
+    read_spread_frames,
+)
 from mmfa_studio.face.measures import expression_measures
 
 
@@ -75,32 +81,9 @@ def main() -> None:
             Image.fromarray(strip).save(args.out / f"{Path(name).stem}-{kind}.png")
         print(name, flush=True)
     report = {kind: {key: following(*pair) for key, pair in groups.items()} for kind, groups in series.items()}
-    if engine.expressions.controls is not None:
-        identity = load_identity_embedder()
-        controls: dict[str, dict[str, list[float]]] = {}
-        for name, crops in clips:
-            source = engine.prepare_crop(crops.source, name=name)
-            zero = engine.render(source, Motion()).crop
-            m0, f0 = measure(engine, zero)
-            if m0 is None:
-                continue
-            for control in engine.expressions.controls.directions:
-                value = -1.0 if control == "brows_down" else 1.0
-                z = engine.expressions.with_controls(source.expression, {control: value}, source)
-                out = engine.render(source, Motion(expression=tuple(float(v) for v in z))).crop
-                m1, f1 = measure(engine, out)
-                row = controls.setdefault(control, {"mouth_open": [], "eye_open": [], "turn": [], "identity": []})
-                if m1 is None:
-                    continue
-                row["mouth_open"].append(m1.mouth_open - m0.mouth_open)
-                row["eye_open"].append(m1.eye_open - m0.eye_open)
-                row["turn"].append(float(np.abs(f1.pose.as_array() - f0.pose.as_array()).max()))
-                if not isinstance(identity, Unavailable):
-                    a, b = identity.descriptor(crops.source), identity.descriptor(out)
-                    if a is not None and b is not None:
-                        row["identity"].append(cosine(a, b))
-        report["controls"] = {c: {k: (float(np.mean(v)) if v else None) for k, v in row.items()}
-                              for c, row in controls.items()}
+    evaluator = Evaluator(engine)  # each control at its range's ends, as `evaluate` measures it
+    report["controls"] = controls_summary([evaluator.named_controls(engine.prepare_crop(crops.source, name=name),
+                                                                    crops.source) for name, crops in clips])
     (args.out / "report.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
 

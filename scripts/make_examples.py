@@ -18,6 +18,7 @@ import numpy as np
 
 from mmfa_studio.atomic import atomic_path
 from mmfa_studio.engine import SAMPLE_PORTRAIT, Engine, Motion, Reenactor, VideoFileSource
+from mmfa_studio.eval.evaluate import control_settings
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "examples"
 
@@ -61,9 +62,8 @@ def main() -> int:
     save(OUT / "expression_edits.png", tiles)
 
     if engine.expressions.controls is not None:
-        settings = [(name, 1.0) for name in engine.expressions.controls.directions] + [("brows", -1.0)]
         tiles = [labelled(source.crop, "source")]
-        for name, value in settings:
+        for name, value in control_settings(engine.expressions.controls):
             z = engine.expressions.with_controls(source.expression, {name: value}, source)
             tiles.append(labelled(engine.render(source, Motion(expression=tuple(map(float, z)))).crop,
                                   f"{name} {value:+g}"))

@@ -324,7 +324,7 @@ class Evaluator:
         result.from_photo = self._from_photo(source, source_measured[0], driving, [face for face, _ in targets])
         if s.controls:
             model.update(self._controls(source, source_crop, notes))
-            result.named_controls = self._named_controls(source, source_crop)
+            result.named_controls = self.named_controls(source, source_crop)
         else:
             model.update({k: None for k in KEYS if k not in RECON_KEYS})
         if s.large_turn_frames > 0:
@@ -467,7 +467,7 @@ class Evaluator:
                     expression_leak=_median(expr_leaks), identity_cosine=_mean(cosines))
 
 
-    def _named_controls(self, source, source_crop: np.ndarray) -> dict[str, ControlReach]:
+    def named_controls(self, source, source_crop: np.ndarray) -> dict[str, ControlReach]:
         """Each named control (:func:`control_settings`) on ``source``, fitted to it as the app applies it, against
         the zero edit; {} for a model without named controls or when the tracker loses a render's face."""
         controls = self.engine.expressions.controls
@@ -495,7 +495,7 @@ class Evaluator:
         return reach
 
 
-def _controls_summary(clips: Sequence[dict[str, ControlReach]]) -> dict:
+def controls_summary(clips: Sequence[dict[str, ControlReach]]) -> dict:
     """Per control setting over the clips: the median measures at zero and edited, the median change, the median
     head turn and the mean identity."""
     summary = {}
@@ -544,7 +544,7 @@ def summarise(results: list[ClipResult], unavailable: dict[str, str]) -> dict:
     errors = lambda which: {f"{of}_relative_error": _median([p.errors(of)[which] for p in photos])
                             for of in ("mouth_open", "eye_open")}
     report["expression_from_photo"] = {"clips": len(photos), **errors("output"), "baseline_copy_source": errors("copy")}
-    report["named_controls"] = _controls_summary([r.named_controls for r in used])
+    report["named_controls"] = controls_summary([r.named_controls for r in used])
     report["per_clip"] = [
         {"clip": r.clip, "frames": r.frames, **r.model, "baseline": r.baseline, "notes": r.notes,
          "expression_following": {"mouth": r.mouth.figures(), "eyes": r.eyes.figures()},

@@ -84,10 +84,10 @@ def test_blink_closes_the_sample_portraits_eyes(engine, sample_portrait):
 def test_evaluate_measures_each_named_controls_reach(engine, sample_portrait):
     """``evaluate``'s named controls on a source: every control at the ends of its range, each moving what it
     names the right way (the figures behind the README's controls table), with the head's turn and identity."""
-    from mmfa_studio.eval.evaluate import Evaluator, _controls_summary
+    from mmfa_studio.eval.evaluate import Evaluator, controls_summary
 
     source = engine.prepare_source(sample_portrait)
-    reach = Evaluator(engine)._named_controls(source, source.crop)  # noqa: SLF001
+    reach = Evaluator(engine).named_controls(source, source.crop)
     assert set(reach) == {"mouth_open=1", "smile=1", "blink=1", "blink_left=1", "blink_right=1", "brows=1",
                           "brows=-1"}
     change = {key: r.change() for key, r in reach.items()}
@@ -96,6 +96,6 @@ def test_evaluate_measures_each_named_controls_reach(engine, sample_portrait):
     assert change["blink_right=1"]["eye_open_right"] < change["blink_right=1"]["eye_open_left"]
     assert change["brows=1"]["brow_height"] > 0 > change["brows=-1"]["brow_height"]
     assert all(0 <= r.turn_deg < 5 and (r.identity is None or r.identity > 0.8) for r in reach.values())
-    summary = _controls_summary([reach, reach])
+    summary = controls_summary([reach, reach])
     assert summary["blink=1"]["clips"] == 2
     assert summary["blink=1"]["change"]["eye_open_left"] == pytest.approx(change["blink=1"]["eye_open_left"])
