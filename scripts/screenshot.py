@@ -3,8 +3,9 @@
     python scripts/screenshot.py [--checkpoint PATH] [--out docs/screenshot.png]
 
 Uses the bundled model (mmfa_studio/assets/mmfa-cpu.safetensors) unless --checkpoint is given. The window shows the
-before/after compare of the sample portrait turned by some yaw/pitch with a sampled expression, and a short
-keyframed timeline, so the README's picture is the app doing real work.
+before/after compare of the sample portrait turned by some yaw/pitch with named expression controls set (a
+model without them: a sampled expression), and a short keyframed timeline, so the README's picture is the app
+doing real work.
 """
 
 from __future__ import annotations
@@ -29,8 +30,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="portrait to edit (default: the bundled mmfa_studio/assets/sample_portrait.png)")
     parser.add_argument("--yaw", type=float, default=8.0)
     parser.add_argument("--pitch", type=float, default=4.0)
-    parser.add_argument("--seed", type=int, default=3, help="seed of the sampled expression")
-    parser.add_argument("--strength", type=float, default=0.3, help="expression strength (0 = the source's own)")
+    parser.add_argument("--control", action="append", default=None, metavar="NAME=VALUE",
+                        help="a named control to set (repeatable; default: mouth_open=0.6 and brows=0.8)")
+    parser.add_argument("--seed", type=int, default=3, help="seed of the sampled expression (a model without "
+                                                            "named controls)")
+    parser.add_argument("--strength", type=float, default=0.3, help="its strength (0 = the source's own)")
     parser.add_argument("--size", default="1280x860")
     args = parser.parse_args(argv)
 
@@ -71,9 +75,16 @@ def main(argv: list[str] | None = None) -> int:
         window.timeline_panel.sync_settings()
         window.timeline_panel.set_time(0.0)
         window.add_keyframe()
-        window.random_expression(args.seed)
-        wait(lambda: window.state.motion.expression is not None, "the sampled expression")
-        window.editor.sliders["expression_strength"].slider.setValue(args.strength)
+        controls = dict(item.split("=", 1) for item in (args.control or ["mouth_open=0.6", "brows=0.8"]))
+        if window.editor.control_sliders:
+            for name, value in controls.items():
+                if name not in window.editor.control_sliders:
+                    raise SystemExit(f"error: the model has no control {name!r}")
+                window.editor.control_sliders[name].slider.setValue(float(value))
+        else:
+            window.random_expression(args.seed)
+            window.editor.sliders["expression_strength"].slider.setValue(args.strength)
+        wait(lambda: window.state.motion.expression is not None, "the expression")
         window.editor.sliders["yaw"].slider.setValue(args.yaw)
         window.editor.sliders["pitch"].slider.setValue(args.pitch)
         window.timeline_panel.set_time(1.5, emit=False)

@@ -142,6 +142,7 @@ class EditorPanel(QWidget):
         scroll.setWidget(self.latent_container)
         scroll.setMinimumHeight(160)
         expr_layout.addWidget(scroll, 1)
+        expr_layout.addStretch()  # with the latent sliders folded away, the rows stay together at the top
         self._latent_scroll = scroll
         self.latent_toggle.toggled.connect(self._show_latents)
         outer.addWidget(expr_box, 1)

@@ -199,6 +199,13 @@ def test_named_controls_edit_the_source_expression(window, qtbot, tmp_path, tiny
     wait_idle(qtbot, window)
     assert not editor.controls_box.isHidden() and set(editor.control_sliders) == {"mouth_open", "brows"}
     assert editor._latent_scroll.isHidden()  # the raw latents fold away behind the named controls
+    # ... and the rows above them stay together: the panel's spare height goes below, not between them
+    window.resize(1280, 1400)
+    strength = editor.sliders["expression_strength"]
+    qtbot.waitUntil(lambda: editor.height() > 600 and editor.controls_box.geometry().top() > strength.geometry().top(),
+                    timeout=5_000)
+    for row in (strength, editor.controls_box):  # not stretched with empty space inside
+        assert row.height() <= row.sizeHint().height() + 4
     own = np.asarray(state.source_expression)
     editor.control_sliders["mouth_open"].slider.setValue(0.5)
     editor.control_sliders["brows"].slider.setValue(-1.0)
