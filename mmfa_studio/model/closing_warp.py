@@ -114,7 +114,7 @@ def similarity_misfit(source: Tensor, driving: Tensor) -> Tensor:
     """B: the largest distance (normalised units) of ``driving`` points (B×M×2) from the similarity (turn in the
     image plane, zoom, shift) of ``source`` (B×M×2) that fits them best."""
     # As complex numbers the best similarity is q ≈ c·p + t, with c = Σ conj(p̃)·q̃ / Σ |p̃|² over the centred
-    # points: a closed form (a 4×4 solve per render cost more than the rest of this module's checks).
+    # points: a closed form, no linear solve.
     p_mean, q_mean = source.mean(1, keepdim=True), driving.mean(1, keepdim=True)
     p, q = source - p_mean, driving - q_mean
     norm = p.pow(2).sum((1, 2)).clamp_min(1e-12)[:, None]
@@ -167,15 +167,15 @@ def _map_triangles(flow: Tensor, replaced: Tensor, vertices_d: Tensor, vertices_
     mark in ``replaced`` (H×W×1) the pixels it covers.
 
     Each pixel takes the affine map of the triangle drawn over it: the triangles are rasterised into a label
-    image on the host (OpenCV), then every pixel's map is one small product. (Testing every pixel against every
-    triangle took a third of a render.) Thin triangles are drawn first, so a lid closed to a line, whose strip
-    of triangles has next to no area, shows its neighbours' maps; an edge pixel drawn by either neighbour gets
-    nearly the same source point, since their maps agree along the edge."""
+    image on the host (OpenCV), then every pixel's map is one small product, rather than every pixel tested
+    against every triangle. Thin triangles are drawn first, so a lid closed to a line, whose strip of triangles
+    has next to no area, shows its neighbours' maps; an edge pixel drawn by either neighbour gets nearly the same
+    source point, since their maps agree along the edge."""
     corners = vertices_d[triangles].transpose(1, 2)  # T×2×3
     frame = torch.cat([corners, torch.ones_like(corners[:, :1])], dim=1)  # T×3×3, columns (x, y, 1)
     to_weights, info = torch.linalg.inv_ex(frame)  # (x, y, 1) → the triangle's barycentric weights
     area = (frame[:, 0, 1] - frame[:, 0, 0]) * (frame[:, 1, 2] - frame[:, 1, 0]) \
-        - (frame[:, 1, 1] - frame[:, 1, 0]) * (frame[:, 0, 2] - frame[:, 0, 0])
+        - (frame[:, 1, 1] - frame[:, 1, 0]) * (frame[:, 0, 2] - frame[:, 0, 0])  # signed, twice the area
     usable = (info == 0) & (area.abs() > 1e-12) & torch.isfinite(to_weights).flatten(1).all(1)
     to_source = vertices_s[triangles].transpose(1, 2) @ to_weights  # T×2×3: (x, y, 1) → source point
     host = vertices_d.detach().double().cpu().numpy()  # one read to the host
