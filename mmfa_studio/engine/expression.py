@@ -66,6 +66,7 @@ class ExpressionSpace:
         self._find_face = find_face
         self._read_expression = read_expression
         self._recent_faces: deque[tuple[Face, np.ndarray, np.ndarray, np.ndarray]] = deque(maxlen=4)  # see _read_face
+        self._last_following: tuple[tuple[np.ndarray, ...], OpeningTargets] | None = None  # see _following
 
     @property
     def latent_dim(self) -> int:
@@ -117,8 +118,7 @@ class ExpressionSpace:
         if ref is None or drv is None:
             return None
         start = np.asarray(source_code, dtype=np.float32) + drv[1] - ref[1]
-        openings = (None if source_anchors is None
-                    else OpeningTargets.following(source_anchors.face.layout, ref[0], drv[0]))
+        openings = None if source_anchors is None else self._following(source_anchors, ref[0], drv[0])
         with self._lock:
             return follow_change(self._anchor_vae, source_code, drv[0] - ref[0], start,
                                  openings).astype(np.float32)
@@ -133,8 +133,22 @@ class ExpressionSpace:
         ref, drv = self._read_face(reference), self._read_face(driving)
         if ref is None or drv is None or source_anchors is None:
             return None
-        wanted = OpeningTargets.following(source_anchors.face.layout, ref[0], drv[0]).wanted
+        wanted = self._following(source_anchors, ref[0], drv[0]).wanted
         return wanted[1:].astype(np.float64)  # OPENINGS: mouth, left eye, right eye
+
+    def _following(self, source_anchors: SourceAnchors, reference: np.ndarray, driving: np.ndarray
+                   ) -> OpeningTargets:
+        """:meth:`.anchors.OpeningTargets.following` for the source's layout and the reference and driving
+        layouts (:meth:`_read_face`'s); the last is remembered by identity, since reenactment asks for each
+        frame's twice (for the latent, :meth:`relative`, and for the lids, :meth:`following_eyes`)."""
+        layouts = (source_anchors.face.layout, reference, driving)
+        with self._lock:
+            last = self._last_following
+            if last is not None and all(a is b for a, b in zip(last[0], layouts)):
+                return last[1]
+            targets = OpeningTargets.following(*layouts)
+            self._last_following = (layouts, targets)
+            return targets
 
     def _read_face(self, face: Face) -> tuple[np.ndarray, np.ndarray] | None:
         """(canonical anchor layout N×3, its code Z) of a tracked face, or None (no mesh or no anchor VAE).

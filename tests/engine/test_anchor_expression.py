@@ -273,6 +273,7 @@ def test_reenactment_closes_the_sources_eyes_by_the_drivers_factor(anchor_engine
     """A driver whose lids close to half their opening asks the source's eyes for half of theirs, and
     reenactment renders with those openings (the driver's own reference frame asks for the source's own)."""
     from mmfa_studio.engine import Reenactor
+    from mmfa_studio.engine.anchors import OpeningTargets
     from mmfa_studio.face import Face, load_image
     from mmfa_studio.face.anchors import anchor_indices, anchor_measures, canonical_anchors, with_eye_openings
     from mmfa_studio.face.pose import canonical_face
@@ -292,6 +293,16 @@ def test_reenactment_closes_the_sources_eyes_by_the_drivers_factor(anchor_engine
     assert wanted is not None and np.allclose(wanted, 0.5 * own, rtol=0.03)
     assert np.allclose(anchor_engine.expressions.following_eyes(source.anchors, reference, reference), own, rtol=0.03)
     assert anchor_engine.expressions.following_eyes(None, reference, driving) is None
+    # a frame's targets are worked out once for the latent (relative) and the lids (following_eyes)
+    targets = OpeningTargets.following
+    computed = []
+    monkeypatch.setattr(OpeningTargets, "following",
+                        classmethod(lambda cls, *layouts: computed.append(1) or targets(*layouts)))
+    again = Face(np.zeros(4), blinking[:, :2], 1.0, landmarks_3d=blinking.copy())
+    anchor_engine.expressions.relative(source.expression, reference, again, source.anchors)
+    assert np.allclose(anchor_engine.expressions.following_eyes(source.anchors, reference, again), wanted)
+    assert len(computed) == 1
+    monkeypatch.undo()
 
     asked = []
     render = anchor_engine.render
