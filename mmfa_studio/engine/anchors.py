@@ -79,12 +79,12 @@ def follow_change(vae: AnchorExpressionVAE, source_code: np.ndarray, change: np.
     device = vae.scale.device
     as_tensor = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32), device=device)
     with torch.inference_mode():
-        own, _ = vae.decode_jacobian(as_tensor(source_code))
-        wanted = (own + as_tensor(change).flatten()) / vae.scale  # in the offsets' RMS
+        own = vae.decode(as_tensor(source_code)[None])[0]  # N×3
+        wanted = (own.flatten() + as_tensor(change).flatten()) / vae.scale  # in the offsets' RMS
         anchor = as_tensor(start)
         z = anchor.clone()
         eye = torch.eye(len(z), device=device)
-        opened = None if openings is None else openings.on(vae, as_tensor(source_code))
+        opened = None if openings is None else openings.on(vae, as_tensor(source_code), own)
         weight = None if openings is None else as_tensor(openings.weights)
         for _ in range(steps):
             decoded, jacobian = vae.decode_jacobian(z)  # (N·3,), (N·3)×Z
@@ -114,18 +114,25 @@ class OpeningTargets:
         """The openings that follow a driver (reference → driving layouts) on a source layout: the mouth and a
         widening eye by the driver's change of their ratio; a closing eye by the driver's factor, so that a
         driver's blink closes the source's eye however wide either is."""
-        src, ref, drv = (np.array([float(anchor_measures(a)[name]) for name in OPENINGS])
-                         for a in (source, reference, driving))
+        def openings(layout: np.ndarray) -> np.ndarray:
+            measures = anchor_measures(layout)
+            return np.array([float(measures[name]) for name in OPENINGS])
+
+        src, ref, drv = map(openings, (source, reference, driving))
         wanted = src + drv - ref
         closing = (drv[1:] < ref[1:]) & (ref[1:] > 0.05)  # widening stays a change: a squinting reference's
         wanted[1:] = np.where(closing, src[1:] * drv[1:] / np.maximum(ref[1:], 1e-6), wanted[1:])  # factor bulged
         return cls(source, np.maximum(wanted, 0.0))
 
-    def on(self, vae: AnchorExpressionVAE, source_code: torch.Tensor, step: float = 1e-2):
-        """A function z (Z,) → (the openings' miss (3,), their slope 3×Z) for a source of code ``source_code``;
-        the slope by finite differences over one batched decode (the measures' own Jacobian cost ~10 ms)."""
+    def on(self, vae: AnchorExpressionVAE, source_code: torch.Tensor, decoded: torch.Tensor | None = None,
+           step: float = 1e-2):
+        """A function z (Z,) → (the openings' miss (3,), their slope 3×Z) for a source of code ``source_code``
+        (``decoded``: its decoded offsets N×3, if the caller has them); the slope by finite differences over one
+        batched decode (the measures' own Jacobian cost ~10 ms)."""
         device = source_code.device
-        base = torch.as_tensor(self.layout, dtype=torch.float32, device=device) - vae.decode(source_code[None])[0]
+        if decoded is None:
+            decoded = vae.decode(source_code[None])[0]
+        base = torch.as_tensor(self.layout, dtype=torch.float32, device=device) - decoded
         wanted = torch.as_tensor(self.wanted, dtype=torch.float32, device=device)
         steps = torch.eye(len(source_code), device=device) * step
 

@@ -193,8 +193,9 @@ def with_eye_openings(layout: np.ndarray, wanted) -> np.ndarray:
     return scale_lids(layout, factors)
 
 
+@functools.lru_cache(maxsize=64)  # reenactment measures a dozen layouts a frame
 def _rows(indices: tuple[int, ...]) -> np.ndarray:
-    return np.searchsorted(anchor_indices(), np.asarray(indices))
+    return np.searchsorted(anchor_indices(), np.asarray(indices))  # shared by its callers: not to be written
 
 
 def anchor_measures(anchors) -> dict:

@@ -195,9 +195,10 @@ def _map_triangles(flow: Tensor, replaced: Tensor, vertices_d: Tensor, vertices_
     label = torch.from_numpy(labels).to(flow.device)
     xs = (torch.arange(x0, x1 + 1, device=flow.device, dtype=torch.float32) + 0.5) * 2 / w - 1
     ys = (torch.arange(y0, y1 + 1, device=flow.device, dtype=torch.float32) + 0.5) * 2 / h - 1
-    points = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], dim=-1)  # h'×w'×2 (x, y)
-    homogeneous = torch.cat([points, torch.ones_like(points[..., :1])], dim=-1)[..., None]  # h'×w'×3×1
-    values = (to_source[label.clamp_min(0)] @ homogeneous)[..., 0]  # h'×w'×2
+    # each pixel's map (its triangle's 2×3 matrix) applied as three products and a sum, not a matrix product per
+    # pixel
+    maps = to_source[label.clamp_min(0)]  # h'×w'×2×3
+    values = maps[..., 0] * xs[None, :, None] + maps[..., 1] * ys[:, None, None] + maps[..., 2]  # h'×w'×2
     inside = ((label >= 0) & torch.isfinite(values).all(-1))[..., None]
     window = flow[y0:y1 + 1, x0:x1 + 1]
     window.copy_(torch.where(inside, values, window))

@@ -105,7 +105,8 @@ def thin_plate_spline(control: Tensor, target: Tensor, grid: Tensor, regularisat
         def kernel(d2: Tensor) -> Tensor:
             if d2.requires_grad:  # xlogy's slope is −∞ at the control points themselves
                 return d2 * torch.log(d2.clamp_min(1e-12))
-            return d2.xlogy_(d2)  # in place (d2 is a temporary of the caller's); xlogy(0, 0) = 0
+            # log then multiply: xlogy_ cost 3× as much on the CPU (no vectorised kernel); 0·log(1e-30) ≈ 0
+            return torch.log(d2.clamp_min_(1e-30)).mul_(d2)  # d2: a temporary of the caller's
 
         affine_c = torch.cat([torch.ones_like(c[..., :1]), c], dim=-1)  # B×K×(n+1)
         system = torch.zeros(b, k + n + 1, k + n + 1, device=c.device)
@@ -124,12 +125,18 @@ def thin_plate_spline(control: Tensor, target: Tensor, grid: Tensor, regularisat
             weights = torch.cat([torch.linalg.solve_ex(system[i:i + 1], rhs[i:i + 1]).result for i in range(b)])
         else:
             weights = torch.linalg.solve_ex(system, rhs).result  # B×(K+n+1)×n
-        points = g.reshape(1, -1, n)
-        radial = kernel(squared_distances(c, points[0]))  # B×K×P
-        affine_p = torch.cat([torch.ones_like(points[..., :1]), points], dim=-1).expand(b, -1, -1)
-        # (wᵀ·U)ᵀ: the product over K with U as it is laid out (U·w on its transpose was 8× slower on the CPU)
-        mapped = (weights[:, :k].transpose(1, 2) @ radial).transpose(1, 2) + affine_p @ weights[:, k:]
+        points = g.reshape(-1, n)
+        radial_weights = weights[:, :k].transpose(1, 2)  # B×n×K
+        # wᵀ·U, the product over K with U as it is laid out (U·w on its transpose was 8× slower on the CPU), a
+        # chunk of the grid at a time: each chunk's B×K×chunk distances stay in the cache (4× faster on the CPU)
+        radial = torch.cat([radial_weights @ kernel(squared_distances(c, points[start:start + GRID_CHUNK]))
+                            for start in range(0, len(points), GRID_CHUNK)], dim=-1)  # B×n×P
+        affine_p = torch.cat([torch.ones_like(points[:, :1]), points], dim=-1)  # P×(n+1)
+        mapped = radial.transpose(1, 2) + affine_p @ weights[:, k:]
         return mapped.view((b,) + grid.shape)
+
+
+GRID_CHUNK = 1024  # grid points per pass of the spline's kernel
 
 
 def motion_proposals(grid: Tensor, kp_source: Tensor, kp_driving: Tensor, jacobian: Tensor, tps: bool,
@@ -209,9 +216,13 @@ class DenseMotion2D(nn.Module):
             small.repeat_interleave(p, dim=0), motions.flatten(0, 1), align_corners=False, padding_mode="border"
         ).view(b, p * 3, s, s)
         h = self.hourglass(torch.cat([heat, deformed], dim=1))
-        masks = self.mask(h).float().softmax(dim=1)
+        # The mask and occlusion heads as one convolution: the occlusion's one channel alone cost half as much as
+        # the masks' P on the CPU.
+        heads = F.conv2d(h, torch.cat([self.mask.weight, self.occlusion.weight]),
+                         torch.cat([self.mask.bias, self.occlusion.bias]), padding=self.mask.padding).float()
+        masks = heads[:, :p].softmax(dim=1)
         flow = (masks.unsqueeze(-1) * motions).sum(dim=1)  # B×S×S×2
-        occlusion = torch.sigmoid(self.occlusion(h).float())
+        occlusion = torch.sigmoid(heads[:, p:])
         if anchors is None or self.cfg.anchor_flow <= 0:
             return DenseMotion(flow=flow, occlusion=occlusion, masks=masks)
         # Near the anchors (in the driving frame, where the backward flow is sampled) the spline through them is

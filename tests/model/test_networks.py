@@ -5,7 +5,13 @@ import torch
 
 from mmfa_studio.model import MMFA, MultiScaleDiscriminator, TargetMotion
 from mmfa_studio.model.blocks import make_coordinate_grid
-from mmfa_studio.model.dense_motion import add_tps_proposal, sparse_motions, squared_distances, thin_plate_spline
+from mmfa_studio.model.dense_motion import (
+    GRID_CHUNK,
+    add_tps_proposal,
+    sparse_motions,
+    squared_distances,
+    thin_plate_spline,
+)
 
 
 def config_at(tiny_config, variant, size):
@@ -86,6 +92,21 @@ def test_thin_plate_spline_passes_through_its_points_and_keeps_affine_maps(n):
     mapped = thin_plate_spline(control, control @ affine.T + 0.1, grid)
     assert torch.allclose(mapped, grid @ affine.T + 0.1, atol=1e-4)
     assert torch.allclose(thin_plate_spline(control, control, grid), grid.expand(2, *grid.shape), atol=1e-5)
+
+
+def test_thin_plate_spline_over_a_grid_of_several_chunks_is_the_spline_at_each_point():
+    """The grid is evaluated a chunk at a time: every chunk, the last one short, must get the same map as its
+    points alone."""
+    torch.manual_seed(0)
+    control = torch.rand(2, 40, 2) * 1.6 - 0.8
+    target = control + 0.05 * torch.randn_like(control)
+    grid = make_coordinate_grid((45, 47), torch.zeros(1))
+    assert GRID_CHUNK < 45 * 47 and (45 * 47) % GRID_CHUNK
+    with torch.inference_mode():
+        whole = thin_plate_spline(control, target, grid)
+        rows = torch.stack([thin_plate_spline(control, target, row) for row in grid], dim=1)  # < a chunk each
+    assert whole.shape == (2, 45, 47, 2)
+    assert torch.allclose(whole, rows, atol=1e-5)
 
 
 def test_thin_plate_spline_is_the_r2_log_r2_interpolant_and_survives_collinear_points():
