@@ -142,5 +142,6 @@ def _reenactor(engine, source, args: argparse.Namespace, fps: float):
     """The one place live builds its Reenactor (its constructor is about to take a settings object)."""
     from mmfa_studio.engine import Reenactor
 
+    # The render at the photo's resolution only where it is shown: pasted back (the crop goes out as it is).
     return Reenactor(engine, source, smoothing=args.smoothing or None, paste_back=args.paste_back, fps=fps,
-                     follow_position=not args.hold_position)
+                     follow_position=not args.hold_position, detail=args.paste_back)

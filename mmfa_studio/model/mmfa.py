@@ -205,8 +205,9 @@ class MMFA(nn.Module):
         mapped by the anchors' mesh (``closing_warp``): B×H×H×2."""
         size = self.cfg.image_size
         with full_precision(image_flow):
+            # contiguous before resampling, as in generator.warp_image
             flow = F.interpolate(image_flow.float().permute(0, 3, 1, 2).contiguous(), size=(size, size),
-                                 mode="bilinear", align_corners=False).permute(0, 2, 3, 1)  # (contiguous: see warp_image)
+                                 mode="bilinear", align_corners=False).permute(0, 2, 3, 1)
             b = flow.shape[0]
             return closing_flow(flow, anchors.source.float().expand(b, -1, -1),
                                 anchors.driving.float().expand(b, -1, -1), anchors.closing)

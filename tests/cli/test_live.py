@@ -106,3 +106,15 @@ def test_live_is_listed_in_the_help(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "live" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("paste_back", [False, True])
+def test_live_renders_the_face_at_the_photos_resolution_only_to_paste_it_back(paste_back):
+    """Without --paste-back the model's crop goes to the camera: the detail render would be thrown away."""
+    import argparse
+
+    from mmfa_studio.cli import live
+
+    args = argparse.Namespace(smoothing=0.5, paste_back=paste_back, hold_position=False)
+    with live._reenactor(None, None, args, fps=30.0) as reenactor:
+        assert reenactor.settings.detail is paste_back and reenactor.settings.paste_back is paste_back
