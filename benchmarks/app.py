@@ -91,7 +91,9 @@ def webcam_loop(window, clip: Path, frames: int, pump: Callable[[], None],
     start = time.perf_counter()
     samples: list[tuple[int, float]] = []
     target = done_start + frames
-    next_report = done_start + max(frames // 5, 1)
+    step = max(frames // 10, 1)
+    samples.append((0, rss_start))
+    next_report = done_start + step
     latencies: list[tuple[int, float]] = []
     while window.worker.steps_done < target:
         pump()
@@ -100,7 +102,7 @@ def webcam_loop(window, clip: Path, frames: int, pump: Callable[[], None],
             latencies.append((frame.seq, frame.latency_ms))
         if window.worker.steps_done >= next_report:
             samples.append((window.worker.steps_done - done_start, rss_mb()))
-            next_report += max(frames // 5, 1)
+            next_report += step
         if not window.webcam_active:
             raise RuntimeError("the webcam loop stopped")
     elapsed = time.perf_counter() - start
@@ -111,18 +113,23 @@ def webcam_loop(window, clip: Path, frames: int, pump: Callable[[], None],
     wait(lambda: not window.webcam_active)
     lat = sorted(v for _, v in latencies)
     growth = rss_end - rss_start
+    # The trend, a least-squares line through every sample: the resident set wanders by several MB as the
+    # allocator reuses and returns memory, so its end minus its start, scaled up tenfold, is mostly that noise.
+    trend = statistics.linear_regression([n for n, _ in samples], [m for _, m in samples]).slope * 10000
     say(f"   {rendered / elapsed:.1f} fps rendered, {shown / elapsed:.1f} fps shown, over {rendered} frames "
         f"({elapsed:.0f} s); per-frame worker latency median {statistics.median(lat):.0f} ms  [target ≥ 10 fps]")
     say(f"   RSS {rss_start:.0f} → {rss_end:.0f} MB: {growth:+.1f} MB over {rendered} frames "
-        f"({growth / max(rendered, 1) * 10000:+.1f} MB per 10 000 frames extrapolated)  [target < 50 MB / 10 000]")
+        f"({growth / max(rendered, 1) * 10000:+.1f} MB per 10 000 frames extrapolated); trend through "
+        f"{len(samples)} samples {trend:+.1f} MB per 10 000  [target < 50 MB / 10 000]")
     say("   RSS along the way: " + ", ".join(f"{n}: {m:.0f} MB" for n, m in samples))
-    if len(samples) >= 2:
-        (n0, m0), (n1, m1) = samples[0], samples[-1]
+    if len(samples) >= 3:  # after the first sample past the start
+        (n0, m0), (n1, m1) = samples[1], samples[-1]
         say(f"   after the first {n0} measured frames: {m1 - m0:+.1f} MB over {n1 - n0} frames "
             f"({(m1 - m0) / max(n1 - n0, 1) * 10000:+.1f} MB per 10 000 extrapolated)")
     return {"webcam_fps_rendered": rendered / elapsed, "webcam_fps_shown": shown / elapsed, "webcam_frames": rendered,
             "webcam_latency_ms_median": statistics.median(lat), "rss_mb_start": rss_start, "rss_mb_end": rss_end,
             "rss_growth_mb": growth, "rss_growth_mb_per_10000_frames": growth / max(rendered, 1) * 10000,
+            "rss_trend_mb_per_10000_frames": trend,
             "rss_mb_along_the_way": samples}
 
 
