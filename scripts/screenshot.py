@@ -37,6 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strength", type=float, default=0.3, help="its strength (0 = the source's own)")
     parser.add_argument("--size", default="1280x860")
     args = parser.parse_args(argv)
+    controls: dict[str, float] = {}
+    for item in args.control or ["mouth_open=0.6", "brows=0.8"]:
+        name, _, value = item.partition("=")
+        try:
+            controls[name] = float(value)
+        except ValueError:
+            parser.error(f"--control {item!r} must be NAME=NUMBER, e.g. mouth_open=0.8")
 
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
@@ -75,12 +82,11 @@ def main(argv: list[str] | None = None) -> int:
         window.timeline_panel.sync_settings()
         window.timeline_panel.set_time(0.0)
         window.add_keyframe()
-        controls = dict(item.split("=", 1) for item in (args.control or ["mouth_open=0.6", "brows=0.8"]))
         if window.editor.control_sliders:
             for name, value in controls.items():
                 if name not in window.editor.control_sliders:
                     raise SystemExit(f"error: the model has no control {name!r}")
-                window.editor.control_sliders[name].slider.setValue(float(value))
+                window.editor.control_sliders[name].slider.setValue(value)
         else:
             window.random_expression(args.seed)
             window.editor.sliders["expression_strength"].slider.setValue(args.strength)

@@ -234,9 +234,9 @@ class LandmarkExpression:
         return (self._weights @ movement) * self._to_units
 
 
-def _smoother_settings(smoothing: float) -> tuple[float, float]:
+def _min_cutoff(smoothing: float) -> float:
     """smoothing ∈ (0, 1] → One-Euro min cut-off (Hz): 0.5 → 1 Hz, 1 → 0.1 Hz; lighter below 0.5."""
-    return 10.0 ** (1.0 - 2.0 * smoothing), 0.0
+    return 10.0 ** (1.0 - 2.0 * smoothing)
 
 
 # Each group of a driver's motion is smoothed on its own, with a One-Euro speed coefficient (beta, in the group's
@@ -256,7 +256,7 @@ SMOOTHING_GROUPS: dict[str, tuple[float, float]] = {
 
 def motion_smoothers(smoothing: float) -> dict[str, OneEuroSmoother]:
     """One smoother per :data:`SMOOTHING_GROUPS` group for a ``smoothing`` strength in (0, 1]."""
-    cutoff, _ = _smoother_settings(smoothing)
+    cutoff = _min_cutoff(smoothing)
     return {name: OneEuroSmoother(cutoff, beta=beta, d_cutoff=speed_cutoff)
             for name, (beta, speed_cutoff) in SMOOTHING_GROUPS.items()}
 
